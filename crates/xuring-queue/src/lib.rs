@@ -1,0 +1,2 @@
+//! Intrusive, allocation-free lists (under construction).
+#![no_std]

@@ -1,0 +1,290 @@
+//! Typed views of the submission and completion rings.
+//!
+//! # Safety
+//!
+//! This module dereferences pointers into the ring mappings. They were bounds-checked against
+//! their [`Mmap`](crate::mmap::Mmap) when the view was built, and the view never outlives the
+//! mapping (both are owned by [`RawRing`](crate::RawRing), which drops the views' users first).
+//!
+//! Memory ordering follows the kernel's contract (`io_uring.h`, `io_uring/io_uring.c`):
+//! - the index the kernel writes (SQ head, CQ tail) is read with `Acquire`, so the entries it
+//!   covers (consumed SQEs, posted CQEs) are visible once the index is;
+//! - the index we write (SQ tail, CQ head) is stored with `Release`, so our SQE writes happen
+//!   before the kernel sees the new tail, and our CQE reads happen before it may reuse slots.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use crate::abi::{io_uring_cqe, io_uring_sqe};
+use crate::mmap::Mmap;
+use crate::{CqRingFlags, SqRingFlags};
+
+/// The ring is full: no SQE slot is free until the kernel consumes some.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SqFull;
+
+impl core::fmt::Display for SqFull {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("submission queue is full")
+    }
+}
+
+impl std::error::Error for SqFull {}
+
+/// The submission ring: where SQEs go before `io_uring_enter`.
+#[derive(Debug)]
+pub struct SubmissionQueue {
+    head: NonNull<AtomicU32>,
+    tail: NonNull<AtomicU32>,
+    flags: NonNull<AtomicU32>,
+    dropped: NonNull<AtomicU32>,
+    sqes: NonNull<io_uring_sqe>,
+    mask: u32,
+    entries: u32,
+    /// Our copy of the tail, ahead of the shared one until [`publish`](Self::publish).
+    local_tail: u32,
+}
+
+/// The completion ring: where the kernel posts CQEs.
+#[derive(Debug)]
+pub struct CompletionQueue {
+    head: NonNull<AtomicU32>,
+    tail: NonNull<AtomicU32>,
+    overflow: NonNull<AtomicU32>,
+    flags: Option<NonNull<AtomicU32>>,
+    cqes: NonNull<io_uring_cqe>,
+    mask: u32,
+    entries: u32,
+}
+
+/// Where each field of a ring sits, read from `io_uring_params`.
+pub(crate) struct RingLayout<'a> {
+    pub(crate) sq_ring: &'a Mmap,
+    pub(crate) cq_ring: &'a Mmap,
+    pub(crate) sqes: &'a Mmap,
+    pub(crate) params: &'a crate::abi::io_uring_params,
+}
+
+/// A field of a ring that the params place outside its mapping.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BadOffset(pub(crate) &'static str);
+
+impl SubmissionQueue {
+    /// Builds the view and fills the index array with the identity mapping, so that ring
+    /// slot `i` always submits SQE `i` and the array never needs touching again.
+    pub(crate) fn new(layout: &RingLayout<'_>) -> Result<SubmissionQueue, BadOffset> {
+        let off = &layout.params.sq_off;
+        let map = layout.sq_ring;
+        let field = |offset: u32, name| map.at::<AtomicU32>(offset, 1).ok_or(BadOffset(name));
+        let head = field(off.head, "sq head")?;
+        let tail = field(off.tail, "sq tail")?;
+        let mask_ptr = field(off.ring_mask, "sq mask")?;
+        let entries_ptr = field(off.ring_entries, "sq entries")?;
+        let flags = field(off.flags, "sq flags")?;
+        let dropped = field(off.dropped, "sq dropped")?;
+        // SAFETY: `mask_ptr` and `entries_ptr` point inside the live SQ mapping (checked by
+        // `at`) at fields the kernel initialised before `io_uring_setup` returned.
+        let mask = unsafe { mask_ptr.as_ref() }.load(Ordering::Relaxed);
+        // SAFETY: as above.
+        let entries = unsafe { entries_ptr.as_ref() }.load(Ordering::Relaxed);
+        if entries == 0 || !entries.is_power_of_two() || mask != entries - 1 {
+            return Err(BadOffset("sq entries/mask"));
+        }
+        let array = map
+            .at::<AtomicU32>(off.array, entries as usize)
+            .ok_or(BadOffset("sq array"))?;
+        let sqes = layout
+            .sqes
+            .at::<io_uring_sqe>(0, entries as usize)
+            .ok_or(BadOffset("sqes"))?;
+        for i in 0..entries {
+            // SAFETY: `array` holds `entries` u32 slots inside the mapping (checked above);
+            // the kernel reads them only for published entries, and none is published yet.
+            let slot = unsafe { array.add(i as usize).as_ref() };
+            slot.store(i, Ordering::Relaxed);
+        }
+        // SAFETY: `tail` points at the live SQ tail; only we write it.
+        let local_tail = unsafe { tail.as_ref() }.load(Ordering::Relaxed);
+        Ok(SubmissionQueue {
+            head,
+            tail,
+            flags,
+            dropped,
+            sqes,
+            mask,
+            entries,
+            local_tail,
+        })
+    }
+
+    /// The number of SQE slots.
+    #[inline]
+    pub fn capacity(&self) -> u32 {
+        self.entries
+    }
+
+    #[inline]
+    fn head(&self) -> u32 {
+        // SAFETY: `head` points into the live SQ mapping; the kernel writes it, so it is read
+        // atomically, with Acquire to pair with the kernel's release after consuming SQEs.
+        unsafe { self.head.as_ref() }.load(Ordering::Acquire)
+    }
+
+    /// SQEs pushed but not yet consumed by the kernel (published or not).
+    #[inline]
+    pub fn pending(&self) -> u32 {
+        self.local_tail.wrapping_sub(self.head())
+    }
+
+    /// Free slots.
+    #[inline]
+    pub fn space(&self) -> u32 {
+        self.entries - self.pending()
+    }
+
+    /// Copies `sqe` into the next free slot. It reaches the kernel after
+    /// [`publish`](Self::publish) and `io_uring_enter`.
+    ///
+    /// # Safety
+    ///
+    /// Every address in `sqe` (buffers, iovecs, timespecs, socket addresses, paths, ...) must
+    /// stay valid for the access the opcode makes, and must not be freed, moved or reused,
+    /// until the completion carrying `sqe.user_data` has been reaped from this ring (or the
+    /// ring is gone and all its requests finished). The kernel may read or write it at any time
+    /// in between, from another thread.
+    #[inline]
+    pub unsafe fn push(&mut self, sqe: &io_uring_sqe) -> Result<(), SqFull> {
+        if self.pending() >= self.entries {
+            return Err(SqFull);
+        }
+        let index = (self.local_tail & self.mask) as usize;
+        // SAFETY: `index < entries`, so the slot is inside the SQE array. The slot is free:
+        // it lies beyond the head the kernel has consumed up to and is not yet published, so
+        // the kernel does not read it concurrently.
+        unsafe { self.sqes.add(index).write(*sqe) };
+        self.local_tail = self.local_tail.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Makes the pushed SQEs visible to the kernel.
+    #[inline]
+    pub fn publish(&mut self) {
+        // SAFETY: `tail` points into the live SQ mapping and only we write it. Release orders
+        // the SQE writes before the kernel's Acquire load of the tail.
+        unsafe { self.tail.as_ref() }.store(self.local_tail, Ordering::Release);
+    }
+
+    /// The kernel's SQ ring flags.
+    #[inline]
+    pub fn flags(&self) -> SqRingFlags {
+        // SAFETY: `flags` points into the live SQ mapping; the kernel writes it atomically.
+        SqRingFlags::from_bits_retain(unsafe { self.flags.as_ref() }.load(Ordering::Acquire))
+    }
+
+    /// Invalid SQEs the kernel skipped.
+    pub fn dropped(&self) -> u32 {
+        // SAFETY: `dropped` points into the live SQ mapping; the kernel writes it atomically.
+        unsafe { self.dropped.as_ref() }.load(Ordering::Relaxed)
+    }
+}
+
+impl CompletionQueue {
+    pub(crate) fn new(layout: &RingLayout<'_>) -> Result<CompletionQueue, BadOffset> {
+        let off = &layout.params.cq_off;
+        let map = layout.cq_ring;
+        let field = |offset: u32, name| map.at::<AtomicU32>(offset, 1).ok_or(BadOffset(name));
+        let head = field(off.head, "cq head")?;
+        let tail = field(off.tail, "cq tail")?;
+        let mask_ptr = field(off.ring_mask, "cq mask")?;
+        let entries_ptr = field(off.ring_entries, "cq entries")?;
+        let overflow = field(off.overflow, "cq overflow")?;
+        // `flags` is 0 on kernels before 5.8, which have no CQ flags word.
+        let flags = if off.flags == 0 {
+            None
+        } else {
+            Some(field(off.flags, "cq flags")?)
+        };
+        // SAFETY: the pointers are inside the live CQ mapping (checked by `at`) at fields the
+        // kernel initialised before `io_uring_setup` returned.
+        let mask = unsafe { mask_ptr.as_ref() }.load(Ordering::Relaxed);
+        // SAFETY: as above.
+        let entries = unsafe { entries_ptr.as_ref() }.load(Ordering::Relaxed);
+        if entries == 0 || !entries.is_power_of_two() || mask != entries - 1 {
+            return Err(BadOffset("cq entries/mask"));
+        }
+        let cqes = map
+            .at::<io_uring_cqe>(off.cqes, entries as usize)
+            .ok_or(BadOffset("cqes"))?;
+        Ok(CompletionQueue {
+            head,
+            tail,
+            overflow,
+            flags,
+            cqes,
+            mask,
+            entries,
+        })
+    }
+
+    /// The number of CQE slots.
+    #[inline]
+    pub fn capacity(&self) -> u32 {
+        self.entries
+    }
+
+    /// Completions waiting to be reaped.
+    #[inline]
+    pub fn ready(&self) -> u32 {
+        // SAFETY: `tail` (kernel-written, Acquire) and `head` (ours) point into the live
+        // CQ mapping.
+        let tail = unsafe { self.tail.as_ref() }.load(Ordering::Acquire);
+        // SAFETY: as above.
+        let head = unsafe { self.head.as_ref() }.load(Ordering::Relaxed);
+        tail.wrapping_sub(head)
+    }
+
+    /// Copies out every ready completion, oldest first, then frees their slots.
+    ///
+    /// Returns how many were reaped. The tail is read once, so completions posted while `f`
+    /// runs are left for the next call.
+    #[inline]
+    pub fn reap(&mut self, mut f: impl FnMut(io_uring_cqe)) -> u32 {
+        // SAFETY: `tail` points into the live CQ mapping; Acquire pairs with the kernel's
+        // release store after it wrote the CQEs below the tail.
+        let tail = unsafe { self.tail.as_ref() }.load(Ordering::Acquire);
+        // SAFETY: `head` points into the live CQ mapping and only we write it.
+        let mut head = unsafe { self.head.as_ref() }.load(Ordering::Relaxed);
+        let count = tail.wrapping_sub(head);
+        debug_assert!(count <= self.entries, "CQ tail ran ahead of head by more than its size");
+        while head != tail {
+            let index = (head & self.mask) as usize;
+            // SAFETY: `index < entries`, inside the CQE array; the slot lies below the tail
+            // just acquired and at or above our head, so the kernel has finished writing it
+            // and will not reuse it until we publish a head past it.
+            let cqe = unsafe { self.cqes.add(index).read() };
+            head = head.wrapping_add(1);
+            // Free the slot before running `f`, so a panicking `f` loses nothing it was not
+            // already given. Release orders the read above before the kernel may reuse it.
+            // SAFETY: `head` points into the live CQ mapping and only we write it.
+            unsafe { self.head.as_ref() }.store(head, Ordering::Release);
+            f(cqe);
+        }
+        count
+    }
+
+    /// Completions the kernel dropped because the ring was full (only without
+    /// `FEAT_NODROP`).
+    pub fn overflow(&self) -> u32 {
+        // SAFETY: `overflow` points into the live CQ mapping; the kernel writes it atomically.
+        unsafe { self.overflow.as_ref() }.load(Ordering::Relaxed)
+    }
+
+    /// The CQ ring flags (empty on kernels without them).
+    pub fn flags(&self) -> CqRingFlags {
+        match self.flags {
+            // SAFETY: `flags` points into the live CQ mapping.
+            Some(ptr) => CqRingFlags::from_bits_retain(unsafe { ptr.as_ref() }.load(Ordering::Relaxed)),
+            None => CqRingFlags::empty(),
+        }
+    }
+}

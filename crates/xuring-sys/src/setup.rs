@@ -1,0 +1,414 @@
+//! Creating a ring: setup-flag trial with fallback, the mappings, the probe, and errors that
+//! say what to do.
+
+use std::fmt;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::abi::{io_uring_params, IORING_OFF_CQ_RING, IORING_OFF_SQES, IORING_OFF_SQ_RING};
+use crate::mmap::Mmap;
+use crate::queue::{CompletionQueue, RingLayout, SubmissionQueue};
+use crate::{syscall, Errno, FeatureFlags, Features, KernelLevel, Opcode, SetupFlags};
+
+/// The most SQ entries a kernel accepts (`IORING_MAX_ENTRIES`).
+pub const MAX_ENTRIES: u32 = 32768;
+
+/// How to create a ring.
+#[derive(Clone, Copy, Debug)]
+pub struct SetupOptions {
+    /// SQ entries (rounded up to a power of two by the kernel), `1..=32768`.
+    pub entries: u32,
+    /// CQ entries; the kernel's default is twice the SQ entries.
+    pub cq_entries: Option<u32>,
+    /// Flags to use where the kernel accepts them: on `EINVAL` the newest is dropped and
+    /// setup retried.
+    pub wanted: SetupFlags,
+    /// Flags setup must not go without.
+    pub required: SetupFlags,
+    /// Share the io-wq of this ring (`SETUP_ATTACH_WQ`); dropped when the kernel refuses.
+    pub attach_wq: Option<RawFd>,
+    /// Clamp the result to this kernel level.
+    pub level: KernelLevel,
+}
+
+impl SetupOptions {
+    /// The setup flags xuring asks for by default: the ones that make a single-threaded
+    /// callback loop cheaper (5.18 to 6.1).
+    pub const DEFAULT_WANTED: SetupFlags = SetupFlags::SUBMIT_ALL
+        .union(SetupFlags::COOP_TASKRUN)
+        .union(SetupFlags::SINGLE_ISSUER)
+        .union(SetupFlags::DEFER_TASKRUN);
+
+    /// `entries` SQ entries with the default wanted flags at `level`.
+    pub fn new(entries: u32, level: KernelLevel) -> SetupOptions {
+        SetupOptions {
+            entries,
+            cq_entries: None,
+            wanted: Self::DEFAULT_WANTED,
+            required: SetupFlags::empty(),
+            attach_wq: None,
+            level,
+        }
+    }
+}
+
+/// Why a ring could not be created. Each variant's message names the likely cause and what to
+/// do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// `ENOSYS`: the kernel has no io_uring, or a seccomp filter hides it.
+    NotSupported,
+    /// `EPERM`: io_uring is forbidden for this process.
+    PermissionDenied {
+        /// The value of `kernel.io_uring_disabled`, where the sysctl exists.
+        io_uring_disabled: Option<u32>,
+    },
+    /// `ENOMEM` with the memlock limit too low, even after raising the soft limit.
+    MemlockLimit {
+        /// `RLIMIT_MEMLOCK` soft limit, in bytes.
+        soft_bytes: u64,
+        /// `RLIMIT_MEMLOCK` hard limit, in bytes.
+        hard_bytes: u64,
+        /// About how much the ring needs, in bytes.
+        needed_bytes: u64,
+    },
+    /// The kernel refused the parameters even without optional flags.
+    InvalidArgument {
+        /// SQ entries asked for.
+        entries: u32,
+        /// The flags of the last attempt.
+        flags: SetupFlags,
+    },
+    /// The kernel lacks something xuring cannot do without (it is older than 5.6).
+    KernelTooOld {
+        /// What is missing.
+        missing: &'static str,
+    },
+    /// The kernel's ring layout does not match the ABI xuring was built for.
+    BadLayout {
+        /// The field that is out of place.
+        field: &'static str,
+    },
+    /// Any other failure of a syscall during setup.
+    Os {
+        /// The call that failed.
+        call: &'static str,
+        /// Its error.
+        errno: Errno,
+    },
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotSupported => f.write_str(
+                "io_uring_setup failed with ENOSYS: this kernel was built without io_uring, or a \
+                 seccomp filter (e.g. a container runtime's default profile) blocks it; run on \
+                 Linux 5.6 or newer with CONFIG_IO_URING, or allow io_uring_setup, \
+                 io_uring_enter and io_uring_register in the seccomp profile",
+            ),
+            Self::PermissionDenied {
+                io_uring_disabled: Some(2),
+            } => f.write_str(
+                "io_uring_setup failed with EPERM: kernel.io_uring_disabled is 2, so io_uring \
+                 is disabled for every process; set `sysctl kernel.io_uring_disabled=0`",
+            ),
+            Self::PermissionDenied {
+                io_uring_disabled: Some(1),
+            } => f.write_str(
+                "io_uring_setup failed with EPERM: kernel.io_uring_disabled is 1, so only \
+                 processes with CAP_SYS_ADMIN or in the group kernel.io_uring_group may create \
+                 rings; add this user to that group or set `sysctl kernel.io_uring_disabled=0`",
+            ),
+            Self::PermissionDenied { .. } => f.write_str(
+                "io_uring_setup failed with EPERM: a seccomp filter or security module forbids \
+                 io_uring for this process; allow io_uring_setup, io_uring_enter and \
+                 io_uring_register in its policy",
+            ),
+            Self::MemlockLimit {
+                soft_bytes,
+                hard_bytes,
+                needed_bytes,
+            } => write!(
+                f,
+                "io_uring_setup failed with ENOMEM: RLIMIT_MEMLOCK (soft {soft_bytes} B, hard \
+                 {hard_bytes} B) is too low for a ring needing about {needed_bytes} B; raise it \
+                 (`ulimit -l`, LimitMEMLOCK= in systemd, memlock in limits.conf) or use fewer \
+                 entries"
+            ),
+            Self::InvalidArgument { entries, flags } => write!(
+                f,
+                "io_uring_setup rejected {entries} entries with flags {flags:?} (EINVAL); use \
+                 1..={MAX_ENTRIES} entries"
+            ),
+            Self::KernelTooOld { missing } => write!(
+                f,
+                "this kernel's io_uring lacks {missing}; xuring needs Linux 5.6 or newer"
+            ),
+            Self::BadLayout { field } => write!(
+                f,
+                "the kernel placed the ring's {field} outside its mapping; this kernel's \
+                 io_uring ABI differs from the one xuring was built for"
+            ),
+            Self::Os { call, errno } => write!(f, "{call} failed during ring setup: {errno}"),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+/// Maps the errno of `io_uring_setup` to the error that explains it.
+pub fn classify_setup_errno(errno: Errno) -> SetupError {
+    match errno {
+        Errno::ENOSYS => SetupError::NotSupported,
+        Errno::EPERM => SetupError::PermissionDenied {
+            io_uring_disabled: read_io_uring_disabled(),
+        },
+        errno => SetupError::Os {
+            call: "io_uring_setup",
+            errno,
+        },
+    }
+}
+
+/// `kernel.io_uring_disabled` (6.6+), if the sysctl exists.
+fn read_io_uring_disabled() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The ring mappings: one for both rings with `FEAT_SINGLE_MMAP`, two without.
+#[derive(Debug)]
+enum RingMaps {
+    Single(Mmap),
+    Split { sq: Mmap, cq: Mmap },
+}
+
+/// A live io_uring instance: its fd, mappings, queue views and probed features.
+///
+/// This is the sys layer's whole view of a ring: it knows nothing of tasks or callbacks.
+/// Dropping it unmaps the rings and closes the fd, but **does not stop requests in flight**:
+/// the kernel keeps running them and writing into their buffers. Whoever submitted them must
+/// cancel and reap them first (`xuring-core` does).
+#[derive(Debug)]
+pub struct RawRing {
+    sq: SubmissionQueue,
+    cq: CompletionQueue,
+    features: Features,
+    params: io_uring_params,
+    // The views above point into these mappings; fields drop in declaration order, so the
+    // views are gone before the memory is unmapped.
+    _sqes: Mmap,
+    _maps: RingMaps,
+    fd: OwnedFd,
+}
+
+impl RawRing {
+    /// Creates a ring: tries the wanted setup flags, dropping the newest on `EINVAL`; on
+    /// `ENOMEM` raises the `RLIMIT_MEMLOCK` soft limit to the hard limit and retries once.
+    pub fn new(options: &SetupOptions) -> Result<RawRing, SetupError> {
+        let mut required = options.required | SetupFlags::CLAMP;
+        if options.cq_entries.is_some() {
+            required |= SetupFlags::CQSIZE;
+        }
+        let mut optional = options.wanted.clamp(options.level) - required;
+        let mut attach = options
+            .attach_wq
+            .filter(|_| SetupFlags::ATTACH_WQ.clamp(options.level) == SetupFlags::ATTACH_WQ);
+        let mut raised_memlock = false;
+        loop {
+            let mut flags = required | optional;
+            let mut params = io_uring_params::default();
+            if let Some(cq) = options.cq_entries {
+                params.cq_entries = cq;
+            }
+            if let Some(wq) = attach {
+                flags |= SetupFlags::ATTACH_WQ;
+                params.wq_fd = wq as u32;
+            }
+            params.flags = flags.bits();
+            match syscall::io_uring_setup(options.entries, &mut params) {
+                Ok(fd) => return Self::from_fd(fd, params, options.level),
+                Err(Errno::EINVAL) if !optional.is_empty() => {
+                    optional.remove(newest(optional));
+                }
+                Err(Errno::EINVAL) if attach.is_some() => {
+                    // The other ring may have exited or be of another process: go without
+                    // sharing rather than fail.
+                    attach = None;
+                }
+                Err(Errno::EINVAL) => {
+                    return Err(SetupError::InvalidArgument {
+                        entries: options.entries,
+                        flags,
+                    });
+                }
+                Err(Errno::ENOMEM) if !raised_memlock => {
+                    raised_memlock = true;
+                    if !raise_memlock_soft_limit() {
+                        return Err(memlock_error(options));
+                    }
+                }
+                Err(Errno::ENOMEM) => return Err(memlock_error(options)),
+                Err(errno) => return Err(classify_setup_errno(errno)),
+            }
+        }
+    }
+
+    fn from_fd(
+        fd: OwnedFd,
+        params: io_uring_params,
+        level: KernelLevel,
+    ) -> Result<RawRing, SetupError> {
+        let raw = fd.as_raw_fd();
+        let kernel_features = FeatureFlags::from_bits_retain(params.features);
+        let sq_len = params.sq_off.array as usize + params.sq_entries as usize * 4;
+        let cq_len = params.cq_off.cqes as usize
+            + params.cq_entries as usize * size_of::<crate::abi::io_uring_cqe>();
+        let os = |call| move |errno| SetupError::Os { call, errno };
+        let maps = if kernel_features.contains(FeatureFlags::SINGLE_MMAP) {
+            RingMaps::Single(
+                Mmap::map(raw, IORING_OFF_SQ_RING, sq_len.max(cq_len)).map_err(os("mmap rings"))?,
+            )
+        } else {
+            RingMaps::Split {
+                sq: Mmap::map(raw, IORING_OFF_SQ_RING, sq_len).map_err(os("mmap sq ring"))?,
+                cq: Mmap::map(raw, IORING_OFF_CQ_RING, cq_len).map_err(os("mmap cq ring"))?,
+            }
+        };
+        let sqes_len = params.sq_entries as usize * size_of::<crate::abi::io_uring_sqe>();
+        let sqes = Mmap::map(raw, IORING_OFF_SQES, sqes_len).map_err(os("mmap sqes"))?;
+        let (sq_ring, cq_ring) = match &maps {
+            RingMaps::Single(m) => (m, m),
+            RingMaps::Split { sq, cq } => (sq, cq),
+        };
+        let layout = RingLayout {
+            sq_ring,
+            cq_ring,
+            sqes: &sqes,
+            params: &params,
+        };
+        let bad = |e: crate::queue::BadOffset| SetupError::BadLayout { field: e.0 };
+        let sq = SubmissionQueue::new(&layout).map_err(bad)?;
+        let cq = CompletionQueue::new(&layout).map_err(bad)?;
+        let ops = match syscall::probe_opcodes(raw) {
+            Ok(ops) => ops,
+            Err(Errno::EINVAL) => {
+                return Err(SetupError::KernelTooOld {
+                    missing: "IORING_REGISTER_PROBE (5.6)",
+                });
+            }
+            Err(errno) => {
+                return Err(SetupError::Os {
+                    call: "io_uring_register(PROBE)",
+                    errno,
+                });
+            }
+        };
+        if !ops.contains(Opcode::Read) || !ops.contains(Opcode::Openat) {
+            return Err(SetupError::KernelTooOld {
+                missing: "IORING_OP_READ and IORING_OP_OPENAT (5.6)",
+            });
+        }
+        let setup = SetupFlags::from_bits_retain(params.flags);
+        let features = Features::from_probe(kernel_features, ops, setup, level);
+        Ok(RawRing {
+            sq,
+            cq,
+            features,
+            params,
+            _sqes: sqes,
+            _maps: maps,
+            fd,
+        })
+    }
+
+    /// The ring's file descriptor.
+    #[inline]
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// What this ring can do, clamped to the level it was created at.
+    #[inline]
+    pub fn features(&self) -> &Features {
+        &self.features
+    }
+
+    /// The parameters the kernel returned.
+    pub fn params(&self) -> &io_uring_params {
+        &self.params
+    }
+
+    /// The submission ring.
+    #[inline]
+    pub fn sq(&mut self) -> &mut SubmissionQueue {
+        &mut self.sq
+    }
+
+    /// The completion ring.
+    #[inline]
+    pub fn cq(&mut self) -> &mut CompletionQueue {
+        &mut self.cq
+    }
+
+    /// Both rings at once.
+    #[inline]
+    pub fn queues(&mut self) -> (&mut SubmissionQueue, &mut CompletionQueue) {
+        (&mut self.sq, &mut self.cq)
+    }
+}
+
+/// The newest flag in `flags` (highest kernel version, then highest bit).
+fn newest(flags: SetupFlags) -> SetupFlags {
+    SetupFlags::TABLE
+        .iter()
+        .filter(|info| flags.contains(info.flag))
+        .max_by_key(|info| (info.since, info.flag.bits()))
+        .map_or(SetupFlags::empty(), |info| info.flag)
+}
+
+fn memlock_limits() -> (u64, u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // `getrlimit` only fails for an invalid resource; on failure the zeros report "unknown".
+    let _ = syscall::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit);
+    (limit.rlim_cur, limit.rlim_max)
+}
+
+/// Raises the soft memlock limit to the hard limit; false if it already was there.
+fn raise_memlock_soft_limit() -> bool {
+    let (soft, hard) = memlock_limits();
+    if soft >= hard {
+        return false;
+    }
+    let limit = libc::rlimit {
+        rlim_cur: hard,
+        rlim_max: hard,
+    };
+    syscall::setrlimit(libc::RLIMIT_MEMLOCK, &limit).is_ok()
+}
+
+fn memlock_error(options: &SetupOptions) -> SetupError {
+    let (soft_bytes, hard_bytes) = memlock_limits();
+    SetupError::MemlockLimit {
+        soft_bytes,
+        hard_bytes,
+        needed_bytes: ring_bytes_estimate(options.entries, options.cq_entries),
+    }
+}
+
+/// About how many bytes of locked memory a ring of this size takes: the SQE array, the SQ
+/// index array, the CQE array and a page of ring headers each, rounded up to pages.
+pub fn ring_bytes_estimate(entries: u32, cq_entries: Option<u32>) -> u64 {
+    let sq = u64::from(entries.clamp(1, MAX_ENTRIES).next_power_of_two());
+    let cq = u64::from(cq_entries.unwrap_or(0)).max(sq * 2);
+    let page = 4096;
+    let round = |bytes: u64| bytes.div_ceil(page) * page;
+    round(sq * 64) + round(page + sq * 4) + round(page + cq * 16)
+}

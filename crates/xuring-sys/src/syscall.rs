@@ -1,0 +1,186 @@
+//! The three io_uring syscalls, as thin typed wrappers.
+//!
+//! # Safety
+//!
+//! This module is one of the three places in `xuring-sys` that contain `unsafe` code (with
+//! `mmap` and `queue`). Each function here passes the kernel pointers to memory that is valid
+//! for the whole call; the kernel keeps none of them after returning except in
+//! [`register`], whose contract makes that the caller's duty. `io_uring_enter` consumes SQEs
+//! whose memory obligations were accepted by whoever pushed them
+//! ([`SubmissionQueue::push`](crate::SubmissionQueue::push) is `unsafe` for that reason).
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use crate::abi::{
+    __kernel_timespec, io_uring_getevents_arg, io_uring_params, io_uring_probe, io_uring_probe_op,
+    register, IO_URING_OP_SUPPORTED,
+};
+use crate::{EnterFlags, Errno, OpSet, Opcode};
+
+/// Converts a raw syscall return into a result.
+fn check(ret: libc::c_long) -> Result<u32, Errno> {
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret as u32)
+    }
+}
+
+/// `io_uring_setup(2)`: creates a ring and returns its file descriptor.
+///
+/// The kernel reads the input fields of `params` and fills in the output fields.
+pub fn io_uring_setup(entries: u32, params: &mut io_uring_params) -> Result<OwnedFd, Errno> {
+    let params: *mut io_uring_params = params;
+    // SAFETY: `params` comes from a live `&mut io_uring_params`, valid for reads and writes
+    // of the struct's full size for the duration of the call; the kernel keeps no reference.
+    let ret = unsafe { libc::syscall(libc::SYS_io_uring_setup, entries, params) };
+    let fd = check(ret)? as RawFd;
+    // SAFETY: the kernel just returned `fd` as a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `io_uring_enter(2)`: submits `to_submit` SQEs and waits for `min_complete` completions
+/// (with `EnterFlags::GETEVENTS`).
+///
+/// With `timeout`, the wait ends after that long even with fewer completions (`ETIME`); this
+/// needs `FEAT_EXT_ARG` (5.11), and `EnterFlags::EXT_ARG` is added here. Returns the number of
+/// SQEs consumed.
+pub fn io_uring_enter(
+    fd: RawFd,
+    to_submit: u32,
+    min_complete: u32,
+    flags: EnterFlags,
+    timeout: Option<&__kernel_timespec>,
+) -> Result<u32, Errno> {
+    let ret = match timeout {
+        None => {
+            // SAFETY: no pointer argument: the signal mask pointer is null and its size 0.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_io_uring_enter,
+                    fd,
+                    to_submit,
+                    min_complete,
+                    flags.bits(),
+                    core::ptr::null::<libc::sigset_t>(),
+                    0usize,
+                )
+            }
+        }
+        Some(ts) => {
+            let arg = io_uring_getevents_arg {
+                sigmask: 0,
+                sigmask_sz: 0,
+                pad: 0,
+                ts: core::ptr::from_ref(ts) as u64,
+            };
+            let arg_ptr: *const io_uring_getevents_arg = &arg;
+            // SAFETY: `arg` and the timespec it points to are live for the whole call, and the
+            // size passed is the size of `arg`; the kernel only reads them during the call.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_io_uring_enter,
+                    fd,
+                    to_submit,
+                    min_complete,
+                    (flags | EnterFlags::EXT_ARG).bits(),
+                    arg_ptr,
+                    size_of::<io_uring_getevents_arg>(),
+                )
+            }
+        }
+    };
+    check(ret)
+}
+
+/// `io_uring_register(2)` with a raw argument.
+///
+/// # Safety
+///
+/// `arg` must point to memory laid out as `opcode` requires, `nr_args` entries long, valid for
+/// the whole call. For opcodes that register memory with the kernel (`REGISTER_BUFFERS`), that
+/// memory must stay valid, and must not be freed or reused for anything else, until it is
+/// unregistered or every ring that registered it is closed and its requests have completed.
+pub unsafe fn register(
+    fd: RawFd,
+    opcode: u32,
+    arg: *const libc::c_void,
+    nr_args: u32,
+) -> Result<u32, Errno> {
+    // SAFETY: the caller guarantees `arg` matches `opcode` and `nr_args` and stays valid as
+    // long as the kernel may use it.
+    let ret = unsafe { libc::syscall(libc::SYS_io_uring_register, fd, opcode, arg, nr_args) };
+    check(ret)
+}
+
+/// The opcodes this kernel supports (`IORING_REGISTER_PROBE`, 5.6).
+pub fn probe_opcodes(fd: RawFd) -> Result<OpSet, Errno> {
+    const SLOTS: usize = 256;
+    #[repr(C)]
+    struct ProbeBuffer {
+        header: io_uring_probe,
+        ops: [io_uring_probe_op; SLOTS],
+    }
+    let mut buffer = ProbeBuffer {
+        header: io_uring_probe::default(),
+        ops: [io_uring_probe_op::default(); SLOTS],
+    };
+    let ptr: *mut ProbeBuffer = &mut buffer;
+    // SAFETY: `buffer` is a zeroed probe header followed by `SLOTS` entries, as
+    // `REGISTER_PROBE` requires; it is live for the call and the kernel keeps no reference.
+    unsafe { register(fd, register::IORING_REGISTER_PROBE, ptr.cast(), SLOTS as u32)? };
+    let filled = usize::from(buffer.header.ops_len).min(SLOTS);
+    let mut set = OpSet::EMPTY;
+    for entry in &buffer.ops[..filled] {
+        if entry.flags & IO_URING_OP_SUPPORTED != 0
+            && let Some(op) = Opcode::from_u8(entry.op)
+        {
+            set.insert(op);
+        }
+    }
+    Ok(set)
+}
+
+/// Registers an eventfd that the kernel signals on each completion.
+pub fn register_eventfd(fd: RawFd, eventfd: RawFd) -> Result<(), Errno> {
+    let ptr: *const RawFd = &eventfd;
+    // SAFETY: `REGISTER_EVENTFD` reads one `i32` from `ptr` during the call; the kernel takes
+    // its own reference to the eventfd's file, not to this memory.
+    unsafe { register(fd, register::IORING_REGISTER_EVENTFD, ptr.cast(), 1)? };
+    Ok(())
+}
+
+/// Creates an eventfd (`eventfd(2)` with `EFD_CLOEXEC`).
+pub fn eventfd(nonblocking: bool) -> Result<OwnedFd, Errno> {
+    let mut flags = libc::EFD_CLOEXEC;
+    if nonblocking {
+        flags |= libc::EFD_NONBLOCK;
+    }
+    // SAFETY: `eventfd` takes no pointers.
+    let fd = unsafe { libc::eventfd(0, flags) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `getrlimit(2)`.
+pub fn getrlimit(resource: libc::__rlimit_resource_t, limit: &mut libc::rlimit) -> Result<(), Errno> {
+    let ptr: *mut libc::rlimit = limit;
+    // SAFETY: `ptr` comes from a live `&mut rlimit`, valid for writes during the call.
+    if unsafe { libc::getrlimit(resource, ptr) } != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// `setrlimit(2)`.
+pub fn setrlimit(resource: libc::__rlimit_resource_t, limit: &libc::rlimit) -> Result<(), Errno> {
+    let ptr: *const libc::rlimit = limit;
+    // SAFETY: `ptr` comes from a live `&rlimit`, valid for reads during the call.
+    if unsafe { libc::setrlimit(resource, ptr) } != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
