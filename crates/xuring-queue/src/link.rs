@@ -24,8 +24,13 @@
 
 use core::cell::Cell;
 use core::fmt;
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// Marker field of the lists: makes them `!Send` and `!Sync` (they hold raw node pointers)
+/// without tying any auto trait to `Tag`.
+pub(crate) type ListMarker<T, Tag> = PhantomData<(*const T, fn() -> Tag)>;
 
 /// `Link::owner` of a node that is on no list.
 pub(crate) const UNLINKED: usize = 0;

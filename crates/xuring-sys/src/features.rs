@@ -1,7 +1,7 @@
 //! `Features`: what a ring on this kernel can do, from probes, optionally masked down to an
 //! older kernel's level.
 
-use crate::{FeatureFlags, KernelLevel, OpSet, Opcode, SetupFlags};
+use crate::{CancelFlags, FeatureFlags, KernelLevel, OpSet, Opcode, SetupFlags};
 
 /// What a ring can do: the kernel's feature bits, the opcodes it implements and the setup
 /// flags the ring was created with, all clamped to [`level`](Self::level).
@@ -16,6 +16,8 @@ pub struct Features {
     pub ops: OpSet,
     /// The setup flags the ring was created with.
     pub setup: SetupFlags,
+    /// The `ASYNC_CANCEL` flags the kernel accepts (probed at setup).
+    pub cancel: CancelFlags,
     /// The level everything above was clamped to.
     pub level: KernelLevel,
 }
@@ -26,12 +28,14 @@ impl Features {
         flags: FeatureFlags,
         ops: OpSet,
         setup: SetupFlags,
+        cancel: CancelFlags,
         level: KernelLevel,
     ) -> Features {
         Features {
             flags: flags.clamp(level),
             ops: ops.clamp(level),
             setup: setup.clamp(level),
+            cancel: cancel.clamp(level),
             level,
         }
     }
@@ -42,6 +46,7 @@ impl Features {
             flags: FeatureFlags::all(),
             ops: OpSet::all(),
             setup: SetupFlags::empty(),
+            cancel: CancelFlags::all(),
             level: KernelLevel::Native,
         }
     }
@@ -67,6 +72,6 @@ impl Features {
     /// These features reduced further to `level` (never raised).
     pub fn clamp(self, level: KernelLevel) -> Features {
         let level = self.level.min(level);
-        Features::from_probe(self.flags, self.ops, self.setup, level)
+        Features::from_probe(self.flags, self.ops, self.setup, self.cancel, level)
     }
 }

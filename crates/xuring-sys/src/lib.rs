@@ -38,8 +38,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! `unsafe` is denied crate-wide except in the modules `syscall`, `mmap` and `queue`, each of
-//! which opens with a `# Safety` preamble.
+//! `unsafe` is denied crate-wide except in the modules `syscall`, `mmap`, `queue` and `setup`,
+//! each of which opens with a `# Safety` preamble.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -54,6 +54,7 @@ mod mmap;
 mod opcode;
 #[allow(unsafe_code)]
 mod queue;
+#[allow(unsafe_code)]
 mod setup;
 #[allow(unsafe_code)]
 pub mod syscall;

@@ -1,13 +1,22 @@
 //! Creating a ring: setup-flag trial with fallback, the mappings, the probe, and errors that
 //! say what to do.
+//!
+//! # Safety
+//!
+//! The one `unsafe` operation here pushes the cancel-flags probe SQE, which names no memory.
 
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use crate::abi::{io_uring_params, IORING_OFF_CQ_RING, IORING_OFF_SQES, IORING_OFF_SQ_RING};
+use crate::abi::{
+    io_uring_params, io_uring_sqe, IORING_OFF_CQ_RING, IORING_OFF_SQES, IORING_OFF_SQ_RING,
+};
 use crate::mmap::Mmap;
 use crate::queue::{CompletionQueue, RingLayout, SubmissionQueue};
-use crate::{syscall, Errno, FeatureFlags, Features, KernelLevel, Opcode, SetupFlags};
+use crate::{
+    syscall, CancelFlags, EnterFlags, Errno, FeatureFlags, Features, KernelLevel, Opcode,
+    SetupFlags,
+};
 
 /// The most SQ entries a kernel accepts (`IORING_MAX_ENTRIES`).
 pub const MAX_ENTRIES: u32 = 32768;
@@ -28,6 +37,9 @@ pub struct SetupOptions {
     pub attach_wq: Option<RawFd>,
     /// Clamp the result to this kernel level.
     pub level: KernelLevel,
+    /// Map the SQ and CQ rings separately even where `FEAT_SINGLE_MMAP` allows one mapping,
+    /// as kernels before 5.4 require. Only useful to test that path.
+    pub split_mmap: bool,
 }
 
 impl SetupOptions {
@@ -47,6 +59,7 @@ impl SetupOptions {
             required: SetupFlags::empty(),
             attach_wq: None,
             level,
+            split_mmap: false,
         }
     }
 }
@@ -231,7 +244,7 @@ impl RawRing {
             }
             params.flags = flags.bits();
             match syscall::io_uring_setup(options.entries, &mut params) {
-                Ok(fd) => return Self::from_fd(fd, params, options.level),
+                Ok(fd) => return Self::from_fd(fd, params, options),
                 Err(Errno::EINVAL) if !optional.is_empty() => {
                     optional.remove(newest(optional));
                 }
@@ -261,15 +274,16 @@ impl RawRing {
     fn from_fd(
         fd: OwnedFd,
         params: io_uring_params,
-        level: KernelLevel,
+        options: &SetupOptions,
     ) -> Result<RawRing, SetupError> {
+        let level = options.level;
         let raw = fd.as_raw_fd();
         let kernel_features = FeatureFlags::from_bits_retain(params.features);
         let sq_len = params.sq_off.array as usize + params.sq_entries as usize * 4;
         let cq_len = params.cq_off.cqes as usize
             + params.cq_entries as usize * size_of::<crate::abi::io_uring_cqe>();
         let os = |call| move |errno| SetupError::Os { call, errno };
-        let maps = if kernel_features.contains(FeatureFlags::SINGLE_MMAP) {
+        let maps = if kernel_features.contains(FeatureFlags::SINGLE_MMAP) && !options.split_mmap {
             RingMaps::Single(
                 Mmap::map(raw, IORING_OFF_SQ_RING, sq_len.max(cq_len)).map_err(os("mmap rings"))?,
             )
@@ -314,15 +328,62 @@ impl RawRing {
             });
         }
         let setup = SetupFlags::from_bits_retain(params.flags);
-        let features = Features::from_probe(kernel_features, ops, setup, level);
-        Ok(RawRing {
+        let mut ring = RawRing {
             sq,
             cq,
-            features,
+            features: Features::from_probe(
+                kernel_features,
+                ops,
+                setup,
+                CancelFlags::empty(),
+                level,
+            ),
             params,
             _sqes: sqes,
             _maps: maps,
             fd,
+        };
+        let cancel = ring.probe_cancel_flags()?;
+        ring.features = Features::from_probe(kernel_features, ops, setup, cancel, level);
+        Ok(ring)
+    }
+
+    /// Which `ASYNC_CANCEL` flags the kernel accepts. The opcode probe cannot tell, so this
+    /// submits one cancel with `ALL | ANY` on the new, empty ring: kernels without the flags
+    /// (before 5.19) fail it with `EINVAL`; others report 0 or `ENOENT` (nothing to cancel).
+    fn probe_cancel_flags(&mut self) -> Result<CancelFlags, SetupError> {
+        let sqe = io_uring_sqe {
+            opcode: Opcode::AsyncCancel as u8,
+            op_flags: (CancelFlags::ALL | CancelFlags::ANY).bits(),
+            user_data: u64::MAX,
+            ..io_uring_sqe::ZEROED
+        };
+        // SAFETY: a cancel names no memory (`addr` is unused with ANY).
+        if unsafe { self.sq.push(&sqe) }.is_err() {
+            return Ok(CancelFlags::empty());
+        }
+        self.sq.publish();
+        let os = |errno| SetupError::Os {
+            call: "io_uring_enter(cancel probe)",
+            errno,
+        };
+        loop {
+            match syscall::io_uring_enter(self.fd(), 1, 1, EnterFlags::GETEVENTS, None) {
+                Ok(_) => break,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(os(e)),
+            }
+        }
+        let mut res = None;
+        self.cq.reap(|cqe| {
+            if cqe.user_data == u64::MAX {
+                res = Some(cqe.res);
+            }
+        });
+        Ok(match res {
+            Some(r) if r == -libc::EINVAL => CancelFlags::empty(),
+            Some(_) => CancelFlags::ALL | CancelFlags::ANY | CancelFlags::FD,
+            None => CancelFlags::empty(),
         })
     }
 
@@ -338,6 +399,11 @@ impl RawRing {
         &self.features
     }
 
+    /// Whether the SQ and CQ rings share one mapping.
+    pub fn single_mmap(&self) -> bool {
+        matches!(self._maps, RingMaps::Single(_))
+    }
+
     /// The parameters the kernel returned.
     pub fn params(&self) -> &io_uring_params {
         &self.params
@@ -347,6 +413,12 @@ impl RawRing {
     #[inline]
     pub fn sq(&mut self) -> &mut SubmissionQueue {
         &mut self.sq
+    }
+
+    /// The submission ring, for reading its state.
+    #[inline]
+    pub fn sq_ref(&self) -> &SubmissionQueue {
+        &self.sq
     }
 
     /// The completion ring.

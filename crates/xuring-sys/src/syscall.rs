@@ -184,3 +184,48 @@ pub fn setrlimit(resource: libc::__rlimit_resource_t, limit: &libc::rlimit) -> R
     }
     Ok(())
 }
+
+/// The current `CLOCK_MONOTONIC` time (the clock of absolute io_uring timeouts).
+pub fn monotonic_now() -> Result<crate::abi::__kernel_timespec, Errno> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let ptr: *mut libc::timespec = &mut ts;
+    // SAFETY: `ptr` comes from a live `&mut timespec`, valid for writes during the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, ptr) } != 0 {
+        return Err(Errno::last());
+    }
+    Ok(crate::abi::__kernel_timespec {
+        tv_sec: ts.tv_sec,
+        tv_nsec: ts.tv_nsec,
+    })
+}
+
+/// The id of the calling process (`getpid(2)`).
+pub fn getpid() -> i32 {
+    // SAFETY: `getpid` takes no arguments and cannot fail.
+    unsafe { libc::getpid() }
+}
+
+static FORK_GENERATION: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static ATFORK: std::sync::Once = std::sync::Once::new();
+
+extern "C" fn bump_fork_generation() {
+    FORK_GENERATION.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// A counter that increases in the child after each `fork(2)` of this process.
+///
+/// A ring remembers the value when it is created; a different value later means it is being
+/// used in a forked child, where it must not cancel or reap the parent's requests. The first
+/// call installs a `pthread_atfork` child handler (which only bumps an atomic counter, an
+/// async-signal-safe operation).
+pub fn fork_generation() -> u64 {
+    ATFORK.call_once(|| {
+        // SAFETY: the handler is an `extern "C"` function that lives for the whole program and
+        // only performs an atomic add; registering it has no other effect.
+        unsafe { libc::pthread_atfork(None, None, Some(bump_fork_generation)) };
+    });
+    FORK_GENERATION.load(core::sync::atomic::Ordering::Relaxed)
+}

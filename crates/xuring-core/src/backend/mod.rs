@@ -1,0 +1,87 @@
+//! The `Backend` trait: what a [`Ring`](crate::Ring) needs from whatever executes its
+//! operations.
+//!
+//! The real one is [`Uring`] (io_uring on the running kernel); `xuring-mock` provides one that
+//! needs no kernel. A backend receives operations as pointers to the [`Op`] stored in each
+//! task, with the task's `user_data`; it completes each one exactly once by handing a
+//! [`Completion`] with that `user_data` to [`Backend::reap`]'s sink. Everything else (task
+//! lifecycle, retries of `EINTR`/`EBUSY`, cancellation, callbacks) is the ring's.
+
+use core::ptr::NonNull;
+
+use xuring_sys::{Errno, Features, SqFull};
+
+use crate::{BufferPool, Op, Timespec};
+
+pub mod uring;
+
+pub use uring::Uring;
+
+/// One completion: the `user_data` of the submission and its result (`>= 0` success,
+/// `-errno` failure), as in an io_uring CQE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The `user_data` given to [`Backend::push`].
+    pub user_data: u64,
+    /// The result.
+    pub res: i32,
+    /// CQE flags.
+    pub flags: u32,
+}
+
+/// Something that executes operations for a ring.
+pub trait Backend: Sized {
+    /// What this backend can do. The ring checks it before using an opcode or flag.
+    fn features(&self) -> &Features;
+
+    /// How many more operations [`push`](Self::push) accepts before the next
+    /// [`enter`](Self::enter).
+    fn space(&self) -> u32;
+
+    /// Operations pushed but not yet consumed by the executor.
+    fn unsubmitted(&self) -> u32;
+
+    /// Queues `op` for execution under `user_data`.
+    ///
+    /// # Safety
+    ///
+    /// `op` must point to a live `Op` that stays at this address, unchanged and not accessed
+    /// by the caller, until this backend has delivered a completion for `user_data` through
+    /// [`reap`](Self::reap) (or the backend has been dropped after every completion was
+    /// delivered). The memory the op names (its buffer) must stay valid as long.
+    unsafe fn push(&mut self, op: NonNull<Op>, user_data: u64) -> Result<(), SqFull>;
+
+    /// Submits what was pushed and waits until at least `min_complete` completions are
+    /// available, or `timeout` has passed (`ETIME`). `timeout` is given only when
+    /// [`Features`] has `FEAT_EXT_ARG`. `EINTR`, `EAGAIN` and `EBUSY` are returned as they
+    /// are; the ring retries them.
+    fn enter(&mut self, min_complete: u32, timeout: Option<Timespec>) -> Result<(), Errno>;
+
+    /// Hands every available completion to `sink`, oldest first.
+    fn reap(&mut self, sink: impl FnMut(Completion));
+
+    /// The current time on the clock absolute timers use (`CLOCK_MONOTONIC`; the mock's is
+    /// virtual).
+    fn now(&self) -> Timespec {
+        Timespec::now()
+    }
+
+    /// Whether the executor holds completions that did not fit its queue (they arrive after
+    /// the next `enter`).
+    fn overflowed(&self) -> bool {
+        false
+    }
+
+    /// Whether this process is a `fork` of the one that created the backend: then it must
+    /// neither submit nor cancel anything.
+    fn forked(&self) -> bool {
+        false
+    }
+
+    /// Registers the pool's buffers as fixed buffers, if the backend has such a thing.
+    /// Returns whether they are registered.
+    fn register_buffers(&mut self, pool: &BufferPool) -> Result<bool, Errno> {
+        let _ = pool;
+        Ok(false)
+    }
+}

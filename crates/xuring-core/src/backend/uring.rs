@@ -1,0 +1,233 @@
+//! `Uring`: the backend that runs operations on the kernel's io_uring.
+//!
+//! # Safety
+//!
+//! This module turns [`Op`]s into SQEs that carry raw addresses into the op (timespecs) and
+//! into the buffers it owns. [`Backend::push`]'s contract keeps all of them valid until the
+//! completion is reaped, which is exactly how long the kernel may use them. Registering the
+//! buffer pool hands the kernel its memory for the ring's whole life; the backend keeps a
+//! clone of the pool, so that memory is freed only after the ring's file descriptor is closed.
+
+use core::ptr::NonNull;
+
+use xuring_sys::abi::{io_uring_sqe, register};
+use xuring_sys::syscall::{self, io_uring_enter};
+use xuring_sys::{
+    CancelFlags, EnterFlags, Errno, Features, Opcode, RawRing, SetupError, SetupFlags,
+    SetupOptions, SqFull, SqRingFlags, TimeoutFlags,
+};
+
+use super::{Backend, Completion};
+use crate::op::CancelVia;
+use crate::{BufferPool, Op, Timespec};
+
+/// The io_uring backend.
+#[derive(Debug)]
+pub struct Uring {
+    ring: RawRing,
+    /// Fixed buffers, when registered. Kept until drop: the kernel holds the memory.
+    pool: Option<BufferPool>,
+    fork_generation: u64,
+}
+
+impl Uring {
+    /// Creates a ring with these options.
+    pub fn new(options: &SetupOptions) -> Result<Uring, SetupError> {
+        // Read the fork generation first so that a fork during setup is noticed.
+        let fork_generation = syscall::fork_generation();
+        let ring = RawRing::new(options)?;
+        Ok(Uring {
+            ring,
+            pool: None,
+            fork_generation,
+        })
+    }
+
+    /// The ring's file descriptor (for `msg_ring` targets and `ATTACH_WQ`).
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.ring.fd()
+    }
+
+    /// The sys-layer ring.
+    pub fn raw(&self) -> &RawRing {
+        &self.ring
+    }
+}
+
+/// Builds the SQE for `op`. One exhaustive `match`: a new op does not compile until it is
+/// prepared here.
+///
+/// # Safety
+///
+/// `op` must be valid for reads and writes (a read's buffer pointer is derived from it).
+unsafe fn prep(op: NonNull<Op>, user_data: u64, fixed: Option<&BufferPool>) -> io_uring_sqe {
+    let mut sqe = io_uring_sqe {
+        user_data,
+        ..io_uring_sqe::ZEROED
+    };
+    // SAFETY: the caller passes a valid, exclusively owned op.
+    let op = unsafe { &mut *op.as_ptr() };
+    match op {
+        Op::Idle | Op::CancelAllJoin { .. } => {
+            debug_assert!(false, "{op:?} is never submitted");
+            sqe.opcode = Opcode::Nop as u8;
+        }
+        Op::Noop => sqe.opcode = Opcode::Nop as u8,
+        Op::Timer { ts, absolute } => {
+            sqe.opcode = Opcode::Timeout as u8;
+            sqe.addr = core::ptr::from_mut(ts) as u64;
+            sqe.len = 1;
+            // off = 0: no completion count, a pure timer.
+            if *absolute {
+                sqe.op_flags = TimeoutFlags::ABS.bits();
+            }
+        }
+        Op::Wake { ts } => {
+            sqe.opcode = Opcode::Timeout as u8;
+            sqe.addr = core::ptr::from_mut(ts) as u64;
+            sqe.len = 1;
+            sqe.op_flags = TimeoutFlags::ABS.bits();
+        }
+        Op::Read { fd, buf, offset } => {
+            let index = fixed.and_then(|pool| buf.pool_index(pool));
+            sqe.opcode = if index.is_some() {
+                Opcode::ReadFixed
+            } else {
+                Opcode::Read
+            } as u8;
+            sqe.fd = *fd;
+            sqe.len = buf.len().min(u32::MAX as usize) as u32;
+            // A read-only buffer is refused before it gets here.
+            sqe.addr = buf.as_mut_ptr().unwrap_or(core::ptr::null_mut()) as u64;
+            sqe.off = offset.to_raw();
+            sqe.buf_index = index.unwrap_or(0);
+        }
+        Op::Write { fd, buf, offset } => {
+            let index = fixed.and_then(|pool| buf.pool_index(pool));
+            sqe.opcode = if index.is_some() {
+                Opcode::WriteFixed
+            } else {
+                Opcode::Write
+            } as u8;
+            sqe.fd = *fd;
+            sqe.len = buf.len().min(u32::MAX as usize) as u32;
+            sqe.addr = buf.as_ptr() as u64;
+            sqe.off = offset.to_raw();
+            sqe.buf_index = index.unwrap_or(0);
+        }
+        Op::Cancel { target, via } => {
+            sqe.opcode = match via {
+                CancelVia::TimeoutRemove => Opcode::TimeoutRemove,
+                CancelVia::AsyncCancel => Opcode::AsyncCancel,
+            } as u8;
+            sqe.addr = target.to_u64();
+        }
+        Op::CancelAny { .. } => {
+            sqe.opcode = Opcode::AsyncCancel as u8;
+            sqe.op_flags = (CancelFlags::ALL | CancelFlags::ANY).bits();
+        }
+    }
+    sqe
+}
+
+impl Backend for Uring {
+    #[inline]
+    fn features(&self) -> &Features {
+        self.ring.features()
+    }
+
+    #[inline]
+    fn space(&self) -> u32 {
+        // `space` reads the kernel's head; a shared borrow suffices.
+        let sq: &xuring_sys::SubmissionQueue = self.ring_sq();
+        sq.space()
+    }
+
+    #[inline]
+    fn unsubmitted(&self) -> u32 {
+        self.ring_sq().pending()
+    }
+
+    #[inline]
+    unsafe fn push(&mut self, op: NonNull<Op>, user_data: u64) -> Result<(), SqFull> {
+        // SAFETY: the caller guarantees `op` is valid and exclusively ours until completion.
+        let sqe = unsafe { prep(op, user_data, self.pool.as_ref()) };
+        // SAFETY: every address in `sqe` points into `*op` or the buffer it owns, which the
+        // caller keeps valid until the completion for `user_data` is reaped.
+        unsafe { self.ring.sq().push(&sqe) }
+    }
+
+    fn enter(&mut self, min_complete: u32, timeout: Option<Timespec>) -> Result<(), Errno> {
+        let sq = self.ring.sq();
+        sq.publish();
+        let to_submit = sq.pending();
+        let ts = timeout.map(Timespec::to_kernel);
+        io_uring_enter(
+            self.ring.fd(),
+            to_submit,
+            min_complete,
+            EnterFlags::GETEVENTS,
+            ts.as_ref(),
+        )
+        .map(|_| ())
+    }
+
+    #[inline]
+    fn reap(&mut self, mut sink: impl FnMut(Completion)) {
+        self.ring.cq().reap(|cqe| {
+            sink(Completion {
+                user_data: cqe.user_data,
+                res: cqe.res,
+                flags: cqe.flags,
+            })
+        });
+    }
+
+    fn overflowed(&self) -> bool {
+        self.ring_sq().flags().contains(SqRingFlags::CQ_OVERFLOW)
+    }
+
+    fn forked(&self) -> bool {
+        syscall::fork_generation() != self.fork_generation
+    }
+
+    fn register_buffers(&mut self, pool: &BufferPool) -> Result<bool, Errno> {
+        let iovecs: Vec<libc::iovec> = pool
+            .iovecs()
+            .map(|(base, len)| libc::iovec {
+                iov_base: base.cast(),
+                iov_len: len,
+            })
+            .collect();
+        // SAFETY: `iovecs` describes the pool's allocation, which stays valid and is not
+        // reused for anything else until the ring's fd is closed: `self.pool` keeps it alive
+        // and is dropped with this backend, after `RawRing` closes the fd.
+        let registered = unsafe {
+            syscall::register(
+                self.ring.fd(),
+                register::IORING_REGISTER_BUFFERS,
+                iovecs.as_ptr().cast(),
+                iovecs.len() as u32,
+            )
+        };
+        match registered {
+            Ok(_) => {
+                pool.set_registered(true);
+                self.pool = Some(pool.clone());
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Uring {
+    fn ring_sq(&self) -> &xuring_sys::SubmissionQueue {
+        self.ring.sq_ref()
+    }
+
+    /// Whether the ring was created with `flag`.
+    pub fn has_setup(&self, flag: SetupFlags) -> bool {
+        self.ring.features().has_setup(flag)
+    }
+}

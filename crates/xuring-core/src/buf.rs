@@ -1,0 +1,447 @@
+//! Owned I/O buffers: what the kernel may read or write travels with the task and comes
+//! back in the completion.
+//!
+//! # Safety
+//!
+//! This module holds the `unsafe` code of the buffer pool: one allocation carved into
+//! fixed-size buffers, each handed out as a [`PoolBuf`] that is the only way to reach its
+//! bytes. The allocation is reference-counted by the pool and by every outstanding
+//! [`PoolBuf`], so it outlives every buffer and every task holding one; it is freed when the
+//! last of them is gone, and a ring that registered it with the kernel holds a reference until
+//! its file descriptor is closed.
+
+use core::cell::{Cell, RefCell};
+use core::ptr::NonNull;
+use std::alloc::Layout;
+use std::rc::Rc;
+
+/// A buffer for an operation: owned, so it can never be freed while the kernel uses it.
+///
+/// Build one from a `Vec<u8>`, a `Box<[u8]>`, a [`PoolBuf`] or (for writes only) a
+/// `&'static [u8]`. The kernel reads (write ops) or writes (read ops) the first
+/// [`len`](IoBuf::len) bytes; the length never changes, and the completion tells how many bytes
+/// were transferred. Take the buffer back with [`Task::take_buf`](crate::Task::take_buf) in the
+/// callback to reuse it without allocating.
+#[derive(Debug)]
+pub struct IoBuf(Repr);
+
+#[derive(Debug)]
+enum Repr {
+    Vec(Vec<u8>),
+    Boxed(Box<[u8]>),
+    Static(&'static [u8]),
+    Pool(PoolBuf),
+    Raw { ptr: NonNull<u8>, len: usize },
+}
+
+impl IoBuf {
+    /// A buffer the caller keeps ownership of.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid for reads, and for writes if the buffer is given to a read
+    /// operation, of `len` bytes for as long as this `IoBuf` exists, and once it is given to
+    /// an operation, until that operation's callback has run or the ring running it has been
+    /// dropped (dropping a ring waits for its operations). Leaking the ring with `mem::forget`
+    /// leaves the operation running: the memory must then stay valid for as long as the
+    /// process lives. Nothing else may access the memory meanwhile.
+    pub unsafe fn from_raw_parts(ptr: NonNull<u8>, len: usize) -> IoBuf {
+        IoBuf(Repr::Raw { ptr, len })
+    }
+
+    /// The number of bytes the operation transfers at most.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Vec(v) => v.len(),
+            Repr::Boxed(b) => b.len(),
+            Repr::Static(s) => s.len(),
+            Repr::Pool(p) => p.len(),
+            Repr::Raw { len, .. } => *len,
+        }
+    }
+
+    /// Whether [`len`](Self::len) is zero.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the kernel may write into the buffer (everything but `&'static [u8]`).
+    pub fn is_writable(&self) -> bool {
+        !matches!(self.0, Repr::Static(_))
+    }
+
+    /// The start of the bytes, for the kernel to read.
+    pub fn as_ptr(&self) -> *const u8 {
+        match &self.0 {
+            Repr::Vec(v) => v.as_ptr(),
+            Repr::Boxed(b) => b.as_ptr(),
+            Repr::Static(s) => s.as_ptr(),
+            Repr::Pool(p) => p.as_ptr(),
+            Repr::Raw { ptr, .. } => ptr.as_ptr(),
+        }
+    }
+
+    /// The start of the bytes, for the kernel to write; `None` for `&'static [u8]`.
+    pub fn as_mut_ptr(&mut self) -> Option<*mut u8> {
+        Some(match &mut self.0 {
+            Repr::Vec(v) => v.as_mut_ptr(),
+            Repr::Boxed(b) => b.as_mut_ptr(),
+            Repr::Static(_) => return None,
+            Repr::Pool(p) => p.as_mut_ptr(),
+            Repr::Raw { ptr, .. } => ptr.as_ptr(),
+        })
+    }
+
+    /// The bytes, for a backend that copies them (the mock).
+    pub fn as_slice(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Vec(v) => v,
+            Repr::Boxed(b) => b,
+            Repr::Static(s) => s,
+            Repr::Pool(p) => p,
+            Repr::Raw { ptr, len } => {
+                // SAFETY: `from_raw_parts`'s contract makes `ptr` valid for reads of `len`
+                // bytes while the operation is pending, which it is while a backend holds it.
+                unsafe { core::slice::from_raw_parts(ptr.as_ptr(), *len) }
+            }
+        }
+    }
+
+    /// The bytes, for a backend that fills them (the mock); `None` for `&'static [u8]`.
+    pub fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
+        Some(match &mut self.0 {
+            Repr::Vec(v) => v,
+            Repr::Boxed(b) => b,
+            Repr::Static(_) => return None,
+            Repr::Pool(p) => p,
+            Repr::Raw { ptr, len } => {
+                // SAFETY: `from_raw_parts`'s contract makes `ptr` valid for reads and writes
+                // of `len` bytes while the operation is pending, with no other access.
+                unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), *len) }
+            }
+        })
+    }
+
+    /// The pool buffer's index, if this is a buffer of `pool` (for fixed-buffer ops).
+    pub fn pool_index(&self, pool: &BufferPool) -> Option<u16> {
+        match &self.0 {
+            Repr::Pool(p) if Rc::ptr_eq(&p.shared, &pool.shared) => Some(p.index),
+            _ => None,
+        }
+    }
+
+    /// The `Vec` back, if the buffer was made from one.
+    pub fn into_vec(self) -> Option<Vec<u8>> {
+        match self.0 {
+            Repr::Vec(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The pool buffer back, if it is one.
+    pub fn into_pool_buf(self) -> Option<PoolBuf> {
+        match self.0 {
+            Repr::Pool(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The `Box` back, if the buffer was made from one.
+    pub fn into_boxed_slice(self) -> Option<Box<[u8]>> {
+        match self.0 {
+            Repr::Boxed(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+impl From<Vec<u8>> for IoBuf {
+    fn from(v: Vec<u8>) -> IoBuf {
+        IoBuf(Repr::Vec(v))
+    }
+}
+
+impl From<Box<[u8]>> for IoBuf {
+    fn from(b: Box<[u8]>) -> IoBuf {
+        IoBuf(Repr::Boxed(b))
+    }
+}
+
+impl From<&'static [u8]> for IoBuf {
+    fn from(s: &'static [u8]) -> IoBuf {
+        IoBuf(Repr::Static(s))
+    }
+}
+
+impl<const N: usize> From<&'static [u8; N]> for IoBuf {
+    fn from(s: &'static [u8; N]) -> IoBuf {
+        IoBuf(Repr::Static(s))
+    }
+}
+
+impl From<&'static str> for IoBuf {
+    fn from(s: &'static str) -> IoBuf {
+        IoBuf(Repr::Static(s.as_bytes()))
+    }
+}
+
+impl From<PoolBuf> for IoBuf {
+    fn from(p: PoolBuf) -> IoBuf {
+        IoBuf(Repr::Pool(p))
+    }
+}
+
+/// The memory shared by a pool and its buffers.
+struct PoolShared {
+    memory: NonNull<u8>,
+    layout: Layout,
+    buf_size: usize,
+    count: u16,
+    /// Indices of the buffers not handed out; capacity `count`, so pushing never allocates.
+    free: RefCell<Vec<u16>>,
+    /// Whether a ring registered the memory as fixed buffers.
+    registered: Cell<bool>,
+}
+
+impl Drop for PoolShared {
+    fn drop(&mut self) {
+        // SAFETY: `memory` was allocated in `BufferPool::new` with `layout` and is freed only
+        // here, when the last reference (pool, buffer or ring) is gone.
+        unsafe { std::alloc::dealloc(self.memory.as_ptr(), self.layout) };
+    }
+}
+
+/// A set of equal-size buffers in one page-aligned allocation, made once.
+///
+/// Getting and returning a buffer never allocates. A ring created with a pool
+/// ([`RingBuilder::buffer_pool`](crate::RingBuilder::buffer_pool)) registers it with the
+/// kernel where it can, so reads and writes with its buffers use `READ_FIXED`/`WRITE_FIXED`
+/// and skip the per-op page pinning.
+#[derive(Clone)]
+pub struct BufferPool {
+    shared: Rc<PoolShared>,
+}
+
+impl core::fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BufferPool")
+            .field("count", &self.shared.count)
+            .field("buf_size", &self.shared.buf_size)
+            .field("available", &self.available())
+            .field("registered", &self.shared.registered.get())
+            .finish()
+    }
+}
+
+impl BufferPool {
+    /// `count` buffers of `buf_size` bytes each, zeroed. `None` if `count` is 0 or above
+    /// 65,535, `buf_size` is 0, or the allocation fails.
+    pub fn new(count: usize, buf_size: usize) -> Option<BufferPool> {
+        let count = u16::try_from(count).ok().filter(|&c| c > 0)?;
+        if buf_size == 0 {
+            return None;
+        }
+        let total = buf_size.checked_mul(usize::from(count))?;
+        let layout = Layout::from_size_align(total, 4096).ok()?;
+        // SAFETY: `layout` has a non-zero size (count > 0, buf_size > 0).
+        let memory = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })?;
+        let mut free: Vec<u16> = Vec::with_capacity(usize::from(count));
+        // Hand out low indices first.
+        free.extend((0..count).rev());
+        Some(BufferPool {
+            shared: Rc::new(PoolShared {
+                memory,
+                layout,
+                buf_size,
+                count,
+                free: RefCell::new(free),
+                registered: Cell::new(false),
+            }),
+        })
+    }
+
+    /// A free buffer, its length set to [`buf_size`](Self::buf_size); `None` when all are
+    /// in use.
+    pub fn get(&self) -> Option<PoolBuf> {
+        let index = self.shared.free.borrow_mut().pop()?;
+        let len = self.shared.buf_size;
+        Some(PoolBuf {
+            shared: Rc::clone(&self.shared),
+            index,
+            len,
+        })
+    }
+
+    /// The number of buffers.
+    pub fn count(&self) -> usize {
+        usize::from(self.shared.count)
+    }
+
+    /// The size of each buffer in bytes.
+    pub fn buf_size(&self) -> usize {
+        self.shared.buf_size
+    }
+
+    /// Buffers not handed out.
+    pub fn available(&self) -> usize {
+        self.shared.free.borrow().len()
+    }
+
+    /// Whether the kernel knows the pool as fixed buffers.
+    pub fn is_registered(&self) -> bool {
+        self.shared.registered.get()
+    }
+
+    /// Start and length of each buffer, for registration.
+    pub(crate) fn iovecs(&self) -> impl Iterator<Item = (*mut u8, usize)> + '_ {
+        let size = self.shared.buf_size;
+        (0..usize::from(self.shared.count)).map(move |i| {
+            // SAFETY: `i * size` is within the allocation of `count * size` bytes.
+            let ptr = unsafe { self.shared.memory.as_ptr().add(i * size) };
+            (ptr, size)
+        })
+    }
+
+    pub(crate) fn set_registered(&self, registered: bool) {
+        self.shared.registered.set(registered);
+    }
+}
+
+/// One buffer of a [`BufferPool`]; it returns to the pool when dropped.
+///
+/// It dereferences to its first [`len`](PoolBuf::len) bytes; `len` starts at the pool's buffer
+/// size and can be set anywhere up to it (e.g. to the byte count of a read, before writing the
+/// same bytes out).
+pub struct PoolBuf {
+    shared: Rc<PoolShared>,
+    index: u16,
+    len: usize,
+}
+
+impl core::fmt::Debug for PoolBuf {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PoolBuf")
+            .field("index", &self.index)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl PoolBuf {
+    /// The index of this buffer in its pool (its fixed-buffer index when registered).
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// The length the next operation uses.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the length is zero.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The buffer's full size.
+    pub fn capacity(&self) -> usize {
+        self.shared.buf_size
+    }
+
+    /// Sets the length; panics if it exceeds the capacity.
+    pub fn set_len(&mut self, len: usize) {
+        assert!(
+            len <= self.capacity(),
+            "PoolBuf::set_len({len}) beyond its capacity {}",
+            self.capacity()
+        );
+        self.len = len;
+    }
+
+    fn base(&self) -> *mut u8 {
+        // SAFETY: `index < count`, so the offset stays inside the pool's allocation.
+        unsafe {
+            self.shared
+                .memory
+                .as_ptr()
+                .add(usize::from(self.index) * self.shared.buf_size)
+        }
+    }
+
+    fn as_ptr(&self) -> *const u8 {
+        self.base()
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.base()
+    }
+}
+
+impl core::ops::Deref for PoolBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: this `PoolBuf` is the only handle to buffer `index` (the free list holds
+        // each index once and `get` removes it), the bytes are initialised (zeroed at
+        // allocation) and `len <= buf_size`; the allocation lives while `shared` does.
+        unsafe { core::slice::from_raw_parts(self.base(), self.len) }
+    }
+}
+
+impl core::ops::DerefMut for PoolBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only access.
+        unsafe { core::slice::from_raw_parts_mut(self.base(), self.len) }
+    }
+}
+
+impl Drop for PoolBuf {
+    fn drop(&mut self) {
+        // Cannot allocate: the free list's capacity is the pool's buffer count.
+        self.shared.free.borrow_mut().push(self.index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_hands_out_each_buffer_once_and_takes_them_back() {
+        let pool = BufferPool::new(3, 64).expect("pool");
+        let mut a = pool.get().expect("a");
+        let b = pool.get().expect("b");
+        let c = pool.get().expect("c");
+        assert!(pool.get().is_none());
+        assert_eq!((a.index(), b.index(), c.index()), (0, 1, 2));
+        a[0] = 7;
+        a.set_len(1);
+        assert_eq!(&*a, &[7]);
+        assert_eq!(b.len(), 64);
+        drop(b);
+        assert_eq!(pool.available(), 1);
+        let b2 = pool.get().expect("b again");
+        assert_eq!(b2.index(), 1);
+        // Buffers outlive the pool handle.
+        drop(pool);
+        assert_eq!(a[0], 7);
+    }
+
+    #[test]
+    fn io_buf_reports_lengths_and_writability() {
+        let v = IoBuf::from(vec![1u8, 2, 3]);
+        assert_eq!(v.len(), 3);
+        assert!(v.is_writable());
+        let mut s = IoBuf::from(b"hello");
+        assert_eq!(s.len(), 5);
+        assert!(!s.is_writable());
+        assert!(s.as_mut_ptr().is_none());
+        assert_eq!(v.into_vec(), Some(vec![1, 2, 3]));
+    }
+
+    #[test]
+    #[should_panic(expected = "beyond its capacity")]
+    fn set_len_beyond_capacity_panics() {
+        let pool = BufferPool::new(1, 8).expect("pool");
+        pool.get().expect("buf").set_len(9);
+    }
+}

@@ -1,0 +1,94 @@
+//! `RingError`: failures of the ring itself, as opposed to a failed operation (whose errno
+//! arrives in its [`OpResult`](crate::OpResult)).
+
+use std::fmt;
+
+use xuring_sys::{Errno, InvalidKernelLevel, SetupError};
+
+/// An error of the ring or of a callback.
+///
+/// A failed operation is not a `RingError`: its errno is delivered in the task's
+/// [`OpResult`](crate::OpResult). [`Ring::run`](crate::Ring::run) returns a `RingError` only
+/// when the ring cannot go on (a syscall failure that is not retried) or a callback returned
+/// one; in both cases the ring stays usable and the next `run` resumes where it stopped.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RingError {
+    /// The ring could not be created; the message names the likely cause and what to do.
+    Setup(SetupError),
+    /// `XURING_KERNEL_LEVEL` holds a value that names no level.
+    KernelLevel(InvalidKernelLevel),
+    /// The ring's options are inconsistent (e.g. zero entries).
+    InvalidOptions(&'static str),
+    /// `io_uring_enter` failed with an error other than the retried `EINTR`, `EAGAIN` and
+    /// `EBUSY`.
+    Enter(Errno),
+    /// Registering the buffer pool with the kernel failed.
+    Register(Errno),
+    /// `run` was called from inside a callback of the same ring. Return from the callback
+    /// instead: work it submits runs in the current `run`.
+    Reentrant,
+    /// The ring was created by another process: this is a `fork`ed child's copy. A ring
+    /// belongs to the process that created it; create a new one in the child.
+    Forked,
+    /// A callback failed; the value is the callback's own error.
+    Callback(Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl RingError {
+    /// Wraps a callback's own error.
+    pub fn callback(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        RingError::Callback(error.into())
+    }
+}
+
+impl fmt::Display for RingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Setup(e) => write!(f, "ring setup failed: {e}"),
+            Self::KernelLevel(e) => e.fmt(f),
+            Self::InvalidOptions(what) => write!(f, "invalid ring options: {what}"),
+            Self::Enter(e) => write!(f, "io_uring_enter failed: {e}"),
+            Self::Register(e) => write!(f, "registering the buffer pool failed: {e}"),
+            Self::Reentrant => f.write_str(
+                "Ring::run was called from inside one of its callbacks; return from the \
+                 callback instead (work it submits runs in the current run)",
+            ),
+            Self::Forked => f.write_str(
+                "this ring was created by the parent process; a forked child must create its \
+                 own ring",
+            ),
+            Self::Callback(e) => write!(f, "callback failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RingError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Setup(e) => Some(e),
+            Self::KernelLevel(e) => Some(e),
+            Self::Enter(e) | Self::Register(e) => Some(e),
+            Self::Callback(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+impl From<SetupError> for RingError {
+    fn from(e: SetupError) -> Self {
+        RingError::Setup(e)
+    }
+}
+
+impl From<InvalidKernelLevel> for RingError {
+    fn from(e: InvalidKernelLevel) -> Self {
+        RingError::KernelLevel(e)
+    }
+}
+
+impl From<std::io::Error> for RingError {
+    fn from(e: std::io::Error) -> Self {
+        RingError::Callback(Box::new(e))
+    }
+}

@@ -1,0 +1,763 @@
+//! `Ring`: the task lifecycle, the operation methods, cancellation and teardown.
+//!
+//! # Safety
+//!
+//! The ring dereferences task pointers from its [`TaskPool`](crate::pool::TaskPool). They are
+//! always valid (chunks are never freed while the ring lives). What the ring may do with a
+//! task depends on its [`TaskState`]:
+//! - `Free`, `Queued`: the ring owns the task outright and writes its op and result.
+//! - `InFlight`: the backend (and the kernel) owns the op; the ring reads only the `Cell`
+//!   fields (id, state, context) until the completion is reaped.
+//! - `Ready`: the ring owns it again.
+//! - `Running`: the callback holds `&Task`; the ring touches only `Cell` fields.
+//!
+//! The ring never creates `&mut Task`: it writes `result` and the op through raw pointers
+//! derived from the chunk allocation, in the states where nothing else looks at them.
+
+use core::ptr::NonNull;
+use std::os::fd::RawFd;
+
+use xuring_queue::{List, Queue};
+use xuring_sys::{CancelFlags, Errno, Features, KernelLevel, Opcode, SetupOptions};
+
+use crate::backend::Completion;
+use crate::op::CancelVia;
+use crate::pool::TaskPool;
+use crate::task::TaskState;
+use crate::{
+    Backend, BufferPool, Context, IoBuf, Offset, Op, OpResult, RingError, Task, TaskHandle,
+    TaskId, Timespec, Uring,
+};
+
+/// Counters of what the ring has seen. Cheap to read at any time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingStats {
+    /// Completions whose `user_data` names no task of this ring (e.g. posted by another
+    /// process after `fork`): counted and dropped.
+    pub foreign_completions: u64,
+    /// Completions for a task that was not in flight (a duplicate, or for an old generation):
+    /// counted and dropped.
+    pub stale_completions: u64,
+    /// `io_uring_enter` calls interrupted by a signal and retried.
+    pub eintr_retries: u64,
+    /// `EBUSY`/`EAGAIN` from `io_uring_enter`: completions reaped, then retried.
+    pub busy_retries: u64,
+    /// Calls of `io_uring_enter` (or the backend's equivalent).
+    pub enters: u64,
+    /// Operations handed to the backend.
+    pub submitted: u64,
+    /// Callbacks run.
+    pub callbacks: u64,
+}
+
+/// Tasks that could not be reaped at teardown (the kernel may still write into them), over the
+/// life of the process. Their memory is leaked on purpose, never freed.
+static LEAKED_TASKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// How many tasks rings have leaked at teardown because the kernel did not complete them in
+/// time (see [`RingBuilder::teardown_timeout`](crate::RingBuilder::teardown_timeout)).
+pub fn leaked_tasks() -> u64 {
+    LEAKED_TASKS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+pub(crate) fn count_leaked(tasks: u64) {
+    LEAKED_TASKS.fetch_add(tasks, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// A single-threaded io_uring event loop: tasks, callbacks, and the backend that runs them.
+///
+/// Submit work with the op methods ([`noop`](Self::noop), [`timer`](Self::timer),
+/// [`read`](Self::read), [`write`](Self::write), [`cancel`](Self::cancel), ...): each takes a
+/// [`Context`] and queues a task. [`run`](Self::run) submits the queued tasks, waits for
+/// completions, and calls each task's callback with `&mut Ring`, so callbacks can submit
+/// follow-up work.
+pub struct Ring<B: Backend = Uring> {
+    pub(crate) backend: B,
+    pub(crate) pool: TaskPool<B>,
+    /// Tasks queued but not yet handed to the backend. Doubly linked so a cancel can take a
+    /// task out of the middle in O(1).
+    pub(crate) submission_q: List<Task<B>>,
+    /// Tasks whose completion was reaped, waiting for their callback. Completions are moved
+    /// here before any callback runs, because callbacks get `&mut Ring` and may submit, cancel
+    /// or even run out of room in the backend's queue while we would still be iterating it.
+    pub(crate) completions: Queue<Task<B>>,
+    pub(crate) in_flight: u32,
+    pub(crate) running: bool,
+    /// The task whose callback is running, recycled even if the callback panics.
+    pub(crate) current: Option<NonNull<Task<B>>>,
+    pub(crate) stats: RingStats,
+    pub(crate) buffers: Option<BufferPool>,
+    pub(crate) teardown_timeout: core::time::Duration,
+    /// The internal timer that bounds a deadline wait without `FEAT_EXT_ARG`, and its time.
+    pub(crate) wake: Option<(TaskId, Timespec)>,
+    /// Internal wake-up timers in flight (not user work: `run` does not wait for them).
+    pub(crate) wakes_in_flight: u32,
+}
+
+/// Options for a new ring.
+#[derive(Clone, Debug)]
+pub struct RingBuilder {
+    entries: u32,
+    cq_entries: Option<u32>,
+    setup: Option<xuring_sys::SetupFlags>,
+    chunk_size: u32,
+    initial_tasks: u32,
+    buffers: Option<(usize, usize)>,
+    level: Option<KernelLevel>,
+    attach_wq: Option<RawFd>,
+    teardown_timeout: core::time::Duration,
+}
+
+impl RingBuilder {
+    /// Options for a ring of `entries` SQ entries (`1..=32768`, rounded up to a power of
+    /// two), the kernel's default CQ size (twice that), the default setup flags, chunks of 256
+    /// tasks and no buffer pool.
+    pub fn new(entries: u32) -> RingBuilder {
+        RingBuilder {
+            entries,
+            cq_entries: None,
+            setup: None,
+            chunk_size: 256,
+            initial_tasks: 0,
+            buffers: None,
+            level: None,
+            attach_wq: None,
+            teardown_timeout: core::time::Duration::from_secs(5),
+        }
+    }
+
+    /// CQ entries (at least the SQ entries; rounded up to a power of two).
+    pub fn cq_entries(mut self, cq_entries: u32) -> Self {
+        self.cq_entries = Some(cq_entries);
+        self
+    }
+
+    /// The setup flags to try (each dropped if the kernel refuses it). The default is
+    /// `SUBMIT_ALL | COOP_TASKRUN | SINGLE_ISSUER | DEFER_TASKRUN`.
+    pub fn setup_flags(mut self, flags: xuring_sys::SetupFlags) -> Self {
+        self.setup = Some(flags);
+        self
+    }
+
+    /// How many tasks the pool adds when it runs out (a power of two; default 256).
+    pub fn chunk_size(mut self, tasks: u32) -> Self {
+        self.chunk_size = tasks;
+        self
+    }
+
+    /// How many tasks to allocate up front (default: one chunk when first needed).
+    pub fn initial_tasks(mut self, tasks: u32) -> Self {
+        self.initial_tasks = tasks;
+        self
+    }
+
+    /// A pool of `count` buffers of `size` bytes, registered with the kernel as fixed buffers
+    /// where it can be (see [`Ring::buffers`]).
+    pub fn buffer_pool(mut self, count: usize, size: usize) -> Self {
+        self.buffers = Some((count, size));
+        self
+    }
+
+    /// Clamp the kernel's features to `level` (default: `XURING_KERNEL_LEVEL`, else native).
+    pub fn kernel_level(mut self, level: KernelLevel) -> Self {
+        self.level = Some(level);
+        self
+    }
+
+    /// Share the io-wq worker pool of the ring with this fd (`SETUP_ATTACH_WQ`).
+    pub fn attach_wq(mut self, fd: RawFd) -> Self {
+        self.attach_wq = Some(fd);
+        self
+    }
+
+    /// How long dropping the ring waits for cancelled operations to complete before it
+    /// gives up and leaks their memory (default 5 s).
+    pub fn teardown_timeout(mut self, timeout: core::time::Duration) -> Self {
+        self.teardown_timeout = timeout;
+        self
+    }
+
+    /// The kernel level these options select.
+    pub fn level(&self) -> Result<KernelLevel, RingError> {
+        match self.level {
+            Some(level) => Ok(level),
+            None => Ok(KernelLevel::from_env()?),
+        }
+    }
+
+    /// Creates the ring on the real kernel.
+    pub fn build(self) -> Result<Ring<Uring>, RingError> {
+        if self.entries == 0 {
+            return Err(RingError::InvalidOptions("a ring needs at least one entry"));
+        }
+        let mut options = SetupOptions::new(self.entries, self.level()?);
+        options.cq_entries = self.cq_entries;
+        if let Some(flags) = self.setup {
+            options.wanted = flags;
+        }
+        options.attach_wq = self.attach_wq;
+        let backend = Uring::new(&options)?;
+        self.build_with(backend)
+    }
+
+    /// Creates a ring on `backend`, with these options' pool and buffer settings.
+    pub fn build_with<B: Backend>(self, backend: B) -> Result<Ring<B>, RingError> {
+        let mut ring = Ring {
+            backend,
+            pool: TaskPool::new(self.chunk_size, self.initial_tasks),
+            submission_q: List::new(),
+            completions: Queue::new(),
+            in_flight: 0,
+            running: false,
+            current: None,
+            stats: RingStats::default(),
+            buffers: None,
+            teardown_timeout: self.teardown_timeout,
+            wake: None,
+            wakes_in_flight: 0,
+        };
+        if let Some((count, size)) = self.buffers {
+            let pool = BufferPool::new(count, size)
+                .ok_or(RingError::InvalidOptions("buffer pool size"))?;
+            // Registration is an optimisation: without it (e.g. RLIMIT_MEMLOCK too low on an
+            // old kernel) the same buffers work with plain READ/WRITE.
+            match ring.backend.register_buffers(&pool) {
+                Ok(_) | Err(Errno::ENOMEM | Errno::EPERM | Errno::EOPNOTSUPP | Errno::EINVAL) => {}
+                Err(e) => return Err(RingError::Register(e)),
+            }
+            ring.buffers = Some(pool);
+        }
+        Ok(ring)
+    }
+}
+
+impl Ring<Uring> {
+    /// A ring of `entries` SQ entries on the real kernel, with default options (the kernel
+    /// level from `XURING_KERNEL_LEVEL`, if set).
+    pub fn init(entries: u32) -> Result<Ring<Uring>, RingError> {
+        RingBuilder::new(entries).build()
+    }
+
+    /// Options for a ring of `entries` SQ entries.
+    pub fn builder(entries: u32) -> RingBuilder {
+        RingBuilder::new(entries)
+    }
+
+    /// The ring's file descriptor.
+    pub fn fd(&self) -> RawFd {
+        self.backend.fd()
+    }
+}
+
+impl<B: Backend> Ring<B> {
+    /// A ring on `backend` with default pool settings.
+    pub fn with_backend(backend: B) -> Ring<B> {
+        match RingBuilder::new(1).build_with(backend) {
+            Ok(ring) => ring,
+            // No buffer pool is requested, the only fallible part.
+            Err(_) => unreachable!("a ring without a buffer pool cannot fail to build"),
+        }
+    }
+
+    /// What the backend can do (clamped to the ring's kernel level).
+    pub fn features(&self) -> &Features {
+        self.backend.features()
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The backend, mutably (tests use this to steer the mock).
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> RingStats {
+        self.stats
+    }
+
+    /// The buffer pool, if the ring was built with one.
+    pub fn buffers(&self) -> Option<&BufferPool> {
+        self.buffers.as_ref()
+    }
+
+    /// Tasks handed to the backend and not yet completed.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight
+    }
+
+    /// Tasks queued and not yet handed to the backend.
+    pub fn queued(&self) -> usize {
+        self.submission_q.len()
+    }
+
+    /// Tasks completed whose callbacks have not run yet.
+    pub fn ready(&self) -> usize {
+        self.completions.len()
+    }
+
+    /// The number of task slots (grows in chunks).
+    pub fn capacity(&self) -> u32 {
+        self.pool.capacity()
+    }
+
+    /// Free task slots.
+    pub fn free_tasks(&self) -> usize {
+        self.pool.free_len()
+    }
+
+    /// Whether nothing is queued, in flight or waiting for a callback.
+    pub fn is_idle(&self) -> bool {
+        self.in_flight == 0 && self.submission_q.is_empty() && self.completions.is_empty()
+    }
+
+    // ----- operations -----
+
+    /// Queues a task for `op`; the common path of every op method.
+    #[inline]
+    pub(crate) fn queue(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
+        let task = self.pool.get();
+        // SAFETY: a task fresh from the free list is `Free`: nothing else refers to its op.
+        unsafe { *(*task.as_ptr()).op.get() = op };
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        let t = unsafe { task.as_ref() };
+        t.ctx.set(ctx);
+        t.state.set(TaskState::Queued);
+        let id = t.id.get();
+        // SAFETY: the task is live at a stable address until it is unlinked (the pool never
+        // frees chunks while the ring lives), and is accessed through shared references while
+        // linked.
+        unsafe { self.submission_q.push_back(task) };
+        TaskHandle::new(task, id)
+    }
+
+    /// Completes a task without the backend (it never reached it): its result is `op`'s
+    /// decoding of `-errno`.
+    pub(crate) fn complete_locally(&mut self, task: NonNull<Task<B>>, res: i32) {
+        // SAFETY: the task is `Free`/`Queued`/`Waiting` (not with the backend): the ring owns
+        // its op and result.
+        unsafe {
+            let t = task.as_ptr();
+            (*t).result = Some((*(*t).op.get()).decode(res));
+        }
+        self.make_ready(task);
+    }
+
+    fn make_ready(&mut self, task: NonNull<Task<B>>) {
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        unsafe { task.as_ref() }.state.set(TaskState::Ready);
+        // SAFETY: as in `queue`: live, stable, shared access only while linked.
+        unsafe { self.completions.push_back(task) };
+    }
+
+    /// `IORING_OP_NOP` (5.1): completes with [`OpResult::Noop`]. Useful to measure the
+    /// runtime's own overhead, or to get a callback on the next `run`.
+    #[inline]
+    pub fn noop(&mut self, ctx: Context<B>) -> TaskHandle<B> {
+        self.queue(Op::Noop, ctx)
+    }
+
+    /// `IORING_OP_TIMEOUT` (5.4): fires `after` from now, completing with
+    /// `OpResult::Timer(Ok(()))`, or `Err(ECANCELED)` if cancelled. The timespec is stored in
+    /// the task.
+    #[inline]
+    pub fn timer(&mut self, after: Timespec, ctx: Context<B>) -> TaskHandle<B> {
+        self.queue(
+            Op::Timer {
+                ts: after.to_kernel(),
+                absolute: false,
+            },
+            ctx,
+        )
+    }
+
+    /// Like [`timer`](Self::timer), but fires at `deadline` on `CLOCK_MONOTONIC`
+    /// (`IORING_TIMEOUT_ABS`, 5.5); see [`Timespec::now`].
+    #[inline]
+    pub fn timer_at(&mut self, deadline: Timespec, ctx: Context<B>) -> TaskHandle<B> {
+        self.queue(
+            Op::Timer {
+                ts: deadline.to_kernel(),
+                absolute: true,
+            },
+            ctx,
+        )
+    }
+
+    /// `IORING_OP_READ` (5.6), like `pread(2)` (or `read(2)` with [`Offset::File`]): reads up
+    /// to `buf.len()` bytes into `buf`, completing with `OpResult::Read(Ok(n))`. The buffer
+    /// travels with the task; take it back in the callback with [`Task::take_buf`]. A
+    /// registered pool buffer uses `IORING_OP_READ_FIXED`. A read-only buffer
+    /// (`&'static [u8]`) completes with `EFAULT` without reaching the kernel.
+    #[inline]
+    pub fn read(
+        &mut self,
+        fd: RawFd,
+        buf: impl Into<IoBuf>,
+        offset: Offset,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        let buf = buf.into();
+        let writable = buf.is_writable();
+        let handle = self.queue(Op::Read { fd, buf, offset }, ctx);
+        if !writable {
+            self.unqueue(handle.as_non_null());
+            self.complete_locally(handle.as_non_null(), -libc::EFAULT);
+        }
+        handle
+    }
+
+    /// `IORING_OP_WRITE` (5.6), like `pwrite(2)` (or `write(2)` with [`Offset::File`]):
+    /// writes `buf`, completing with `OpResult::Write(Ok(n))` (`n` may be short). The buffer
+    /// travels with the task and comes back through [`Task::take_buf`]. A registered pool
+    /// buffer uses `IORING_OP_WRITE_FIXED`.
+    #[inline]
+    pub fn write(
+        &mut self,
+        fd: RawFd,
+        buf: impl Into<IoBuf>,
+        offset: Offset,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        self.queue(
+            Op::Write {
+                fd,
+                buf: buf.into(),
+                offset,
+            },
+            ctx,
+        )
+    }
+
+    /// Like [`read`](Self::read) into memory the caller owns.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid for writes of `len` bytes, and not accessed by anything else,
+    /// until this task's callback has run or the ring has been dropped; if the ring is leaked
+    /// (`mem::forget`), for the rest of the process.
+    pub unsafe fn read_raw(
+        &mut self,
+        fd: RawFd,
+        ptr: NonNull<u8>,
+        len: usize,
+        offset: Offset,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        // SAFETY: the caller's contract is `IoBuf::from_raw_parts`'s.
+        let buf = unsafe { IoBuf::from_raw_parts(ptr, len) };
+        self.read(fd, buf, offset, ctx)
+    }
+
+    /// Like [`write`](Self::write) from memory the caller owns.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid for reads of `len` bytes, and not written by anything else, until
+    /// this task's callback has run or the ring has been dropped; if the ring is leaked
+    /// (`mem::forget`), for the rest of the process.
+    pub unsafe fn write_raw(
+        &mut self,
+        fd: RawFd,
+        ptr: NonNull<u8>,
+        len: usize,
+        offset: Offset,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        // SAFETY: the caller's contract is `IoBuf::from_raw_parts`'s.
+        let buf = unsafe { IoBuf::from_raw_parts(ptr, len) };
+        self.write(fd, buf, offset, ctx)
+    }
+
+    // ----- cancellation -----
+
+    /// Takes a queued task off the submission queue.
+    fn unqueue(&mut self, task: NonNull<Task<B>>) {
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        let t = unsafe { task.as_ref() };
+        debug_assert_eq!(t.state.get(), TaskState::Queued);
+        self.submission_q.remove(t);
+    }
+
+    /// Cancels the task `target`, completing with [`OpResult::Cancel`]:
+    /// - still queued: it is taken off the queue and completes with `ECANCELED` without
+    ///   reaching the kernel; the cancel completes with `Ok(())`;
+    /// - in flight: a timer is removed with `IORING_OP_TIMEOUT_REMOVE`, anything else with
+    ///   `IORING_OP_ASYNC_CANCEL`; the target completes with `ECANCELED` (unless it finished
+    ///   first) and the cancel with the kernel's verdict;
+    /// - completed, or its slot reused by another task (different generation): the cancel
+    ///   completes with `ENOENT` and nothing else happens.
+    pub fn cancel(&mut self, target: TaskId, ctx: Context<B>) -> TaskHandle<B> {
+        let found = self.pool.lookup(target);
+        // SAFETY: `lookup` returns pointers into the pool.
+        let state = found.map(|t| unsafe { t.as_ref() }.state.get());
+        match (found, state) {
+            (Some(task), Some(TaskState::Queued)) => {
+                self.unqueue(task);
+                self.complete_locally(task, -libc::ECANCELED);
+                let cancel = self.queue(
+                    Op::Cancel {
+                        target,
+                        via: CancelVia::AsyncCancel,
+                    },
+                    ctx,
+                );
+                self.unqueue(cancel.as_non_null());
+                self.complete_locally(cancel.as_non_null(), 0);
+                cancel
+            }
+            (Some(task), Some(TaskState::InFlight)) => {
+                // SAFETY: reading which kind of op an in-flight task runs: the discriminant
+                // is not written by the kernel or backend, only the buffer/timespec payload.
+                let timer = unsafe { (*task.as_ref().op.get()).is_timer() };
+                let via = if timer {
+                    CancelVia::TimeoutRemove
+                } else {
+                    CancelVia::AsyncCancel
+                };
+                self.queue(Op::Cancel { target, via }, ctx)
+            }
+            _ => {
+                let cancel = self.queue(
+                    Op::Cancel {
+                        target,
+                        via: CancelVia::AsyncCancel,
+                    },
+                    ctx,
+                );
+                self.unqueue(cancel.as_non_null());
+                self.complete_locally(cancel.as_non_null(), -libc::ENOENT);
+                cancel
+            }
+        }
+    }
+
+    /// Cancels every queued and in-flight task, completing with `OpResult::CancelAll(Ok(n))`,
+    /// `n` the number of tasks cancelled. Queued tasks complete with `ECANCELED` without
+    /// reaching the kernel. In flight, this uses one `ASYNC_CANCEL` with `ALL | ANY` where the
+    /// kernel has them (5.19), and one cancel per in-flight task otherwise.
+    pub fn cancel_all(&mut self, ctx: Context<B>) -> TaskHandle<B> {
+        let mut local = 0;
+        while let Some(task) = self.submission_q.pop_front() {
+            self.complete_locally(task, -libc::ECANCELED);
+            local += 1;
+        }
+        if self.cancel_any_supported() {
+            return self.queue(Op::CancelAny { local }, ctx);
+        }
+        let join = self.queue(
+            Op::CancelAllJoin {
+                outstanding: 0,
+                cancelled: local,
+            },
+            ctx,
+        );
+        let join_ptr = join.as_non_null();
+        self.unqueue(join_ptr);
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        unsafe { join_ptr.as_ref() }.state.set(TaskState::Waiting);
+        let targets: Vec<TaskId> = self.in_flight_user_tasks().collect();
+        let mut outstanding = 0;
+        for target in targets {
+            let ctx = Context {
+                cb: on_cancel_all_part::<B>,
+                msg: 0,
+                userdata: Some(join_ptr.cast()),
+            };
+            self.cancel(target, ctx);
+            outstanding += 1;
+        }
+        if outstanding == 0 {
+            self.complete_locally(join_ptr, 0);
+        } else {
+            // SAFETY: the join task is `Waiting`: only the ring touches its op.
+            unsafe {
+                if let Op::CancelAllJoin { outstanding: o, .. } = &mut *join_ptr.as_ref().op.get()
+                {
+                    *o = outstanding;
+                }
+            }
+        }
+        join
+    }
+
+    /// Whether `ASYNC_CANCEL` takes `ALL | ANY` here (5.19).
+    pub(crate) fn cancel_any_supported(&self) -> bool {
+        self.features().supports(Opcode::AsyncCancel)
+            && self
+                .features()
+                .cancel
+                .contains(CancelFlags::ALL | CancelFlags::ANY)
+    }
+
+    /// In-flight tasks that a cancel can target (not cancels themselves).
+    pub(crate) fn in_flight_user_tasks(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.pool.all().filter_map(|task| {
+            // SAFETY: the pool's pointers are valid for the ring's life.
+            let t = unsafe { task.as_ref() };
+            if t.state.get() != TaskState::InFlight {
+                return None;
+            }
+            // SAFETY: the discriminant of an in-flight op is not written by anyone.
+            let cancellable = !matches!(
+                unsafe { &*t.op.get() },
+                Op::Cancel { .. } | Op::CancelAny { .. }
+            );
+            cancellable.then(|| t.id.get())
+        })
+    }
+
+    // ----- the lifecycle, driven by `run` -----
+
+    /// Hands queued tasks to the backend while it has room.
+    pub(crate) fn flush(&mut self) {
+        let mut space = self.backend.space();
+        while space > 0 {
+            let Some(task) = self.submission_q.pop_front() else {
+                break;
+            };
+            // SAFETY: the pool's pointers are valid for the ring's life.
+            let t = unsafe { task.as_ref() };
+            let op = NonNull::new(t.op.get()).expect("UnsafeCell::get is never null");
+            // SAFETY: the op lives in the task, which stays at its address until it is
+            // recycled, and the ring does not touch it until its completion is reaped.
+            if unsafe { self.backend.push(op, t.id.get().to_u64()) }.is_err() {
+                // The backend's `space` was optimistic: keep the task first in line.
+                // SAFETY: as in `queue`.
+                unsafe { self.submission_q.push_front(task) };
+                break;
+            }
+            t.state.set(TaskState::InFlight);
+            // SAFETY: the discriminant is never written by the backend.
+            if matches!(unsafe { &*t.op.get() }, Op::Wake { .. }) {
+                self.wakes_in_flight += 1;
+            }
+            self.in_flight += 1;
+            self.stats.submitted += 1;
+            space -= 1;
+        }
+    }
+
+    /// Moves every available completion to the completion list.
+    pub(crate) fn reap(&mut self) {
+        let pool = &self.pool;
+        let completions = &mut self.completions;
+        let stats = &mut self.stats;
+        let in_flight = &mut self.in_flight;
+        let wake = &mut self.wake;
+        let wakes_in_flight = &mut self.wakes_in_flight;
+        self.backend.reap(|c: Completion| {
+            let Some(id) = TaskId::from_u64(c.user_data) else {
+                stats.foreign_completions += 1;
+                return;
+            };
+            let Some(task) = pool.lookup(id) else {
+                // An index this ring never had, or an old generation: never dereferenced.
+                if pool.slot(id.index()).is_some() {
+                    stats.stale_completions += 1;
+                } else {
+                    stats.foreign_completions += 1;
+                }
+                return;
+            };
+            // SAFETY: `lookup` returns pointers into the pool.
+            let t = unsafe { task.as_ref() };
+            if t.state.get() != TaskState::InFlight {
+                stats.stale_completions += 1;
+                return;
+            }
+            *in_flight -= 1;
+            if wake.is_some_and(|(w, _)| w == id) {
+                *wake = None;
+            }
+            // SAFETY: the discriminant is never written by the backend.
+            if matches!(unsafe { &*t.op.get() }, Op::Wake { .. }) {
+                *wakes_in_flight -= 1;
+            }
+            // SAFETY: the completion for this task's id was just delivered, so the backend
+            // and kernel are done with its op; nothing else refers to the task.
+            unsafe {
+                let p = task.as_ptr();
+                (*p).result = Some((*(*p).op.get()).decode(c.res));
+            }
+            t.state.set(TaskState::Ready);
+            // SAFETY: as in `queue`: live, stable, shared access only while linked.
+            unsafe { completions.push_back(task) };
+        });
+    }
+
+    /// Runs the callbacks of the completed tasks, in completion order. Stops at the first
+    /// callback error, leaving the rest for the next `run`.
+    pub(crate) fn run_callbacks(&mut self) -> Result<u32, RingError> {
+        let mut ran = 0;
+        while let Some(task) = self.completions.pop_front() {
+            // SAFETY: the pool's pointers are valid for the ring's life.
+            let t = unsafe { task.as_ref() };
+            t.state.set(TaskState::Running);
+            self.current = Some(task);
+            let ctx = t.ctx.get();
+            let outcome = (ctx.cb)(self, t);
+            self.current = None;
+            self.recycle(task);
+            self.stats.callbacks += 1;
+            ran += 1;
+            outcome?;
+        }
+        Ok(ran)
+    }
+
+    /// Returns a finished task to the pool, dropping what its op still owns.
+    pub(crate) fn recycle(&mut self, task: NonNull<Task<B>>) {
+        // SAFETY: the task's callback has returned (or unwound), so no reference to it
+        // remains, and the backend is done with it.
+        let op = unsafe {
+            let p = task.as_ptr();
+            (*p).result = None;
+            core::mem::take(&mut *(*p).op.get())
+        };
+        self.pool.put(task);
+        // Dropped after the task is back in the pool, so a panicking buffer drop cannot lose it.
+        drop(op);
+    }
+}
+
+/// The callback of each per-task cancel of a `cancel_all` on a kernel without `CANCEL_ALL`.
+fn on_cancel_all_part<B: Backend>(ring: &mut Ring<B>, task: &Task<B>) -> Result<(), RingError> {
+    let Some(join) = task.userdata() else {
+        return Ok(());
+    };
+    let join: NonNull<Task<B>> = join.cast();
+    let hit = matches!(task.result, Some(OpResult::Cancel(Ok(()))));
+    // SAFETY: the join task is `Waiting` until its last part reports here, so it is live and
+    // only the ring (this code) touches its op.
+    let done = unsafe {
+        match &mut *join.as_ref().op.get() {
+            Op::CancelAllJoin {
+                outstanding,
+                cancelled,
+            } => {
+                *cancelled += u32::from(hit);
+                *outstanding -= 1;
+                *outstanding == 0
+            }
+            _ => false,
+        }
+    };
+    if done {
+        ring.complete_locally(join, 0);
+    }
+    Ok(())
+}
+
+impl<B: Backend> Drop for Ring<B> {
+    fn drop(&mut self) {
+        self.teardown();
+        // Unlink everything before the pool frees its chunks.
+        self.submission_q.clear();
+        self.completions.clear();
+        self.pool.clear_free();
+    }
+}

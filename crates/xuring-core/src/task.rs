@@ -1,0 +1,290 @@
+//! `Task`, its identity, and the `Context` a caller attaches to it.
+//!
+//! # Safety
+//!
+//! A task's [`Op`] sits in an `UnsafeCell` because the kernel (or a backend) uses it while the
+//! ring only holds raw pointers to the task. The ring touches the op only in states where
+//! nothing else can: `Free` and `Queued` (before submission), and `Ready`/`Running` (after the
+//! completion was reaped, when the backend has let go of it). [`Task::take_buf`] is the one
+//! public entry, and it checks that the task is `Running`: its callback is the only code that
+//! can see it then.
+
+use core::cell::{Cell, UnsafeCell};
+use core::fmt;
+use core::ptr::NonNull;
+
+use xuring_queue::Link;
+
+use crate::{Backend, IoBuf, Op, OpResult, Ring, RingError, Uring};
+
+/// A task's identity: its slot index and the slot's generation, which changes every time the
+/// slot is recycled. It is the `user_data` of the task's submission.
+///
+/// A completion or a cancel carrying an old generation does not match the task now in the
+/// slot, so it cannot reach it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(u64);
+
+/// Bit 63 of `user_data` marks values that are not tasks (internal or cross-ring messages).
+pub(crate) const NOT_A_TASK: u64 = 1 << 63;
+const GENERATION_MASK: u32 = (1 << 31) - 1;
+
+impl TaskId {
+    pub(crate) const fn new(index: u32, generation: u32) -> TaskId {
+        TaskId(((generation as u64) << 32) | index as u64)
+    }
+
+    /// The `user_data` value.
+    pub const fn to_u64(self) -> u64 {
+        self.0
+    }
+
+    /// Interprets a `user_data` value; `None` for values no task can have.
+    pub const fn from_u64(user_data: u64) -> Option<TaskId> {
+        let generation = (user_data >> 32) as u32;
+        if user_data & NOT_A_TASK != 0 || generation == 0 {
+            None
+        } else {
+            Some(TaskId(user_data))
+        }
+    }
+
+    /// The slot index.
+    pub const fn index(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// The slot's generation (never 0).
+    pub const fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    /// The id of the slot's next occupant.
+    pub(crate) const fn next(self) -> TaskId {
+        let mut generation = (self.generation() + 1) & GENERATION_MASK;
+        if generation == 0 {
+            generation = 1;
+        }
+        TaskId::new(self.index(), generation)
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskId({}#{})", self.index(), self.generation())
+    }
+}
+
+/// Where a task is in its lifecycle:
+/// `Free -> Queued -> InFlight -> Ready -> Running -> Free`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// On the free list.
+    Free,
+    /// On the submission queue, not yet given to the backend.
+    Queued,
+    /// Given to the backend (the kernel may be using its memory).
+    InFlight,
+    /// Waiting for other tasks before it completes (a `cancel_all` on old kernels).
+    Waiting,
+    /// Completed; on the completion list, waiting for its callback.
+    Ready,
+    /// Its callback is running.
+    Running,
+}
+
+/// The completion handler of a task.
+pub type Callback<B = Uring> = fn(&mut Ring<B>, &Task<B>) -> Result<(), RingError>;
+
+/// What to call when a task completes, and the caller's state for it.
+///
+/// `msg` is a small discriminant for multi-step state machines (which step this completion
+/// belongs to); `userdata` a type-erased pointer to the caller's state. Neither is touched by
+/// the ring.
+pub struct Context<B: Backend = Uring> {
+    /// The completion handler.
+    pub cb: Callback<B>,
+    /// A step number or tag of the caller's choosing.
+    pub msg: u16,
+    /// A pointer to the caller's state.
+    pub userdata: Option<NonNull<()>>,
+}
+
+impl<B: Backend> Clone for Context<B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for Context<B> {}
+
+impl<B: Backend> fmt::Debug for Context<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("msg", &self.msg)
+            .field("userdata", &self.userdata)
+            .finish_non_exhaustive()
+    }
+}
+
+fn ignore<B: Backend>(_ring: &mut Ring<B>, _task: &Task<B>) -> Result<(), RingError> {
+    Ok(())
+}
+
+impl<B: Backend> Default for Context<B> {
+    /// A callback that does nothing, `msg` 0, no userdata.
+    fn default() -> Self {
+        Context {
+            cb: ignore::<B>,
+            msg: 0,
+            userdata: None,
+        }
+    }
+}
+
+/// One operation's state, from submission to callback. Tasks live in the ring's pool at
+/// stable addresses and are recycled after their callback returns.
+pub struct Task<B: Backend = Uring> {
+    pub(crate) link: Link<Task<B>>,
+    pub(crate) id: Cell<TaskId>,
+    pub(crate) state: Cell<TaskState>,
+    pub(crate) ctx: Cell<Context<B>>,
+    /// The operation's outcome; `Some` when the callback runs.
+    pub result: Option<OpResult>,
+    pub(crate) op: UnsafeCell<Op>,
+}
+
+// SAFETY: `link` projects to the `link` field with `&raw const`, keeping the node's
+// provenance and creating no reference; the field is an inline, aligned `Link<Task<B>>`.
+// Tasks live in pool chunks that never move while linked (see `pool`).
+unsafe impl<B: Backend> xuring_queue::Linked for Task<B> {
+    #[inline(always)]
+    unsafe fn link(node: NonNull<Self>) -> NonNull<Link<Self>> {
+        // SAFETY: the caller passes a pointer to a live task, so the field place is in bounds.
+        let link = unsafe { &raw const (*node.as_ptr()).link };
+        // SAFETY: `link` points into the live task, so it is not null.
+        unsafe { NonNull::new_unchecked(link.cast_mut()) }
+    }
+}
+
+impl<B: Backend> Task<B> {
+    pub(crate) fn new(index: u32) -> Task<B> {
+        Task {
+            link: Link::new(),
+            id: Cell::new(TaskId::new(index, 1)),
+            state: Cell::new(TaskState::Free),
+            ctx: Cell::new(Context::default()),
+            result: None,
+            op: UnsafeCell::new(Op::Idle),
+        }
+    }
+
+    /// The `msg` of the task's context.
+    #[inline]
+    pub fn msg(&self) -> u16 {
+        self.ctx.get().msg
+    }
+
+    /// The `userdata` of the task's context.
+    #[inline]
+    pub fn userdata(&self) -> Option<NonNull<()>> {
+        self.ctx.get().userdata
+    }
+
+    /// The task's current identity.
+    #[inline]
+    pub fn id(&self) -> TaskId {
+        self.id.get()
+    }
+
+    /// Where the task is in its lifecycle.
+    #[inline]
+    pub fn state(&self) -> TaskState {
+        self.state.get()
+    }
+
+    /// Takes the operation's buffer back, to reuse it. Only from the task's own callback:
+    /// elsewhere (and for ops without an owned buffer) it returns `None`. A buffer not taken is
+    /// dropped when the task is recycled (a pool buffer returns to its pool).
+    pub fn take_buf(&self) -> Option<IoBuf> {
+        if self.state.get() != TaskState::Running {
+            return None;
+        }
+        // SAFETY: a `Running` task's completion has been reaped, so no backend or kernel
+        // holds its op; the ring does not touch a running task's op; and `&self` callers
+        // cannot obtain another reference into the op (no public accessor returns one).
+        let op = unsafe { &mut *self.op.get() };
+        op.take_buf()
+    }
+
+    /// Cancels whatever operation occupies this task's slot now.
+    ///
+    /// Prefer [`TaskHandle::cancel`]: it carries the generation of the task it was returned
+    /// for, so it misses when that task has completed and the slot was reused.
+    pub fn cancel(&self, ring: &mut Ring<B>, ctx: Context<B>) -> TaskHandle<B> {
+        ring.cancel(self.id(), ctx)
+    }
+}
+
+impl<B: Backend> fmt::Debug for Task<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("id", &self.id.get())
+            .field("state", &self.state.get())
+            .field("msg", &self.msg())
+            .field("result", &self.result)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an op method returns: the task's address and the identity it had when submitted.
+pub struct TaskHandle<B: Backend = Uring> {
+    ptr: NonNull<Task<B>>,
+    id: TaskId,
+}
+
+impl<B: Backend> Clone for TaskHandle<B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for TaskHandle<B> {}
+
+impl<B: Backend> fmt::Debug for TaskHandle<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TaskHandle").field(&self.id).finish()
+    }
+}
+
+impl<B: Backend> TaskHandle<B> {
+    pub(crate) fn new(ptr: NonNull<Task<B>>, id: TaskId) -> Self {
+        TaskHandle { ptr, id }
+    }
+
+    /// The identity the task had when this handle was made.
+    #[inline]
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The task's address. It stays valid (a task slot is never freed) while the ring lives,
+    /// but the slot is reused after the task's callback returns. A reference made from it
+    /// must not be held across a call into the ring, which may update the task.
+    #[inline]
+    pub fn as_ptr(&self) -> *mut Task<B> {
+        self.ptr.as_ptr()
+    }
+
+    /// The task's address, as a `NonNull`.
+    #[inline]
+    pub fn as_non_null(&self) -> NonNull<Task<B>> {
+        self.ptr
+    }
+
+    /// Cancels the task if it is still queued or in flight; a no-op (`ENOENT`) once it has
+    /// completed, even if its slot now holds another task.
+    pub fn cancel(self, ring: &mut Ring<B>, ctx: Context<B>) -> TaskHandle<B> {
+        ring.cancel(self.id, ctx)
+    }
+}
