@@ -84,14 +84,19 @@ impl<B: Backend> Ring<B> {
                 if self.has_no_user_work() {
                     return Ok(());
                 }
-                match deadline {
-                    Some(d) => {
-                        if self.backend.now() >= d {
-                            return Ok(());
-                        }
-                        self.wait_until(d)?;
-                    }
-                    None => self.enter(1, None)?,
+                if let Some(d) = deadline
+                    && self.backend.now() >= d
+                {
+                    return Ok(());
+                }
+                if !self.submission_q.is_empty() {
+                    // The backend's queue is full and more work waits behind it: submit
+                    // without waiting, so the rest gets in before we block.
+                    self.enter(0, None)?;
+                } else if let Some(d) = deadline {
+                    self.wait_until(d)?;
+                } else {
+                    self.enter(1, None)?;
                 }
                 self.reap();
             }
@@ -162,6 +167,13 @@ impl<B: Backend> Ring<B> {
         }
     }
 
+    fn reap_and_recycle(&mut self) {
+        self.reap();
+        while let Some(task) = self.completions.pop_front() {
+            self.recycle(task);
+        }
+    }
+
     /// Cancels and reaps everything in flight, without running callbacks, before the
     /// ring's memory is released. Gives up after the teardown timeout and leaks the tasks
     /// still in flight, which the kernel may still write into.
@@ -194,15 +206,30 @@ impl<B: Backend> Ring<B> {
         }
         loop {
             self.flush();
-            if self.in_flight == 0 && self.submission_q.is_empty() {
+            if self.submission_q.is_empty() && self.in_flight == self.wakes_in_flight {
                 break;
             }
             if self.backend.now() >= deadline || self.wait_until(deadline).is_err() {
                 break;
             }
-            self.reap();
-            while let Some(task) = self.completions.pop_front() {
-                self.recycle(task);
+            self.reap_and_recycle();
+        }
+        // Only our own wake-up timer may be left: remove it rather than wait for it. A
+        // timer removal completes at once, so this takes a couple of enters at most.
+        if self.submission_q.is_empty() && self.in_flight == self.wakes_in_flight {
+            let wakes: Vec<TaskId> = self.in_flight_user_tasks().collect();
+            for wake in wakes {
+                self.cancel(wake, Context::default());
+            }
+            for _ in 0..16 {
+                self.flush();
+                if self.in_flight == 0 && self.submission_q.is_empty() {
+                    break;
+                }
+                if self.enter(1, None).is_err() {
+                    break;
+                }
+                self.reap_and_recycle();
             }
         }
         if self.in_flight > 0 {

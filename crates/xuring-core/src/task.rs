@@ -191,6 +191,12 @@ impl<B: Backend> Task<B> {
         self.ctx.get().userdata
     }
 
+    /// The task's context (to resubmit with the same callback and state).
+    #[inline]
+    pub fn context(&self) -> Context<B> {
+        self.ctx.get()
+    }
+
     /// The task's current identity.
     #[inline]
     pub fn id(&self) -> TaskId {
