@@ -91,11 +91,8 @@ impl<B: Backend> TaskPool<B> {
     pub(crate) fn put(&mut self, task: NonNull<Task<B>>) {
         // SAFETY: `task` came from this pool, so it points into a live chunk.
         let t = unsafe { task.as_ref() };
-        debug_assert!(matches!(
-            // SAFETY: the task is being recycled; nothing else reads its op now.
-            unsafe { &*t.op.get() },
-            crate::Op::Idle
-        ));
+        // SAFETY: the task is being recycled; nothing else accesses its op now.
+        debug_assert!(matches!(unsafe { t.op() }, crate::Op::Idle));
         t.id.set(t.id.get().next());
         t.state.set(TaskState::Free);
         // SAFETY: as in `grow`: the task is live at a stable address for the pool's life.

@@ -25,8 +25,8 @@ use crate::op::CancelVia;
 use crate::pool::TaskPool;
 use crate::task::TaskState;
 use crate::{
-    Backend, BufferPool, Context, IoBuf, Offset, Op, OpResult, RingError, Task, TaskHandle,
-    TaskId, Timespec, Uring,
+    Backend, BufferPool, Context, IoBuf, Offset, Op, OpResult, RingError, Task, TaskHandle, TaskId,
+    Timespec, Uring,
 };
 
 /// Counters of what the ring has seen. Cheap to read at any time.
@@ -320,10 +320,10 @@ impl<B: Backend> Ring<B> {
     #[inline]
     pub(crate) fn queue(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
         let task = self.pool.get();
-        // SAFETY: a task fresh from the free list is `Free`: nothing else refers to its op.
-        unsafe { *(*task.as_ptr()).op.get() = op };
         // SAFETY: the pool's pointers are valid for the ring's life.
         let t = unsafe { task.as_ref() };
+        // SAFETY: a task fresh from the free list is `Free`: nothing else refers to its op.
+        *unsafe { t.op_mut() } = op;
         t.ctx.set(ctx);
         t.state.set(TaskState::Queued);
         let id = t.id.get();
@@ -337,12 +337,13 @@ impl<B: Backend> Ring<B> {
     /// Completes a task without the backend (it never reached it): its result is `op`'s
     /// decoding of `-errno`.
     pub(crate) fn complete_locally(&mut self, task: NonNull<Task<B>>, res: i32) {
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        let t = unsafe { task.as_ref() };
         // SAFETY: the task is `Free`/`Queued`/`Waiting` (not with the backend): the ring owns
-        // its op and result.
-        unsafe {
-            let t = task.as_ptr();
-            (*t).result = Some((*(*t).op.get()).decode(res));
-        }
+        // its op.
+        let result = unsafe { t.op() }.decode(res);
+        // SAFETY: the ring holds only pointers to the task; `t` is not used after this.
+        unsafe { Task::write_result(task, Some(result)) };
         self.make_ready(task);
     }
 
@@ -510,9 +511,11 @@ impl<B: Backend> Ring<B> {
                 cancel
             }
             (Some(task), Some(TaskState::InFlight)) => {
-                // SAFETY: reading which kind of op an in-flight task runs: the discriminant
-                // is not written by the kernel or backend, only the buffer/timespec payload.
-                let timer = unsafe { (*task.as_ref().op.get()).is_timer() };
+                // SAFETY: the pool's pointers are valid for the ring's life.
+                let t = unsafe { task.as_ref() };
+                // SAFETY: reading which kind of op an in-flight task runs: nothing writes
+                // inside the op while it is with the backend.
+                let timer = unsafe { t.op() }.is_timer();
                 let via = if timer {
                     CancelVia::TimeoutRemove
                 } else {
@@ -573,12 +576,11 @@ impl<B: Backend> Ring<B> {
         if outstanding == 0 {
             self.complete_locally(join_ptr, 0);
         } else {
+            // SAFETY: the pool's pointers are valid for the ring's life.
+            let join_task = unsafe { join_ptr.as_ref() };
             // SAFETY: the join task is `Waiting`: only the ring touches its op.
-            unsafe {
-                if let Op::CancelAllJoin { outstanding: o, .. } = &mut *join_ptr.as_ref().op.get()
-                {
-                    *o = outstanding;
-                }
+            if let Op::CancelAllJoin { outstanding: o, .. } = unsafe { join_task.op_mut() } {
+                *o = outstanding;
             }
         }
         join
@@ -601,11 +603,9 @@ impl<B: Backend> Ring<B> {
             if t.state.get() != TaskState::InFlight {
                 return None;
             }
-            // SAFETY: the discriminant of an in-flight op is not written by anyone.
-            let cancellable = !matches!(
-                unsafe { &*t.op.get() },
-                Op::Cancel { .. } | Op::CancelAny { .. }
-            );
+            // SAFETY: nothing writes inside an op while it is with the backend.
+            let cancellable =
+                !matches!(unsafe { t.op() }, Op::Cancel { .. } | Op::CancelAny { .. });
             cancellable.then(|| t.id.get())
         })
     }
@@ -631,8 +631,8 @@ impl<B: Backend> Ring<B> {
                 break;
             }
             t.state.set(TaskState::InFlight);
-            // SAFETY: the discriminant is never written by the backend.
-            if matches!(unsafe { &*t.op.get() }, Op::Wake { .. }) {
+            // SAFETY: nothing writes inside an op while it is with the backend.
+            if matches!(unsafe { t.op() }, Op::Wake { .. }) {
                 self.wakes_in_flight += 1;
             }
             self.in_flight += 1;
@@ -673,17 +673,17 @@ impl<B: Backend> Ring<B> {
             if wake.is_some_and(|(w, _)| w == id) {
                 *wake = None;
             }
-            // SAFETY: the discriminant is never written by the backend.
-            if matches!(unsafe { &*t.op.get() }, Op::Wake { .. }) {
+            // SAFETY: the backend is done with the op (its completion is being delivered).
+            if matches!(unsafe { t.op() }, Op::Wake { .. }) {
                 *wakes_in_flight -= 1;
             }
-            // SAFETY: the completion for this task's id was just delivered, so the backend
-            // and kernel are done with its op; nothing else refers to the task.
-            unsafe {
-                let p = task.as_ptr();
-                (*p).result = Some((*(*p).op.get()).decode(c.res));
-            }
             t.state.set(TaskState::Ready);
+            // SAFETY: the completion for this task's id was just delivered, so the backend
+            // and kernel are done with its op.
+            let result = unsafe { t.op() }.decode(c.res);
+            // SAFETY: the ring holds only pointers to the task (`t` is a short-lived local
+            // borrow not used below).
+            unsafe { Task::write_result(task, Some(result)) };
             // SAFETY: as in `queue`: live, stable, shared access only while linked.
             unsafe { completions.push_back(task) };
         });
@@ -713,11 +713,11 @@ impl<B: Backend> Ring<B> {
     pub(crate) fn recycle(&mut self, task: NonNull<Task<B>>) {
         // SAFETY: the task's callback has returned (or unwound), so no reference to it
         // remains, and the backend is done with it.
-        let op = unsafe {
-            let p = task.as_ptr();
-            (*p).result = None;
-            core::mem::take(&mut *(*p).op.get())
-        };
+        unsafe { Task::write_result(task, None) };
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        let t = unsafe { task.as_ref() };
+        // SAFETY: as above: nothing else accesses the op.
+        let op = core::mem::take(unsafe { t.op_mut() });
         self.pool.put(task);
         // Dropped after the task is back in the pool, so a panicking buffer drop cannot lose it.
         drop(op);
@@ -731,20 +731,19 @@ fn on_cancel_all_part<B: Backend>(ring: &mut Ring<B>, task: &Task<B>) -> Result<
     };
     let join: NonNull<Task<B>> = join.cast();
     let hit = matches!(task.result, Some(OpResult::Cancel(Ok(()))));
-    // SAFETY: the join task is `Waiting` until its last part reports here, so it is live and
-    // only the ring (this code) touches its op.
-    let done = unsafe {
-        match &mut *join.as_ref().op.get() {
-            Op::CancelAllJoin {
-                outstanding,
-                cancelled,
-            } => {
-                *cancelled += u32::from(hit);
-                *outstanding -= 1;
-                *outstanding == 0
-            }
-            _ => false,
+    // SAFETY: the join task is `Waiting` until its last part reports here, so it is live.
+    let join_task = unsafe { join.as_ref() };
+    // SAFETY: a `Waiting` task's op is touched only by the ring (this code).
+    let done = match unsafe { join_task.op_mut() } {
+        Op::CancelAllJoin {
+            outstanding,
+            cancelled,
+        } => {
+            *cancelled += u32::from(hit);
+            *outstanding -= 1;
+            *outstanding == 0
         }
+        _ => false,
     };
     if done {
         ring.complete_locally(join, 0);

@@ -179,6 +179,45 @@ impl<B: Backend> Task<B> {
         }
     }
 
+    /// The task's op, for the ring.
+    ///
+    /// # Safety
+    ///
+    /// The caller must be the only code accessing the op: the task is `Free`, `Queued`,
+    /// `Waiting`, `Ready` or `Running` (not with the backend), and no other reference
+    /// obtained from `op`/`op_mut` is alive.
+    #[allow(clippy::mut_from_ref)]
+    #[inline]
+    pub(crate) unsafe fn op_mut(&self) -> &mut Op {
+        // SAFETY: the caller guarantees exclusive access to the op.
+        unsafe { &mut *self.op.get() }
+    }
+
+    /// The task's op, read-only.
+    ///
+    /// # Safety
+    ///
+    /// No `&mut` to the op may be alive. While the task is with the backend only the op's
+    /// discriminant and its plain fields may be read: the kernel writes nothing inside the op
+    /// itself (buffers are separate allocations), but the backend may still own it.
+    #[inline]
+    pub(crate) unsafe fn op(&self) -> &Op {
+        // SAFETY: the caller guarantees no mutable access is alive.
+        unsafe { &*self.op.get() }
+    }
+
+    /// Stores `result` in the task.
+    ///
+    /// # Safety
+    ///
+    /// `task` must be valid and no reference to the task may be alive (the ring holds only
+    /// pointers), so writing the non-`Cell` field cannot invalidate one.
+    #[inline]
+    pub(crate) unsafe fn write_result(task: NonNull<Self>, result: Option<OpResult>) {
+        // SAFETY: the caller guarantees `task` is valid and unaliased.
+        unsafe { (*task.as_ptr()).result = result };
+    }
+
     /// The `msg` of the task's context.
     #[inline]
     pub fn msg(&self) -> u16 {
@@ -219,8 +258,7 @@ impl<B: Backend> Task<B> {
         // SAFETY: a `Running` task's completion has been reaped, so no backend or kernel
         // holds its op; the ring does not touch a running task's op; and `&self` callers
         // cannot obtain another reference into the op (no public accessor returns one).
-        let op = unsafe { &mut *self.op.get() };
-        op.take_buf()
+        unsafe { self.op_mut() }.take_buf()
     }
 
     /// Cancels whatever operation occupies this task's slot now.

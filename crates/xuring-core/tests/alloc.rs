@@ -48,6 +48,7 @@ struct Load {
     done: u32,
 }
 
+#[allow(clippy::mut_from_ref)] // the state lives outside the task; see the SAFETY note
 fn load(task: &Task) -> &mut Load {
     let ptr = task.userdata().expect("load").cast::<Load>();
     // SAFETY: the test keeps the `Load` alive until `run` returns and touches it only
@@ -182,7 +183,10 @@ fn hot_path_allocates_nothing() {
         ),
     ];
     for (name, allocations) in results {
-        assert_eq!(allocations, 0, "{name}: {allocations} allocations after warm-up");
+        assert_eq!(
+            allocations, 0,
+            "{name}: {allocations} allocations after warm-up"
+        );
     }
     // Vec buffers: the initial `vec!`s allocate (DEPTH of them); resubmitting them does not.
     let vec_allocs = measure("read", on_read, zero.raw(), false, read_vec);

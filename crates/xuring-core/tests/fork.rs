@@ -53,12 +53,20 @@ fn forked_child_leaves_the_parents_ring_alone() {
     let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
     assert_eq!(waited, pid);
     assert!(libc::WIFEXITED(status), "child exited normally");
-    assert_eq!(libc::WEXITSTATUS(status), 0, "the child's run was refused with Forked");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child's run was refused with Forked"
+    );
 
     // The parent's read is still pending: the child's drop did not cancel it.
     std::thread::sleep(Duration::from_millis(10));
     ring.run(RunCondition::NoWait).expect("poll");
-    assert_eq!(GOT.with(Cell::get), None, "still in flight after the child is gone");
+    assert_eq!(
+        GOT.with(Cell::get),
+        None,
+        "still in flight after the child is gone"
+    );
     write_all(w.raw(), b"from parent");
     ring.run(RunCondition::UntilDone).expect("run");
     assert_eq!(GOT.with(Cell::get), Some(OpResult::Read(Ok(11))));

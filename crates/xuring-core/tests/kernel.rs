@@ -58,7 +58,11 @@ fn cq_overflow_loses_no_completion() {
     ring.run(RunCondition::NoWait).expect("reap some");
     let overflowed = ring.backend().raw().sq_ref().flags();
     ring.run(RunCondition::UntilDone).expect("run");
-    assert_eq!(CALLS.with(Cell::get), 10_000, "every timer's callback ran once");
+    assert_eq!(
+        CALLS.with(Cell::get),
+        10_000,
+        "every timer's callback ran once"
+    );
     assert!(
         results().iter().all(|r| *r == OpResult::Timer(Ok(()))),
         "all expired"
@@ -85,7 +89,10 @@ fn deadline_run_returns_in_time(level: KernelLevel) {
     long.cancel(&mut ring, counted());
     let start = Instant::now();
     ring.run(RunCondition::UntilDone).expect("run");
-    assert!(start.elapsed() < Duration::from_secs(10), "UntilDone does not wait for wake timers");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "UntilDone does not wait for wake timers"
+    );
     // The kernel posts the cancel's completion and the timer's in either order.
     let results = results();
     assert_eq!(results.len(), 2, "{level}: {results:?}");
@@ -123,7 +130,10 @@ fn cancel_all_at(level: KernelLevel) {
     let results = results();
     assert_eq!(results.len(), 13, "{level}: {results:?}");
     assert_eq!(
-        results.iter().filter(|r| **r == OpResult::Read(Err(Errno::ECANCELED))).count(),
+        results
+            .iter()
+            .filter(|r| **r == OpResult::Read(Err(Errno::ECANCELED)))
+            .count(),
         6,
         "{level}: {results:?}"
     );
@@ -165,9 +175,14 @@ fn registered_pool_buffers_read_a_file() {
     assert!(pool.is_registered(), "fixed buffers are registered here");
     fn check(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
         assert_eq!(task.result, Some(OpResult::Read(Ok(4096))));
-        let buf = task.take_buf().and_then(|b| b.into_pool_buf()).expect("pool buffer");
+        let buf = task
+            .take_buf()
+            .and_then(|b| b.into_pool_buf())
+            .expect("pool buffer");
         let offset = usize::from(task.msg()) * 4096;
-        let expected: Vec<u8> = (offset..offset + 4096).map(|i| (i as u32 * 7) as u8).collect();
+        let expected: Vec<u8> = (offset..offset + 4096)
+            .map(|i| (i as u32 * 7) as u8)
+            .collect();
         assert_eq!(&buf[..], &expected[..]);
         CALLS.with(|c| c.set(c.get() + 1));
         Ok(())
@@ -217,7 +232,10 @@ fn dropping_a_ring_with_pipe_reads_pending_stops_them() {
         }
         std::thread::sleep(Duration::from_millis(2));
         for buf in &watched {
-            assert!(buf.iter().all(|&b| b == 0xAA), "round {round}: memory changed after drop");
+            assert!(
+                buf.iter().all(|&b| b == 0xAA),
+                "round {round}: memory changed after drop"
+            );
         }
         // Nobody consumed the bytes: no read was left behind.
         for (r, _) in &pipes {

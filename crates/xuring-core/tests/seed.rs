@@ -92,8 +92,15 @@ fn write_then_read_a_pipe_with_owned_buffers() {
             other => panic!("unexpected: {other:?}"),
         };
         assert_eq!(n, 5);
-        let buf = task.take_buf().and_then(|b| b.into_vec()).expect("our Vec back");
-        assert_eq!(buf.len(), 16, "the length is unchanged; the result says how much");
+        let buf = task
+            .take_buf()
+            .and_then(|b| b.into_vec())
+            .expect("our Vec back");
+        assert_eq!(
+            buf.len(),
+            16,
+            "the length is unchanged; the result says how much"
+        );
         let mut got = [0; 16];
         got.copy_from_slice(&buf);
         GOT.with(|g| g.set(got));

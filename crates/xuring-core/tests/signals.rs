@@ -32,7 +32,7 @@ fn count(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
 fn signal_storm_loses_nothing() {
     // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value to fill in.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = on_signal as usize;
+    action.sa_sigaction = on_signal as *const () as usize;
     action.sa_flags = 0; // no SA_RESTART: blocking syscalls fail with EINTR
     let mut old: libc::sigaction = {
         // SAFETY: as above.
@@ -40,7 +40,10 @@ fn signal_storm_loses_nothing() {
     };
     // SAFETY: `action` and `old` are live sigaction structs; the handler is an extern "C"
     // function that does nothing (async-signal-safe).
-    assert_eq!(unsafe { libc::sigaction(libc::SIGUSR1, &action, &mut old) }, 0);
+    assert_eq!(
+        unsafe { libc::sigaction(libc::SIGUSR1, &action, &mut old) },
+        0
+    );
 
     // SAFETY: `pthread_self` has no preconditions.
     let target = unsafe { libc::pthread_self() };
@@ -91,8 +94,15 @@ fn signal_storm_loses_nothing() {
     // SAFETY: restores the previous disposition saved above.
     unsafe { libc::sigaction(libc::SIGUSR1, &old, std::ptr::null_mut()) };
 
-    assert_eq!(DONE.with(Cell::get), expected, "every callback ran exactly once");
+    assert_eq!(
+        DONE.with(Cell::get),
+        expected,
+        "every callback ran exactly once"
+    );
     let retries = ring.stats().eintr_retries;
     assert!(sent > 20, "the storm ran ({sent} signals)");
-    assert!(retries > 0, "some enters were interrupted and retried ({sent} signals sent)");
+    assert!(
+        retries > 0,
+        "some enters were interrupted and retried ({sent} signals sent)"
+    );
 }

@@ -7,8 +7,8 @@
 use std::fmt::Write;
 
 use crate::{
-    CancelFlags, EnterFlags, FeatureFlags, FlagInfo, FsyncFlags, KernelLevel, Opcode,
-    SetupFlags, SqRingFlags, TimeoutFlags,
+    CancelFlags, EnterFlags, FeatureFlags, FlagInfo, FsyncFlags, KernelLevel, Opcode, SetupFlags,
+    SqRingFlags, TimeoutFlags,
 };
 
 /// The whole compatibility document, as Markdown.

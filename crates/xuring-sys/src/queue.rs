@@ -98,9 +98,11 @@ impl SubmissionQueue {
             .at::<io_uring_sqe>(0, entries as usize)
             .ok_or(BadOffset("sqes"))?;
         for i in 0..entries {
-            // SAFETY: `array` holds `entries` u32 slots inside the mapping (checked above);
-            // the kernel reads them only for published entries, and none is published yet.
-            let slot = unsafe { array.add(i as usize).as_ref() };
+            // SAFETY: `array` holds `entries` u32 slots inside the mapping (checked above).
+            let slot = unsafe { array.add(i as usize) };
+            // SAFETY: the slot is live and aligned; it is accessed atomically, and the kernel
+            // reads it only for published entries, of which there are none yet.
+            let slot = unsafe { slot.as_ref() };
             slot.store(i, Ordering::Relaxed);
         }
         // SAFETY: `tail` points at the live SQ tail; only we write it.
@@ -158,10 +160,11 @@ impl SubmissionQueue {
             return Err(SqFull);
         }
         let index = (self.local_tail & self.mask) as usize;
-        // SAFETY: `index < entries`, so the slot is inside the SQE array. The slot is free:
-        // it lies beyond the head the kernel has consumed up to and is not yet published, so
-        // the kernel does not read it concurrently.
-        unsafe { self.sqes.add(index).write(*sqe) };
+        // SAFETY: `index < entries`, so the slot is inside the SQE array.
+        let slot = unsafe { self.sqes.add(index) };
+        // SAFETY: the slot is free: it lies beyond the head the kernel has consumed up to and
+        // is not yet published, so the kernel does not read it concurrently.
+        unsafe { slot.write(*sqe) };
         self.local_tail = self.local_tail.wrapping_add(1);
         Ok(())
     }
@@ -255,13 +258,18 @@ impl CompletionQueue {
         // SAFETY: `head` points into the live CQ mapping and only we write it.
         let mut head = unsafe { self.head.as_ref() }.load(Ordering::Relaxed);
         let count = tail.wrapping_sub(head);
-        debug_assert!(count <= self.entries, "CQ tail ran ahead of head by more than its size");
+        debug_assert!(
+            count <= self.entries,
+            "CQ tail ran ahead of head by more than its size"
+        );
         while head != tail {
             let index = (head & self.mask) as usize;
-            // SAFETY: `index < entries`, inside the CQE array; the slot lies below the tail
-            // just acquired and at or above our head, so the kernel has finished writing it
-            // and will not reuse it until we publish a head past it.
-            let cqe = unsafe { self.cqes.add(index).read() };
+            // SAFETY: `index < entries`, inside the CQE array.
+            let slot = unsafe { self.cqes.add(index) };
+            // SAFETY: the slot lies below the tail just acquired and at or above our head, so
+            // the kernel has finished writing it and will not reuse it until we publish a head
+            // past it.
+            let cqe = unsafe { slot.read() };
             head = head.wrapping_add(1);
             // Free the slot before running `f`, so a panicking `f` loses nothing it was not
             // already given. Release orders the read above before the kernel may reuse it.
@@ -283,7 +291,9 @@ impl CompletionQueue {
     pub fn flags(&self) -> CqRingFlags {
         match self.flags {
             // SAFETY: `flags` points into the live CQ mapping.
-            Some(ptr) => CqRingFlags::from_bits_retain(unsafe { ptr.as_ref() }.load(Ordering::Relaxed)),
+            Some(ptr) => {
+                CqRingFlags::from_bits_retain(unsafe { ptr.as_ref() }.load(Ordering::Relaxed))
+            }
             None => CqRingFlags::empty(),
         }
     }

@@ -9,13 +9,13 @@ use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::abi::{
-    io_uring_params, io_uring_sqe, IORING_OFF_CQ_RING, IORING_OFF_SQES, IORING_OFF_SQ_RING,
+    IORING_OFF_CQ_RING, IORING_OFF_SQ_RING, IORING_OFF_SQES, io_uring_params, io_uring_sqe,
 };
 use crate::mmap::Mmap;
 use crate::queue::{CompletionQueue, RingLayout, SubmissionQueue};
 use crate::{
-    syscall, CancelFlags, EnterFlags, Errno, FeatureFlags, Features, KernelLevel, Opcode,
-    SetupFlags,
+    CancelFlags, EnterFlags, Errno, FeatureFlags, Features, KernelLevel, Opcode, SetupFlags,
+    syscall,
 };
 
 /// The most SQ entries a kernel accepts (`IORING_MAX_ENTRIES`).

@@ -12,8 +12,8 @@
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use crate::abi::{
-    __kernel_timespec, io_uring_getevents_arg, io_uring_params, io_uring_probe, io_uring_probe_op,
-    register, IO_URING_OP_SUPPORTED,
+    __kernel_timespec, IO_URING_OP_SUPPORTED, io_uring_getevents_arg, io_uring_params,
+    io_uring_probe, io_uring_probe_op, register,
 };
 use crate::{EnterFlags, Errno, OpSet, Opcode};
 
@@ -128,7 +128,14 @@ pub fn probe_opcodes(fd: RawFd) -> Result<OpSet, Errno> {
     let ptr: *mut ProbeBuffer = &mut buffer;
     // SAFETY: `buffer` is a zeroed probe header followed by `SLOTS` entries, as
     // `REGISTER_PROBE` requires; it is live for the call and the kernel keeps no reference.
-    unsafe { register(fd, register::IORING_REGISTER_PROBE, ptr.cast(), SLOTS as u32)? };
+    unsafe {
+        register(
+            fd,
+            register::IORING_REGISTER_PROBE,
+            ptr.cast(),
+            SLOTS as u32,
+        )?
+    };
     let filled = usize::from(buffer.header.ops_len).min(SLOTS);
     let mut set = OpSet::EMPTY;
     for entry in &buffer.ops[..filled] {
@@ -166,7 +173,10 @@ pub fn eventfd(nonblocking: bool) -> Result<OwnedFd, Errno> {
 }
 
 /// `getrlimit(2)`.
-pub fn getrlimit(resource: libc::__rlimit_resource_t, limit: &mut libc::rlimit) -> Result<(), Errno> {
+pub fn getrlimit(
+    resource: libc::__rlimit_resource_t,
+    limit: &mut libc::rlimit,
+) -> Result<(), Errno> {
     let ptr: *mut libc::rlimit = limit;
     // SAFETY: `ptr` comes from a live `&mut rlimit`, valid for writes during the call.
     if unsafe { libc::getrlimit(resource, ptr) } != 0 {

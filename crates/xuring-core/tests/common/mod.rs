@@ -19,7 +19,10 @@ pub fn pipe() -> (Fd, Fd) {
     let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
     assert_eq!(ret, 0, "pipe2");
     // SAFETY: `pipe2` returned two new descriptors that nothing else owns.
-    unsafe { (Fd(OwnedFd::from_raw_fd(fds[0])), Fd(OwnedFd::from_raw_fd(fds[1]))) }
+    let read = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: as above.
+    let write = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    (Fd(read), Fd(write))
 }
 
 /// Writes all of `data` to `fd` with a plain syscall.
