@@ -314,6 +314,18 @@ impl<B: Backend> Ring<B> {
         self.in_flight == 0 && self.submission_q.is_empty() && self.completions.is_empty()
     }
 
+    /// How many task slots are in `state` right now. Walks every slot, so it costs
+    /// O([`capacity`](Self::capacity)): for tests and diagnostics (the mock's invariant checks
+    /// compare it with the list lengths above), not for hot paths.
+    pub fn count_tasks(&self, state: TaskState) -> usize {
+        self.pool
+            .all()
+            // SAFETY: the pool's pointers are valid for the ring's life; only the `Cell`
+            // state is read.
+            .filter(|task| unsafe { task.as_ref() }.state.get() == state)
+            .count()
+    }
+
     // ----- operations -----
 
     /// Queues a task for `op`; the common path of every op method.
@@ -718,7 +730,15 @@ impl<B: Backend> Ring<B> {
         let t = unsafe { task.as_ref() };
         // SAFETY: as above: nothing else accesses the op.
         let op = core::mem::take(unsafe { t.op_mut() });
+        #[cfg(xuring_canary)]
+        let stale_id = t.id.get();
         self.pool.put(task);
+        // Canary (`RUSTFLAGS="--cfg xuring_canary"`, see xuring-mock's `tests/canary.rs`): a
+        // deliberately broken recycle that keeps the old generation, so the slot's next task
+        // reuses its predecessor's `TaskId`. The mock's invariant checks must catch it. Never
+        // enable it anywhere else.
+        #[cfg(xuring_canary)]
+        t.id.set(stale_id);
         // Dropped after the task is back in the pool, so a panicking buffer drop cannot lose it.
         drop(op);
     }
