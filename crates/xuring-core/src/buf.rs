@@ -445,3 +445,60 @@ mod tests {
         pool.get().expect("buf").set_len(9);
     }
 }
+
+/// Owned buffers for vectored I/O (`readv`/`writev`), with the iovec array the kernel reads.
+///
+/// Both live in the task while the operation runs; take them back with
+/// [`Task::take_iovecs`](crate::Task::take_iovecs) and resubmit: the iovec array is rebuilt
+/// in place, so reuse allocates nothing.
+#[derive(Debug, Default)]
+pub struct IoVecs {
+    bufs: Vec<IoBuf>,
+    iovecs: Vec<libc::iovec>,
+}
+
+impl IoVecs {
+    /// Vectored buffers from `bufs` (the iovec array is allocated here, once).
+    pub fn new(bufs: Vec<IoBuf>) -> IoVecs {
+        let iovecs = Vec::with_capacity(bufs.len());
+        IoVecs { bufs, iovecs }
+    }
+
+    /// The buffers.
+    pub fn bufs(&self) -> &[IoBuf] {
+        &self.bufs
+    }
+
+    /// The buffers, mutably (for a backend that fills them).
+    pub fn bufs_mut(&mut self) -> &mut [IoBuf] {
+        &mut self.bufs
+    }
+
+    /// The buffers back.
+    pub fn into_bufs(self) -> Vec<IoBuf> {
+        self.bufs
+    }
+
+    /// Total length of all buffers.
+    pub fn total_len(&self) -> usize {
+        self.bufs.iter().map(IoBuf::len).sum()
+    }
+
+    /// Rebuilds the iovec array for the kernel and returns it. `writable` asks for pointers
+    /// the kernel may write through (a read); `None` if a buffer is read-only.
+    pub fn prepare(&mut self, writable: bool) -> Option<&[libc::iovec]> {
+        self.iovecs.clear();
+        for buf in &mut self.bufs {
+            let base = if writable {
+                buf.as_mut_ptr()?
+            } else {
+                buf.as_ptr().cast_mut()
+            };
+            self.iovecs.push(libc::iovec {
+                iov_base: base.cast(),
+                iov_len: buf.len(),
+            });
+        }
+        Some(&self.iovecs)
+    }
+}

@@ -50,7 +50,7 @@
 //! ```
 //!
 //! `unsafe` is denied except in the modules `backend` (the trait's `unsafe fn push` and
-//! `backend::uring`), `buf`, `pool`, `ring`, `run` and `task`, each of which opens with a `# Safety` preamble.
+//! `backend::uring`), `buf`, `pool`, `ring`, `run`, `stat` and `task`, each of which opens with a `# Safety` preamble.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -68,17 +68,22 @@ mod result;
 mod ring;
 #[allow(unsafe_code)]
 mod run;
+mod sockaddr;
+#[allow(unsafe_code)]
+mod stat;
 #[allow(unsafe_code)]
 mod task;
 mod time;
 
 pub use backend::{Backend, Completion, Uring};
-pub use buf::{BufferPool, IoBuf, PoolBuf};
+pub use buf::{BufferPool, IoBuf, IoVecs, PoolBuf};
 pub use error::RingError;
-pub use op::{Offset, Op};
+pub use op::{Accepted, CPath, Message, Offset, Op};
 pub use result::OpResult;
 pub use ring::{Ring, RingBuilder, RingStats, leaked_tasks};
 pub use run::RunCondition;
+pub use sockaddr::SockAddrBuf;
+pub use stat::Stat;
 pub use task::{Callback, Context, Task, TaskHandle, TaskId, TaskState};
 pub use time::Timespec;
 pub use xuring_sys::{Errno, Features, KernelLevel};

@@ -5,14 +5,19 @@
 //! completes, and hands the backend a pointer to it. The real backend turns it into an SQE
 //! (`backend::uring::prep`, one exhaustive `match`); the mock interprets it directly. Turning a
 //! completion's `res` back into an [`OpResult`] is [`Op::decode`], also one exhaustive `match`,
-//! so a new op without a decoder does not compile.
+//! and [`Op::opcode`] names the opcode whose probe bit and kernel version (in `xuring-sys`'s
+//! table) decide whether the op can run: so a new op without a decoder, a preparation or an
+//! opcode does not compile.
 
+use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
 
 use xuring_sys::abi::__kernel_timespec;
 use xuring_sys::{Errno, Opcode};
 
-use crate::{IoBuf, OpResult, TaskId};
+use crate::sockaddr::SockAddrBuf;
+use crate::stat::Stat;
+use crate::{IoBuf, IoVecs, OpResult, TaskId};
 
 /// Where a read or write happens in the file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -35,6 +40,37 @@ impl Offset {
     }
 }
 
+/// A path the kernel reads while the task is in flight: `'static` or owned by the task.
+#[derive(Clone, Debug)]
+pub enum CPath {
+    /// A string that lives forever, e.g. `c"/dev/null"`.
+    Static(&'static CStr),
+    /// A string the task owns until it completes.
+    Owned(CString),
+}
+
+impl CPath {
+    /// The NUL-terminated bytes.
+    pub fn as_c_str(&self) -> &CStr {
+        match self {
+            CPath::Static(s) => s,
+            CPath::Owned(s) => s,
+        }
+    }
+}
+
+impl From<&'static CStr> for CPath {
+    fn from(s: &'static CStr) -> CPath {
+        CPath::Static(s)
+    }
+}
+
+impl From<CString> for CPath {
+    fn from(s: CString) -> CPath {
+        CPath::Owned(s)
+    }
+}
+
 /// How a cancel reaches its target in the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CancelVia {
@@ -42,6 +78,24 @@ pub enum CancelVia {
     TimeoutRemove,
     /// `IORING_OP_ASYNC_CANCEL`: any other target.
     AsyncCancel,
+}
+
+/// A value posted into a ring by another ring's `msg_ring`, or by a `Thread`'s fallback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Message {
+    /// The 63-bit payload (the CQE's `user_data` without its top bit).
+    pub data: u64,
+    /// The 32-bit value (the CQE's `res`).
+    pub value: i32,
+}
+
+/// The peer of an accepted connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The new connection.
+    pub fd: RawFd,
+    /// The peer's address (`None` for families other than IPv4/IPv6).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// An operation and its kernel-visible arguments.
@@ -84,6 +138,130 @@ pub enum Op {
         /// Where in the file.
         offset: Offset,
     },
+    /// `IORING_OP_READV`.
+    Readv {
+        /// The file to read.
+        fd: RawFd,
+        /// The buffers and their iovec array.
+        bufs: IoVecs,
+        /// Where in the file.
+        offset: Offset,
+    },
+    /// `IORING_OP_WRITEV`.
+    Writev {
+        /// The file to write.
+        fd: RawFd,
+        /// The buffers and their iovec array.
+        bufs: IoVecs,
+        /// Where in the file.
+        offset: Offset,
+    },
+    /// `IORING_OP_OPENAT` relative to the current directory.
+    Open {
+        /// The path.
+        path: CPath,
+        /// `O_*` flags (`O_CLOEXEC` is always added).
+        flags: u32,
+        /// Permission bits for a created file.
+        mode: u32,
+    },
+    /// `IORING_OP_CLOSE`.
+    Close {
+        /// The descriptor to close.
+        fd: RawFd,
+    },
+    /// `IORING_OP_FSYNC`.
+    Fsync {
+        /// The file to sync.
+        fd: RawFd,
+        /// Data only (`IORING_FSYNC_DATASYNC`, like `fdatasync(2)`).
+        datasync: bool,
+    },
+    /// `IORING_OP_STATX`.
+    Stat {
+        /// The path.
+        path: CPath,
+        /// Do not follow a final symlink (`AT_SYMLINK_NOFOLLOW`, for `lstat`).
+        nofollow: bool,
+        /// The buffer the kernel fills.
+        buf: Box<libc::statx>,
+    },
+    /// `IORING_OP_SOCKET` (5.19), or a direct `socket(2)` where it is missing.
+    Socket {
+        /// `AF_*`.
+        domain: i32,
+        /// `SOCK_*` (`SOCK_CLOEXEC` is always added).
+        ty: i32,
+        /// Protocol, usually 0.
+        protocol: i32,
+    },
+    /// `IORING_OP_CONNECT`.
+    Connect {
+        /// The socket.
+        fd: RawFd,
+        /// The peer address the kernel reads.
+        addr: SockAddrBuf,
+    },
+    /// `IORING_OP_ACCEPT`.
+    Accept {
+        /// The listening socket.
+        fd: RawFd,
+        /// The peer address the kernel writes.
+        addr: SockAddrBuf,
+    },
+    /// `IORING_OP_RECV`.
+    Recv {
+        /// The socket.
+        fd: RawFd,
+        /// Where the bytes go.
+        buf: IoBuf,
+        /// `MSG_*` flags.
+        flags: i32,
+    },
+    /// `IORING_OP_SEND`.
+    Send {
+        /// The socket.
+        fd: RawFd,
+        /// The bytes.
+        buf: IoBuf,
+        /// `MSG_*` flags (`MSG_NOSIGNAL` is always added).
+        flags: i32,
+    },
+    /// `IORING_OP_POLL_ADD`, one shot.
+    Poll {
+        /// The file to watch.
+        fd: RawFd,
+        /// `POLL*` events to wait for.
+        events: u32,
+    },
+    /// `IORING_OP_SPLICE` (5.7).
+    Splice {
+        /// Source.
+        fd_in: RawFd,
+        /// Source offset; `None` for a pipe or the file position.
+        off_in: Option<u64>,
+        /// Destination.
+        fd_out: RawFd,
+        /// Destination offset; `None` for a pipe or the file position.
+        off_out: Option<u64>,
+        /// Bytes to move at most.
+        len: u32,
+        /// `SPLICE_F_*` flags.
+        flags: u32,
+    },
+    /// `IORING_OP_MSG_RING` (5.18): post a completion into another ring.
+    MsgRing {
+        /// The target ring's fd.
+        target: RawFd,
+        /// What the target receives.
+        message: Message,
+    },
+    /// A message received from another ring: never submitted, delivered to the ring's
+    /// message handler.
+    Received {
+        /// The message.
+        message: Message,
+    },
     /// Cancel one task in flight.
     Cancel {
         /// The target's `user_data`.
@@ -106,14 +284,28 @@ pub enum Op {
 }
 
 impl Op {
-    /// The opcode this op submits, if it is submitted at all.
+    /// The opcode this op submits; `None` for ops that never reach a backend.
     pub fn opcode(&self) -> Option<Opcode> {
         Some(match self {
-            Op::Idle | Op::CancelAllJoin { .. } => return None,
+            Op::Idle | Op::CancelAllJoin { .. } | Op::Received { .. } => return None,
             Op::Noop => Opcode::Nop,
             Op::Timer { .. } | Op::Wake { .. } => Opcode::Timeout,
             Op::Read { .. } => Opcode::Read,
             Op::Write { .. } => Opcode::Write,
+            Op::Readv { .. } => Opcode::Readv,
+            Op::Writev { .. } => Opcode::Writev,
+            Op::Open { .. } => Opcode::Openat,
+            Op::Close { .. } => Opcode::Close,
+            Op::Fsync { .. } => Opcode::Fsync,
+            Op::Stat { .. } => Opcode::Statx,
+            Op::Socket { .. } => Opcode::Socket,
+            Op::Connect { .. } => Opcode::Connect,
+            Op::Accept { .. } => Opcode::Accept,
+            Op::Recv { .. } => Opcode::Recv,
+            Op::Send { .. } => Opcode::Send,
+            Op::Poll { .. } => Opcode::PollAdd,
+            Op::Splice { .. } => Opcode::Splice,
+            Op::MsgRing { .. } => Opcode::MsgRing,
             Op::Cancel {
                 via: CancelVia::TimeoutRemove,
                 ..
@@ -134,6 +326,9 @@ impl Op {
     /// Turns a completion's `res` (`>= 0` success, `-errno` failure) into this op's result.
     pub fn decode(&self, res: i32) -> OpResult {
         let r = Errno::result(res);
+        let count = |r: Result<u32, Errno>| r.map(|n| n as usize);
+        let unit = |r: Result<u32, Errno>| r.map(|_| ());
+        let fd = |r: Result<u32, Errno>| r.map(|n| n as RawFd);
         match self {
             Op::Idle | Op::Noop => OpResult::Noop,
             // A timer without a count completes with -ETIME when it expires.
@@ -141,9 +336,27 @@ impl Op {
                 Err(Errno::ETIME) | Ok(_) => Ok(()),
                 Err(e) => Err(e),
             }),
-            Op::Read { .. } => OpResult::Read(r.map(|n| n as usize)),
-            Op::Write { .. } => OpResult::Write(r.map(|n| n as usize)),
-            Op::Cancel { .. } => OpResult::Cancel(r.map(|_| ())),
+            Op::Read { .. } => OpResult::Read(count(r)),
+            Op::Write { .. } => OpResult::Write(count(r)),
+            Op::Readv { .. } => OpResult::Readv(count(r)),
+            Op::Writev { .. } => OpResult::Writev(count(r)),
+            Op::Open { .. } => OpResult::Open(fd(r)),
+            Op::Close { .. } => OpResult::Close(unit(r)),
+            Op::Fsync { .. } => OpResult::Fsync(unit(r)),
+            Op::Stat { buf, .. } => OpResult::Stat(r.map(|_| Stat::from_statx(buf))),
+            Op::Socket { .. } => OpResult::Socket(fd(r)),
+            Op::Connect { .. } => OpResult::Connect(unit(r)),
+            Op::Accept { addr, .. } => OpResult::Accept(r.map(|n| Accepted {
+                fd: n as RawFd,
+                peer: addr.to_socket_addr(),
+            })),
+            Op::Recv { .. } => OpResult::Recv(count(r)),
+            Op::Send { .. } => OpResult::Send(count(r)),
+            Op::Poll { .. } => OpResult::Poll(r),
+            Op::Splice { .. } => OpResult::Splice(count(r)),
+            Op::MsgRing { .. } => OpResult::MsgRing(unit(r)),
+            Op::Received { message } => OpResult::Message(*message),
+            Op::Cancel { .. } => OpResult::Cancel(unit(r)),
             Op::CancelAny { local } => OpResult::CancelAll(match r {
                 Ok(n) => Ok(n + local),
                 // Nothing in flight to cancel in the kernel.
@@ -157,18 +370,46 @@ impl Op {
         }
     }
 
-    /// The buffer this op owns, if any.
+    /// The single buffer this op owns, if any.
     pub fn buf(&self) -> Option<&IoBuf> {
         match self {
-            Op::Read { buf, .. } | Op::Write { buf, .. } => Some(buf),
+            Op::Read { buf, .. }
+            | Op::Write { buf, .. }
+            | Op::Recv { buf, .. }
+            | Op::Send { buf, .. } => Some(buf),
             _ => None,
         }
     }
 
-    /// Takes the op's buffer out, leaving the op without one.
+    /// The single buffer this op owns, mutably (for a backend that fills it).
+    pub fn buf_mut(&mut self) -> Option<&mut IoBuf> {
+        match self {
+            Op::Read { buf, .. }
+            | Op::Write { buf, .. }
+            | Op::Recv { buf, .. }
+            | Op::Send { buf, .. } => Some(buf),
+            _ => None,
+        }
+    }
+
+    /// Takes the op's single buffer out, leaving the op without one.
     pub(crate) fn take_buf(&mut self) -> Option<IoBuf> {
         match core::mem::take(self) {
-            Op::Read { buf, .. } | Op::Write { buf, .. } => Some(buf),
+            Op::Read { buf, .. }
+            | Op::Write { buf, .. }
+            | Op::Recv { buf, .. }
+            | Op::Send { buf, .. } => Some(buf),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// Takes the op's vectored buffers out.
+    pub(crate) fn take_iovecs(&mut self) -> Option<IoVecs> {
+        match core::mem::take(self) {
+            Op::Readv { bufs, .. } | Op::Writev { bufs, .. } => Some(bufs),
             other => {
                 *self = other;
                 None

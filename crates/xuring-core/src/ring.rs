@@ -22,11 +22,12 @@ use xuring_sys::{CancelFlags, Errno, Features, KernelLevel, Opcode, SetupOptions
 
 use crate::backend::Completion;
 use crate::op::CancelVia;
+use crate::op::{CPath, Message};
 use crate::pool::TaskPool;
-use crate::task::TaskState;
+use crate::task::{NOT_A_TASK, TaskState};
 use crate::{
-    Backend, BufferPool, Context, IoBuf, Offset, Op, OpResult, RingError, Task, TaskHandle, TaskId,
-    Timespec, Uring,
+    Backend, BufferPool, Context, IoBuf, IoVecs, Offset, Op, OpResult, RingError, Task, TaskHandle,
+    TaskId, Timespec, Uring,
 };
 
 /// Counters of what the ring has seen. Cheap to read at any time.
@@ -42,6 +43,10 @@ pub struct RingStats {
     pub eintr_retries: u64,
     /// `EBUSY`/`EAGAIN` from `io_uring_enter`: completions reaped, then retried.
     pub busy_retries: u64,
+    /// Messages received from other rings.
+    pub messages: u64,
+    /// Messages received with no handler set ([`Ring::on_message`]): dropped.
+    pub unhandled_messages: u64,
     /// Calls of `io_uring_enter` (or the backend's equivalent).
     pub enters: u64,
     /// Operations handed to the backend.
@@ -92,6 +97,12 @@ pub struct Ring<B: Backend = Uring> {
     pub(crate) wake: Option<(TaskId, Timespec)>,
     /// Internal wake-up timers in flight (not user work: `run` does not wait for them).
     pub(crate) wakes_in_flight: u32,
+    /// `statx` buffers of finished stats, reused so that a stat allocates only in warm-up.
+    /// Boxed, because the kernel writes into a buffer while the box moves with its task.
+    #[allow(clippy::vec_box)]
+    pub(crate) statx_cache: Vec<Box<libc::statx>>,
+    /// Where messages from other rings go.
+    pub(crate) message_ctx: Option<Context<B>>,
 }
 
 /// Options for a new ring.
@@ -215,6 +226,8 @@ impl RingBuilder {
             teardown_timeout: self.teardown_timeout,
             wake: None,
             wakes_in_flight: 0,
+            statx_cache: Vec::new(),
+            message_ctx: None,
         };
         if let Some((count, size)) = self.buffers {
             let pool = BufferPool::new(count, size)
@@ -417,8 +430,7 @@ impl<B: Backend> Ring<B> {
         let writable = buf.is_writable();
         let handle = self.queue(Op::Read { fd, buf, offset }, ctx);
         if !writable {
-            self.unqueue(handle.as_non_null());
-            self.complete_locally(handle.as_non_null(), -libc::EFAULT);
+            self.fail_queued(handle, libc::EFAULT);
         }
         handle
     }
@@ -483,6 +495,250 @@ impl<B: Backend> Ring<B> {
         // SAFETY: the caller's contract is `IoBuf::from_raw_parts`'s.
         let buf = unsafe { IoBuf::from_raw_parts(ptr, len) };
         self.write(fd, buf, offset, ctx)
+    }
+
+    /// `IORING_OP_READV` (5.1), like `preadv2(2)`: reads into several buffers in order.
+    /// Completes with `OpResult::Readv(Ok(n))`; take the buffers back with
+    /// [`Task::take_iovecs`]. Read-only buffers complete with `EFAULT` locally.
+    pub fn readv(
+        &mut self,
+        fd: RawFd,
+        bufs: IoVecs,
+        offset: Offset,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        let writable = bufs.bufs().iter().all(IoBuf::is_writable);
+        let handle = self.queue(Op::Readv { fd, bufs, offset }, ctx);
+        if !writable {
+            self.fail_queued(handle, libc::EFAULT);
+        }
+        handle
+    }
+
+    /// `IORING_OP_WRITEV` (5.1), like `pwritev2(2)`: writes several buffers in order.
+    pub fn writev(
+        &mut self,
+        fd: RawFd,
+        bufs: IoVecs,
+        offset: Offset,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        self.queue(Op::Writev { fd, bufs, offset }, ctx)
+    }
+
+    /// `IORING_OP_OPENAT` (5.6) relative to the current directory, like `open(2)`:
+    /// completes with `OpResult::Open(Ok(fd))`. `O_CLOEXEC` is always added, as `std::fs`
+    /// does. The path is `'static` (`c"/dev/null"`) or an owned `CString`.
+    pub fn open(
+        &mut self,
+        path: impl Into<CPath>,
+        flags: u32,
+        mode: u32,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        self.queue(
+            Op::Open {
+                path: path.into(),
+                flags,
+                mode,
+            },
+            ctx,
+        )
+    }
+
+    /// `IORING_OP_CLOSE` (5.6), like `close(2)`: completes with `OpResult::Close(Ok(()))`.
+    pub fn close(&mut self, fd: RawFd, ctx: Context<B>) -> TaskHandle<B> {
+        self.queue(Op::Close { fd }, ctx)
+    }
+
+    /// `IORING_OP_FSYNC` (5.1), like `fsync(2)`.
+    pub fn fsync(&mut self, fd: RawFd, ctx: Context<B>) -> TaskHandle<B> {
+        self.queue(
+            Op::Fsync {
+                fd,
+                datasync: false,
+            },
+            ctx,
+        )
+    }
+
+    /// `IORING_OP_FSYNC` with `IORING_FSYNC_DATASYNC` (5.1), like `fdatasync(2)`.
+    pub fn fdatasync(&mut self, fd: RawFd, ctx: Context<B>) -> TaskHandle<B> {
+        self.queue(Op::Fsync { fd, datasync: true }, ctx)
+    }
+
+    /// `IORING_OP_STATX` (5.6), like `stat(2)`: completes with `OpResult::Stat(Ok(stat))`.
+    /// The kernel fills a `statx` buffer owned by the task (reused across stats).
+    pub fn stat(&mut self, path: impl Into<CPath>, ctx: Context<B>) -> TaskHandle<B> {
+        self.stat_op(path.into(), false, ctx)
+    }
+
+    /// Like [`stat`](Self::stat) but does not follow a final symlink
+    /// (`AT_SYMLINK_NOFOLLOW`), like `lstat(2)`.
+    pub fn lstat(&mut self, path: impl Into<CPath>, ctx: Context<B>) -> TaskHandle<B> {
+        self.stat_op(path.into(), true, ctx)
+    }
+
+    fn stat_op(&mut self, path: CPath, nofollow: bool, ctx: Context<B>) -> TaskHandle<B> {
+        let buf = self
+            .statx_cache
+            .pop()
+            .unwrap_or_else(crate::stat::zeroed_statx);
+        self.queue(
+            Op::Stat {
+                path,
+                nofollow,
+                buf,
+            },
+            ctx,
+        )
+    }
+
+    /// `IORING_OP_SOCKET` (5.19), like `socket(2)` (`SOCK_CLOEXEC` is always added):
+    /// completes with `OpResult::Socket(Ok(fd))`. Where the opcode is missing, `run` makes
+    /// the socket with a direct `socket(2)` and completes the task the same way, through the
+    /// callback (never inside this call).
+    pub fn socket(
+        &mut self,
+        domain: i32,
+        ty: i32,
+        protocol: i32,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        self.queue(
+            Op::Socket {
+                domain,
+                ty,
+                protocol,
+            },
+            ctx,
+        )
+    }
+
+    /// `IORING_OP_CONNECT` (5.5), like `connect(2)`: the address is stored in the task.
+    pub fn connect(
+        &mut self,
+        fd: RawFd,
+        addr: std::net::SocketAddr,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        self.queue(
+            Op::Connect {
+                fd,
+                addr: crate::SockAddrBuf::new(addr),
+            },
+            ctx,
+        )
+    }
+
+    /// `IORING_OP_ACCEPT` (5.5), like `accept4(2)` with `SOCK_CLOEXEC`: completes with
+    /// `OpResult::Accept(Ok(Accepted { fd, peer }))`; the peer address is written into the
+    /// task by the kernel.
+    pub fn accept(&mut self, fd: RawFd, ctx: Context<B>) -> TaskHandle<B> {
+        self.queue(
+            Op::Accept {
+                fd,
+                addr: crate::SockAddrBuf::empty(),
+            },
+            ctx,
+        )
+    }
+
+    /// `IORING_OP_RECV` (5.6), like `recv(2)`: receives up to `buf.len()` bytes.
+    pub fn recv(
+        &mut self,
+        fd: RawFd,
+        buf: impl Into<IoBuf>,
+        flags: i32,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        let buf = buf.into();
+        let writable = buf.is_writable();
+        let handle = self.queue(Op::Recv { fd, buf, flags }, ctx);
+        if !writable {
+            self.fail_queued(handle, libc::EFAULT);
+        }
+        handle
+    }
+
+    /// `IORING_OP_SEND` (5.6), like `send(2)` with `MSG_NOSIGNAL` (a closed peer is an
+    /// `EPIPE` result, never a signal).
+    pub fn send(
+        &mut self,
+        fd: RawFd,
+        buf: impl Into<IoBuf>,
+        flags: i32,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        self.queue(
+            Op::Send {
+                fd,
+                buf: buf.into(),
+                flags,
+            },
+            ctx,
+        )
+    }
+
+    /// `IORING_OP_POLL_ADD` (5.1), one shot, like `poll(2)` on one fd: completes with
+    /// `OpResult::Poll(Ok(revents))` when one of `events` (`POLLIN`, `POLLOUT`, ...) is ready.
+    pub fn poll(&mut self, fd: RawFd, events: u32, ctx: Context<B>) -> TaskHandle<B> {
+        self.queue(Op::Poll { fd, events }, ctx)
+    }
+
+    /// `IORING_OP_SPLICE` (5.7), like `splice(2)`: moves up to `len` bytes between two fds,
+    /// one of which must be a pipe, without copying through user memory. `None` offsets use
+    /// the file position (and are required for pipes). Completes with
+    /// `OpResult::Splice(Ok(n))`, or `EOPNOTSUPP` where the kernel lacks the opcode.
+    #[allow(clippy::too_many_arguments)]
+    pub fn splice(
+        &mut self,
+        fd_in: RawFd,
+        off_in: Option<u64>,
+        fd_out: RawFd,
+        off_out: Option<u64>,
+        len: u32,
+        flags: u32,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        self.queue(
+            Op::Splice {
+                fd_in,
+                off_in,
+                fd_out,
+                off_out,
+                len,
+                flags,
+            },
+            ctx,
+        )
+    }
+
+    /// `IORING_OP_MSG_RING` (5.18): posts `message` into the ring `target` (its fd, see
+    /// [`Ring::fd`]), where it is delivered to that ring's [`on_message`](Self::on_message)
+    /// handler. Completes with `OpResult::MsgRing(Ok(()))` once the kernel posted it (which
+    /// does not prove anyone will read it), or `EOPNOTSUPP` where the kernel lacks the opcode.
+    /// `message.data` must fit in 63 bits (`EINVAL` otherwise).
+    pub fn msg_ring(&mut self, target: RawFd, message: Message, ctx: Context<B>) -> TaskHandle<B> {
+        let valid = message.data & NOT_A_TASK == 0;
+        let handle = self.queue(Op::MsgRing { target, message }, ctx);
+        if !valid {
+            self.fail_queued(handle, libc::EINVAL);
+        }
+        handle
+    }
+
+    /// Sets the handler for messages from other rings: each one runs `ctx.cb` with a task
+    /// whose result is `OpResult::Message(message)`. Without a handler, messages are counted
+    /// ([`RingStats::unhandled_messages`]) and dropped.
+    pub fn on_message(&mut self, ctx: Context<B>) {
+        self.message_ctx = Some(ctx);
+    }
+
+    /// Completes a task that was just queued with `-errno`, without the backend.
+    fn fail_queued(&mut self, handle: TaskHandle<B>, errno: i32) {
+        self.unqueue(handle.as_non_null());
+        self.complete_locally(handle.as_non_null(), -errno);
     }
 
     // ----- cancellation -----
@@ -633,6 +889,11 @@ impl<B: Backend> Ring<B> {
             };
             // SAFETY: the pool's pointers are valid for the ring's life.
             let t = unsafe { task.as_ref() };
+            // SAFETY: a `Queued` task's op belongs to the ring.
+            if let Some(res) = self.unsupported(unsafe { t.op() }) {
+                self.complete_locally(task, res);
+                continue;
+            }
             let op = NonNull::new(t.op.get()).expect("UnsafeCell::get is never null");
             // SAFETY: the op lives in the task, which stays at its address until it is
             // recycled, and the ring does not touch it until its completion is reaped.
@@ -653,15 +914,57 @@ impl<B: Backend> Ring<B> {
         }
     }
 
+    /// For an op the backend cannot run, the result to complete it with instead: a direct
+    /// `socket(2)` for `SOCKET` before 5.19, `EOPNOTSUPP` for anything else.
+    #[inline]
+    fn unsupported(&mut self, op: &Op) -> Option<i32> {
+        let opcode = op.opcode()?;
+        if self.backend.features().supports(opcode) {
+            return None;
+        }
+        Some(match *op {
+            Op::Socket {
+                domain,
+                ty,
+                protocol,
+            } => self.backend.socket_fallback(domain, ty, protocol),
+            _ => -libc::EOPNOTSUPP,
+        })
+    }
+
     /// Moves every available completion to the completion list.
     pub(crate) fn reap(&mut self) {
-        let pool = &self.pool;
+        let pool = &mut self.pool;
+        let message_ctx = self.message_ctx;
         let completions = &mut self.completions;
         let stats = &mut self.stats;
         let in_flight = &mut self.in_flight;
         let wake = &mut self.wake;
         let wakes_in_flight = &mut self.wakes_in_flight;
         self.backend.reap(|c: Completion| {
+            if c.user_data & NOT_A_TASK != 0 {
+                stats.messages += 1;
+                let Some(ctx) = message_ctx else {
+                    stats.unhandled_messages += 1;
+                    return;
+                };
+                let message = Message {
+                    data: c.user_data & !NOT_A_TASK,
+                    value: c.res,
+                };
+                let task = pool.get();
+                // SAFETY: the pool's pointers are valid for the ring's life.
+                let t = unsafe { task.as_ref() };
+                // SAFETY: a task fresh from the free list is `Free`: the ring owns its op.
+                *unsafe { t.op_mut() } = Op::Received { message };
+                t.ctx.set(ctx);
+                t.state.set(TaskState::Ready);
+                // SAFETY: the ring holds only pointers to the free task.
+                unsafe { Task::write_result(task, Some(OpResult::Message(message))) };
+                // SAFETY: as in `queue`: live, stable, shared access only while linked.
+                unsafe { completions.push_back(task) };
+                return;
+            }
             let Some(id) = TaskId::from_u64(c.user_data) else {
                 stats.foreign_completions += 1;
                 return;
@@ -739,6 +1042,10 @@ impl<B: Backend> Ring<B> {
         // enable it anywhere else.
         #[cfg(xuring_canary)]
         t.id.set(stale_id);
+        if let Op::Stat { buf, .. } = op {
+            self.statx_cache.push(buf);
+            return;
+        }
         // Dropped after the task is back in the pool, so a panicking buffer drop cannot lose it.
         drop(op);
     }

@@ -15,11 +15,13 @@ pub enum RunCondition {
     UntilDone,
     /// After at least one callback ran: submits, waits for a completion if none is ready,
     /// and runs the callbacks of everything completed by then. Returns at once if there is
-    /// nothing to wait for.
+    /// nothing to wait for, unless a message handler is set ([`Ring::on_message`]): then it
+    /// waits for a message.
     Once,
     /// Submits, runs the callbacks of whatever has completed, and returns without waiting.
     NoWait,
-    /// Like `UntilDone`, but returns once this much time has passed.
+    /// Like `UntilDone`, but returns once this much time has passed; with a message handler
+    /// set ([`Ring::on_message`]) it waits for messages until then even when idle.
     For(Duration),
     /// Like `UntilDone`, but returns at this `CLOCK_MONOTONIC` time.
     Until(Timespec),
@@ -81,7 +83,11 @@ impl<B: Backend> Ring<B> {
         loop {
             self.flush();
             if self.completions.is_empty() {
-                if self.has_no_user_work() {
+                // Messages from other rings can arrive with nothing in flight: a ring with a
+                // message handler keeps waiting in `Once` and deadline runs.
+                let may_receive =
+                    self.message_ctx.is_some() && condition != RunCondition::UntilDone;
+                if self.has_no_user_work() && !may_receive {
                     return Ok(());
                 }
                 if let Some(d) = deadline

@@ -261,6 +261,15 @@ impl<B: Backend> Task<B> {
         unsafe { self.op_mut() }.take_buf()
     }
 
+    /// Takes a `readv`/`writev`'s buffers back, like [`take_buf`](Self::take_buf).
+    pub fn take_iovecs(&self) -> Option<crate::IoVecs> {
+        if self.state.get() != TaskState::Running {
+            return None;
+        }
+        // SAFETY: as in `take_buf`.
+        unsafe { self.op_mut() }.take_iovecs()
+    }
+
     /// Cancels whatever operation occupies this task's slot now.
     ///
     /// Prefer [`TaskHandle::cancel`]: it carries the generation of the task it was returned

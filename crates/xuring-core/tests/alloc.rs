@@ -196,3 +196,304 @@ fn hot_path_allocates_nothing() {
         "only the {DEPTH} initial Vec buffers allocate"
     );
 }
+
+/// State of the chains in `other_ops_allocate_nothing`.
+struct Chain {
+    remaining: u32,
+    done: u32,
+    fds: [i32; 4],
+}
+
+#[allow(clippy::mut_from_ref)] // the state lives outside the task; see the SAFETY note
+fn chain(task: &Task) -> &mut Chain {
+    let ptr = task.userdata().expect("chain").cast::<Chain>();
+    // SAFETY: the test keeps the `Chain` alive until `run` returns and touches it only
+    // through callbacks, one at a time.
+    unsafe { &mut *ptr.as_ptr() }
+}
+
+/// Counts a finished round; whether another one should start.
+fn next_round(task: &Task) -> bool {
+    let c = chain(task);
+    c.done += 1;
+    if c.remaining == 0 {
+        return false;
+    }
+    c.remaining -= 1;
+    true
+}
+
+fn on_stat(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    assert!(matches!(task.result, Some(OpResult::Stat(Ok(_)))));
+    if next_round(task) {
+        ring.stat(c"/dev/null", task.context());
+    }
+    Ok(())
+}
+
+fn on_open_close(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    match task.result {
+        Some(OpResult::Open(Ok(fd))) => {
+            ring.close(fd, task.context());
+        }
+        Some(OpResult::Close(Ok(()))) => {
+            if next_round(task) {
+                ring.open(c"/dev/null", libc::O_RDONLY as u32, 0, task.context());
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}
+
+fn on_poll(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    assert!(matches!(task.result, Some(OpResult::Poll(Ok(_)))));
+    if next_round(task) {
+        ring.poll(chain(task).fds[0], libc::POLLIN as u32, task.context());
+    }
+    Ok(())
+}
+
+fn on_send_recv(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    let buf = task.take_buf().expect("buffer back");
+    let fds = chain(task).fds;
+    let mut ctx = task.context();
+    match task.result {
+        Some(OpResult::Send(Ok(64))) => {
+            ctx.msg = 1;
+            ring.recv(fds[1], buf, 0, ctx);
+        }
+        Some(OpResult::Recv(Ok(64))) => {
+            if next_round(task) {
+                ctx.msg = 0;
+                ring.send(fds[0], buf, 0, ctx);
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}
+
+fn on_vectored(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    let bufs = task.take_iovecs().expect("buffers back");
+    let fds = chain(task).fds;
+    match task.result {
+        Some(OpResult::Readv(Ok(96))) => {
+            ring.writev(fds[1], bufs, Offset::File, task.context());
+        }
+        Some(OpResult::Writev(Ok(96))) => {
+            if next_round(task) {
+                ring.readv(fds[0], bufs, Offset::File, task.context());
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}
+
+fn on_fsync(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    assert_eq!(task.result, Some(OpResult::Fsync(Ok(()))));
+    if next_round(task) {
+        ring.fdatasync(chain(task).fds[0], task.context());
+    }
+    Ok(())
+}
+
+fn on_splice(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    let [zero, null, pipe_r, pipe_w] = chain(task).fds;
+    let mut ctx = task.context();
+    match (task.msg(), task.result) {
+        (0, Some(OpResult::Splice(Ok(n)))) => {
+            ctx.msg = 1;
+            ring.splice(pipe_r, None, null, None, n as u32, 0, ctx);
+        }
+        (1, Some(OpResult::Splice(Ok(_)))) => {
+            if next_round(task) {
+                ctx.msg = 0;
+                ring.splice(zero, None, pipe_w, None, 512, 0, ctx);
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}
+
+fn on_msg_sent(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    assert_eq!(task.result, Some(OpResult::MsgRing(Ok(()))));
+    let _ = ring;
+    Ok(())
+}
+
+fn on_msg_received(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    assert!(matches!(task.result, Some(OpResult::Message(_))));
+    if next_round(task) {
+        let mut ctx = task.context();
+        ctx.cb = on_msg_sent;
+        let fd = ring.fd();
+        ring.msg_ring(fd, xuring_core::Message { data: 1, value: 2 }, ctx);
+    }
+    Ok(())
+}
+
+type ChainStart = fn(&mut Ring, [i32; 4], Context);
+
+#[test]
+fn other_ops_allocate_nothing() {
+    let zero = common::open(c"/dev/zero", libc::O_RDONLY);
+    let null = common::open(c"/dev/null", libc::O_WRONLY);
+    let (pipe_r, pipe_w) = common::pipe();
+    let mut pair = [0i32; 2];
+    // SAFETY: `pair` is a valid array of two ints for `socketpair` to fill.
+    let ret = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            pair.as_mut_ptr(),
+        )
+    };
+    assert_eq!(ret, 0);
+    let path = std::env::temp_dir().join(format!("xuring-alloc-{}", std::process::id()));
+    let file = std::fs::File::create(&path).expect("temp file");
+    let file_fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+
+    let cases: [(&str, u32, xuring_core::Callback, [i32; 4], ChainStart); 8] = [
+        ("stat", 10_000, on_stat, [-1; 4], |ring, _, ctx| {
+            ring.stat(c"/dev/null", ctx);
+        }),
+        (
+            "open+close",
+            10_000,
+            on_open_close,
+            [-1; 4],
+            |ring, _, ctx| {
+                ring.open(c"/dev/null", libc::O_RDONLY as u32, 0, ctx);
+            },
+        ),
+        (
+            "poll",
+            10_000,
+            on_poll,
+            [zero.raw(), -1, -1, -1],
+            |ring, fds, ctx| {
+                ring.poll(fds[0], libc::POLLIN as u32, ctx);
+            },
+        ),
+        (
+            "send+recv",
+            10_000,
+            on_send_recv,
+            [pair[0], pair[1], -1, -1],
+            |ring, fds, ctx| {
+                ring.send(fds[0], vec![7u8; 64], 0, ctx);
+            },
+        ),
+        (
+            "readv+writev",
+            10_000,
+            on_vectored,
+            [zero.raw(), null.raw(), -1, -1],
+            |ring, fds, ctx| {
+                let bufs =
+                    xuring_core::IoVecs::new(vec![vec![0u8; 32].into(), vec![0u8; 64].into()]);
+                ring.readv(fds[0], bufs, Offset::File, ctx);
+            },
+        ),
+        (
+            "fdatasync",
+            500,
+            on_fsync,
+            [file_fd, -1, -1, -1],
+            |ring, fds, ctx| {
+                ring.fdatasync(fds[0], ctx);
+            },
+        ),
+        (
+            "splice",
+            10_000,
+            on_splice,
+            [zero.raw(), null.raw(), pipe_r.raw(), pipe_w.raw()],
+            |ring, fds, ctx| {
+                ring.splice(fds[0], None, fds[3], None, 512, 0, ctx);
+            },
+        ),
+        (
+            "msg_ring",
+            10_000,
+            on_msg_received,
+            [-1; 4],
+            |ring, _, ctx| {
+                let mut sent = ctx;
+                sent.cb = on_msg_sent;
+                let fd = ring.fd();
+                ring.on_message(ctx);
+                ring.msg_ring(fd, xuring_core::Message { data: 1, value: 2 }, sent);
+            },
+        ),
+    ];
+    for (name, ops, cb, fds, start) in cases {
+        let mut ring = Ring::builder(32).build().expect("ring");
+        let unsupported = (name == "splice"
+            && !ring.features().supports(xuring_sys::Opcode::Splice))
+            || (name == "msg_ring" && !ring.features().supports(xuring_sys::Opcode::MsgRing));
+        if unsupported {
+            continue;
+        }
+        let depth = if name == "msg_ring" || name == "splice" {
+            1
+        } else {
+            8
+        };
+        let mut counted = 0;
+        for round in 0..2 {
+            let mut state = Chain {
+                remaining: ops - depth,
+                done: 0,
+                fds,
+            };
+            // Made before counting: the first buffers of the send/recv and vectored chains.
+            let ctxs: Vec<Context> = (0..depth)
+                .map(|_| Context {
+                    cb,
+                    msg: 0,
+                    userdata: Some(std::ptr::NonNull::from(&mut state).cast()),
+                })
+                .collect();
+            COUNTING.store(round == 1, Ordering::SeqCst);
+            ALLOCATIONS.store(0, Ordering::SeqCst);
+            for ctx in ctxs {
+                start(&mut ring, fds, ctx);
+            }
+            let condition = if name == "msg_ring" {
+                RunCondition::For(std::time::Duration::from_millis(500))
+            } else {
+                RunCondition::UntilDone
+            };
+            while state.done < ops {
+                ring.run(condition).expect("run");
+            }
+            COUNTING.store(false, Ordering::SeqCst);
+            counted = ALLOCATIONS.load(Ordering::SeqCst);
+        }
+        // The chains that start with a fresh buffer allocate exactly those, once per chain.
+        let expected = match name {
+            "send+recv" => u64::from(depth),
+            // The Vec of buffers, its two buffers and the iovec array.
+            "readv+writev" => 4 * u64::from(depth),
+            _ => 0,
+        };
+        assert_eq!(
+            counted, expected,
+            "{name}: {counted} allocations after warm-up"
+        );
+    }
+    let _ = std::fs::remove_file(&path);
+    // SAFETY: closing the socketpair's descriptors, owned by this test.
+    unsafe {
+        libc::close(pair[0]);
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::close(pair[1]);
+    }
+}

@@ -40,10 +40,8 @@ fn signal_storm_loses_nothing() {
     };
     // SAFETY: `action` and `old` are live sigaction structs; the handler is an extern "C"
     // function that does nothing (async-signal-safe).
-    assert_eq!(
-        unsafe { libc::sigaction(libc::SIGUSR1, &action, &mut old) },
-        0
-    );
+    let installed = unsafe { libc::sigaction(libc::SIGUSR1, &action, &mut old) };
+    assert_eq!(installed, 0);
 
     // SAFETY: `pthread_self` has no preconditions.
     let target = unsafe { libc::pthread_self() };

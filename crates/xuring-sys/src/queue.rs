@@ -289,12 +289,11 @@ impl CompletionQueue {
 
     /// The CQ ring flags (empty on kernels without them).
     pub fn flags(&self) -> CqRingFlags {
-        match self.flags {
-            // SAFETY: `flags` points into the live CQ mapping.
-            Some(ptr) => {
-                CqRingFlags::from_bits_retain(unsafe { ptr.as_ref() }.load(Ordering::Relaxed))
-            }
-            None => CqRingFlags::empty(),
-        }
+        let Some(ptr) = self.flags else {
+            return CqRingFlags::empty();
+        };
+        // SAFETY: `flags` points into the live CQ mapping.
+        let word = unsafe { ptr.as_ref() };
+        CqRingFlags::from_bits_retain(word.load(Ordering::Relaxed))
     }
 }

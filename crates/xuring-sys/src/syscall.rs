@@ -239,3 +239,14 @@ pub fn fork_generation() -> u64 {
     });
     FORK_GENERATION.load(core::sync::atomic::Ordering::Relaxed)
 }
+
+/// `socket(2)`, for kernels without `IORING_OP_SOCKET`. Returns the new descriptor, which
+/// the caller owns.
+pub fn socket(domain: i32, ty: i32, protocol: i32) -> Result<RawFd, Errno> {
+    // SAFETY: `socket` takes no pointers.
+    let fd = unsafe { libc::socket(domain, ty, protocol) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    Ok(fd)
+}

@@ -78,6 +78,14 @@ pub trait Backend: Sized {
         false
     }
 
+    /// Creates a socket without the `SOCKET` opcode (kernels before 5.19), returning the fd or
+    /// `-errno` like a completion's `res`. The ring calls it from `run`, never inside the
+    /// caller of `Ring::socket`, and completes the task through the normal callback path.
+    fn socket_fallback(&mut self, domain: i32, ty: i32, protocol: i32) -> i32 {
+        let _ = (domain, ty, protocol);
+        -libc::EOPNOTSUPP
+    }
+
     /// Registers the pool's buffers as fixed buffers, if the backend has such a thing.
     /// Returns whether they are registered.
     fn register_buffers(&mut self, pool: &BufferPool) -> Result<bool, Errno> {

@@ -10,10 +10,10 @@
 
 use core::ptr::NonNull;
 
-use xuring_sys::abi::{io_uring_sqe, register};
+use xuring_sys::abi::{IORING_MSG_DATA, io_uring_sqe, register};
 use xuring_sys::syscall::{self, io_uring_enter};
 use xuring_sys::{
-    CancelFlags, EnterFlags, Errno, Features, Opcode, RawRing, SetupError, SetupFlags,
+    CancelFlags, EnterFlags, Errno, Features, FsyncFlags, Opcode, RawRing, SetupError, SetupFlags,
     SetupOptions, SqFull, SqRingFlags, TimeoutFlags,
 };
 
@@ -68,7 +68,7 @@ unsafe fn prep(op: NonNull<Op>, user_data: u64, fixed: Option<&BufferPool>) -> i
     // SAFETY: the caller passes a valid, exclusively owned op.
     let op = unsafe { &mut *op.as_ptr() };
     match op {
-        Op::Idle | Op::CancelAllJoin { .. } => {
+        Op::Idle | Op::CancelAllJoin { .. } | Op::Received { .. } => {
             debug_assert!(false, "{op:?} is never submitted");
             sqe.opcode = Opcode::Nop as u8;
         }
@@ -114,6 +114,127 @@ unsafe fn prep(op: NonNull<Op>, user_data: u64, fixed: Option<&BufferPool>) -> i
             sqe.addr = buf.as_ptr() as u64;
             sqe.off = offset.to_raw();
             sqe.buf_index = index.unwrap_or(0);
+        }
+        Op::Readv { fd, bufs, offset } => {
+            sqe.opcode = Opcode::Readv as u8;
+            sqe.fd = *fd;
+            sqe.off = offset.to_raw();
+            // Read-only buffers are refused before a readv gets here.
+            if let Some(iovecs) = bufs.prepare(true) {
+                sqe.addr = iovecs.as_ptr() as u64;
+                sqe.len = iovecs.len() as u32;
+            }
+        }
+        Op::Writev { fd, bufs, offset } => {
+            sqe.opcode = Opcode::Writev as u8;
+            sqe.fd = *fd;
+            sqe.off = offset.to_raw();
+            if let Some(iovecs) = bufs.prepare(false) {
+                sqe.addr = iovecs.as_ptr() as u64;
+                sqe.len = iovecs.len() as u32;
+            }
+        }
+        Op::Open { path, flags, mode } => {
+            sqe.opcode = Opcode::Openat as u8;
+            sqe.fd = libc::AT_FDCWD;
+            sqe.addr = path.as_c_str().as_ptr() as u64;
+            sqe.len = *mode;
+            sqe.op_flags = *flags | libc::O_CLOEXEC as u32;
+        }
+        Op::Close { fd } => {
+            sqe.opcode = Opcode::Close as u8;
+            sqe.fd = *fd;
+        }
+        Op::Fsync { fd, datasync } => {
+            sqe.opcode = Opcode::Fsync as u8;
+            sqe.fd = *fd;
+            if *datasync {
+                sqe.op_flags = FsyncFlags::DATASYNC.bits();
+            }
+        }
+        Op::Stat {
+            path,
+            nofollow,
+            buf,
+        } => {
+            sqe.opcode = Opcode::Statx as u8;
+            sqe.fd = libc::AT_FDCWD;
+            sqe.addr = path.as_c_str().as_ptr() as u64;
+            sqe.len = crate::stat::STATX_MASK;
+            sqe.off = core::ptr::from_mut::<libc::statx>(buf) as u64;
+            sqe.op_flags = if *nofollow {
+                libc::AT_SYMLINK_NOFOLLOW as u32
+            } else {
+                0
+            };
+        }
+        Op::Socket {
+            domain,
+            ty,
+            protocol,
+        } => {
+            sqe.opcode = Opcode::Socket as u8;
+            sqe.fd = *domain;
+            sqe.off = (*ty | libc::SOCK_CLOEXEC) as u32 as u64;
+            sqe.len = *protocol as u32;
+        }
+        Op::Connect { fd, addr } => {
+            sqe.opcode = Opcode::Connect as u8;
+            sqe.fd = *fd;
+            sqe.addr = addr.as_ptr() as u64;
+            // For CONNECT, `off` holds the address length itself.
+            sqe.off = u64::from(addr.len());
+        }
+        Op::Accept { fd, addr } => {
+            sqe.opcode = Opcode::Accept as u8;
+            sqe.fd = *fd;
+            sqe.addr = addr.as_mut_ptr() as u64;
+            // For ACCEPT, `off` (addr2) points at the address length, updated by the kernel.
+            sqe.off = addr.len_mut() as u64;
+            sqe.op_flags = libc::SOCK_CLOEXEC as u32;
+        }
+        Op::Recv { fd, buf, flags } => {
+            sqe.opcode = Opcode::Recv as u8;
+            sqe.fd = *fd;
+            sqe.addr = buf.as_mut_ptr().unwrap_or(core::ptr::null_mut()) as u64;
+            sqe.len = buf.len().min(u32::MAX as usize) as u32;
+            sqe.op_flags = *flags as u32;
+        }
+        Op::Send { fd, buf, flags } => {
+            sqe.opcode = Opcode::Send as u8;
+            sqe.fd = *fd;
+            sqe.addr = buf.as_ptr() as u64;
+            sqe.len = buf.len().min(u32::MAX as usize) as u32;
+            sqe.op_flags = (*flags | libc::MSG_NOSIGNAL) as u32;
+        }
+        Op::Poll { fd, events } => {
+            sqe.opcode = Opcode::PollAdd as u8;
+            sqe.fd = *fd;
+            // `poll32_events`: a 32-bit mask, in the kernel's word order on this host.
+            sqe.op_flags = *events;
+        }
+        Op::Splice {
+            fd_in,
+            off_in,
+            fd_out,
+            off_out,
+            len,
+            flags,
+        } => {
+            sqe.opcode = Opcode::Splice as u8;
+            sqe.splice_fd_in = *fd_in;
+            sqe.addr = off_in.unwrap_or(u64::MAX);
+            sqe.fd = *fd_out;
+            sqe.off = off_out.unwrap_or(u64::MAX);
+            sqe.len = *len;
+            sqe.op_flags = *flags;
+        }
+        Op::MsgRing { target, message } => {
+            sqe.opcode = Opcode::MsgRing as u8;
+            sqe.fd = *target;
+            sqe.addr = IORING_MSG_DATA;
+            sqe.len = message.value as u32;
+            sqe.off = message.data | crate::task::NOT_A_TASK;
         }
         Op::Cancel { target, via } => {
             sqe.opcode = match via {
@@ -189,6 +310,13 @@ impl Backend for Uring {
 
     fn forked(&self) -> bool {
         syscall::fork_generation() != self.fork_generation
+    }
+
+    fn socket_fallback(&mut self, domain: i32, ty: i32, protocol: i32) -> i32 {
+        match syscall::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) {
+            Ok(fd) => fd,
+            Err(e) => -e.raw(),
+        }
     }
 
     fn register_buffers(&mut self, pool: &BufferPool) -> Result<bool, Errno> {
