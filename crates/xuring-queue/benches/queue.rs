@@ -2,8 +2,9 @@
 //!
 //! * `fifo_batch`: push 1024 nodes at the back, then pop all 1024 from the front;
 //! * `fifo_steady`: on a queue holding 64 nodes, pop the front node and push it at the back;
-//! * `remove_by_identity`: on a list of 1024 nodes, remove a given node (spread over the list)
-//!   and push it back at the end. `List::remove` is O(1); the others must find it first.
+//! * `remove_middle`: on a list of 1024 nodes, remove a given node (chosen pseudo-randomly, so
+//!   on average from the middle) and push it back at the end. `List::remove` is O(1) given the
+//!   node; `VecDeque` must search and shift, `LinkedList` must search, split and re-append.
 //!
 //! Run with `cargo bench -p xuring-queue -- --warm-up-time 1 --measurement-time 2`.
 
@@ -145,15 +146,19 @@ fn fifo_steady(c: &mut Criterion) {
     group.finish();
 }
 
-fn remove_by_identity(c: &mut Criterion) {
-    let mut group = c.benchmark_group("remove_by_identity");
+fn remove_middle(c: &mut Criterion) {
+    let mut group = c.benchmark_group("remove_middle");
     group.throughput(Throughput::Elements(1));
     let tasks = slab(LIST);
     let ptrs: Vec<NonNull<Task>> = tasks.iter().map(NonNull::from).collect();
-    // Visit the tasks in a scattered order so that removals hit all positions of the list.
-    let next_target = |k: &mut usize| {
-        *k = (*k + 389) % LIST;
-        *k
+    // Pick the task to remove pseudo-randomly (xorshift), so that it sits anywhere in the list:
+    // on average in the middle. (A fixed stride would soon always hit the front, since every
+    // removed task is pushed back at the end.)
+    let next_target = |k: &mut u64| {
+        *k ^= *k << 13;
+        *k ^= *k >> 7;
+        *k ^= *k << 17;
+        (*k % LIST as u64) as usize
     };
 
     group.bench_function("xuring List", |b| {
@@ -162,7 +167,7 @@ fn remove_by_identity(c: &mut Criterion) {
             // SAFETY: see `slab`; the list is dropped (unlinking all) before `tasks`.
             unsafe { list.push_back(p) };
         }
-        let mut k = 0;
+        let mut k = 0x9e37_79b9_7f4a_7c15;
         b.iter(|| {
             let target = &tasks[next_target(&mut k)];
             let p = list.remove(black_box(target));
@@ -172,7 +177,7 @@ fn remove_by_identity(c: &mut Criterion) {
     });
     group.bench_function("VecDeque<NonNull>", |b| {
         let mut deque: VecDeque<NonNull<Task>> = ptrs.iter().copied().collect();
-        let mut k = 0;
+        let mut k = 0x9e37_79b9_7f4a_7c15;
         b.iter(|| {
             let target = ptrs[next_target(&mut k)];
             let pos = deque.iter().position(|&p| p == black_box(target)).unwrap();
@@ -182,7 +187,7 @@ fn remove_by_identity(c: &mut Criterion) {
     });
     group.bench_function("LinkedList<u64>", |b| {
         let mut list: LinkedList<u64> = tasks.iter().map(|t| t.id).collect();
-        let mut k = 0;
+        let mut k = 0x9e37_79b9_7f4a_7c15;
         b.iter(|| {
             let target = tasks[next_target(&mut k)].id;
             let pos = list.iter().position(|&id| id == black_box(target)).unwrap();
@@ -195,5 +200,5 @@ fn remove_by_identity(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fifo_batch, fifo_steady, remove_by_identity);
+criterion_group!(benches, fifo_batch, fifo_steady, remove_middle);
 criterion_main!(benches);

@@ -22,7 +22,8 @@
 //! * [`Queue`]: singly linked; push at both ends, pop at the front, O(1) [`Queue::append`].
 //!   A FIFO (submission queue, completion list) or, with `push_front`, a LIFO free list.
 //! * [`List`]: doubly linked; in addition pop at the back, [`List::remove`] any node and
-//!   [`List::contains`], both O(1) (an in-flight set).
+//!   [`List::contains`], both O(1) (an in-flight set). Its [`List::append`] rewrites the owner
+//!   id of the shorter list's nodes, so it is O(min(len, other.len)).
 //!
 //! # The contract
 //!
@@ -34,11 +35,16 @@
 //! 1. the node stays live at the same address: it is not freed, moved or overwritten;
 //! 2. the node is accessed only through shared references (`&T`); its link belongs to the list.
 //!
-//! Everything else is checked, in release builds too:
+//! Dropping a list unlinks the nodes still on it, so the nodes need only outlive the lists
+//! (declare them first). A list that is leaked (`mem::forget`) leaves its nodes linked for
+//! good; such nodes must then be leaked too.
+//!
+//! The misuse that can be detected is detected, in release builds too:
 //!
 //! * pushing a node whose link is already linked panics (instead of corrupting two lists);
 //! * [`List::remove`] panics unless the node is on that very list: each link records its
-//!   owner (a unique, nonzero list id), so an unlinked node or one on another list is caught;
+//!   owner (a unique, nonzero list id), so an unlinked node or one on another list is caught
+//!   (so is a node that was moved while linked, before anything is changed);
 //! * dropping a [`Link`] that is still linked aborts the process instead of leaving a dangling
 //!   pointer behind (that is a broken contract, caught where it can be);
 //! * operations that hand out nodes return the `NonNull<T>` that was pushed, with its
@@ -130,8 +136,10 @@ pub use queue::Queue;
 /// * `impl_linked!(Node, other_link, OtherTag)` implements `Linked<OtherTag>` through
 ///   `other_link`, so that `Node` can also be on a `Queue<Node, OtherTag>`/`List<Node, OtherTag>`;
 /// * the field may be nested: `impl_linked!(Node, header.link)`;
-/// * for a generic node type, list its type parameters first (no bounds):
-///   `impl_linked!(impl<T> Node<T>, link)`.
+/// * for a generic node type, list its type parameters first, each with at most one bound:
+///   `impl_linked!(impl<T> Node<T>, link)`, `impl_linked!(impl<B: Backend> Task<B>, link)`.
+///   (For anything fancier, implement [`Linked`] by hand the same way: project with
+///   `&raw const (*node.as_ptr()).field`.)
 ///
 /// The generated code projects from the node pointer to the field with `&raw const`, so it
 /// needs no pointer arithmetic and creates no reference to the node. It is rejected at compile
@@ -161,6 +169,15 @@ pub use queue::Queue;
 /// impl_linked!(Node, link);
 /// ```
 ///
+/// So is a link behind a pointer (it would not move and die with the node):
+///
+/// ```compile_fail,E0609
+/// use xuring_queue::{impl_linked, Link};
+/// struct Inner { link: Link<Node> }
+/// struct Node { inner: Box<Inner> }
+/// impl_linked!(Node, inner.link);
+/// ```
+///
 /// So is a link in a packed struct (it could be unaligned):
 ///
 /// ```compile_fail,E0793
@@ -171,20 +188,20 @@ pub use queue::Queue;
 /// ```
 #[macro_export]
 macro_rules! impl_linked {
-    (impl<$($gen:ident),+ $(,)?> $node:ty, $($field:tt).+ $(,)?) => {
-        $crate::impl_linked!(@impl [$($gen),+] $node, [$($field).+], ());
+    (impl<$($gen:ident $(: $bound:path)?),+ $(,)?> $node:ty, $($field:tt).+ $(,)?) => {
+        $crate::impl_linked!(@impl [$($gen $(: $bound)?),+] $node, [$($field).+], ());
     };
-    (impl<$($gen:ident),+ $(,)?> $node:ty, $($field:tt).+, $tag:ty $(,)?) => {
-        $crate::impl_linked!(@impl [$($gen),+] $node, [$($field).+], $tag);
+    (impl<$($gen:ident $(: $bound:path)?),+ $(,)?> $node:ty, $($field:tt).+, $tag:ty $(,)?) => {
+        $crate::impl_linked!(@impl [$($gen $(: $bound)?),+] $node, [$($field).+], $tag);
     };
-    (@impl [$($gen:ident),*] $node:ty, [$($field:tt).+], $tag:ty) => {
+    (@impl [$($generics:tt)*] $node:ty, [$($field:tt).+], $tag:ty) => {
         // SAFETY: `link` projects from `node` to the field `$field` with `&raw const`, which
         // keeps `node`'s provenance and creates no reference. `offset_of!` below only accepts a
         // path of fields stored inline in `$node` (no deref through pointers, references or
         // `Deref`), the return type forces the field to be a `Link<$node>`, and
-        // `__check_field` takes a reference to the field, which the compiler refuses for
+        // `check_field` takes a reference to the field, which the compiler refuses for
         // possibly unaligned fields of packed structs. The function does nothing else.
-        unsafe impl<$($gen),*> $crate::Linked<$tag> for $node {
+        unsafe impl<$($generics)*> $crate::Linked<$tag> for $node {
             #[inline(always)]
             unsafe fn link(
                 node: ::core::ptr::NonNull<Self>,

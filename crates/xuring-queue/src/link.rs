@@ -7,7 +7,7 @@
 //!
 //! * the declaration of the `unsafe trait` [`Linked`], whose `# Safety` section states what an
 //!   implementer promises;
-//! * [`link_of`], the one helper that turns a node pointer into a `&Link`. Every other place
+//! * `link_of`, the one helper that turns a node pointer into a `&Link`. Every other place
 //!   in the crate that reaches a node's link goes through it, so the argument "this pointer
 //!   leads to a live, aligned `Link` inside a live node" is made once, here, and each caller
 //!   only has to argue that the node is live.
@@ -16,8 +16,8 @@
 //! otherwise only reachable through shared references. A link is in exactly one of two states:
 //!
 //! * **unlinked**: `owner == UNLINKED` and `next == prev == None`;
-//! * **linked**: `owner != UNLINKED`; the owner is [`QUEUE_OWNER`] for every node of every
-//!   [`Queue`](crate::Queue) and a [`List`](crate::List)'s own id (from [`new_list_id`]) for the
+//! * **linked**: `owner != UNLINKED`; the owner is `QUEUE_OWNER` for every node of every
+//!   [`Queue`](crate::Queue) and a [`List`](crate::List)'s own id (from `new_list_id`) for the
 //!   nodes of that list. List ids are never handed out twice, so `owner == list.id` tells that
 //!   the node is on that very list.
 #![allow(unsafe_code)]
@@ -38,7 +38,7 @@ pub(crate) const UNLINKED: usize = 0;
 /// `Link::owner` of a node that is on a [`Queue`](crate::Queue). Never a list id.
 pub(crate) const QUEUE_OWNER: usize = usize::MAX;
 
-/// The next list id to hand out. Ids run from 1 up to (not including) [`QUEUE_OWNER`].
+/// The next list id to hand out. Ids run from 1 up to (not including) `QUEUE_OWNER`.
 static NEXT_LIST_ID: AtomicUsize = AtomicUsize::new(1);
 
 /// Hands out a list id that no other list has ever had.
@@ -225,4 +225,27 @@ pub(crate) unsafe fn link_of<'a, T: Linked<Tag>, Tag>(node: NonNull<T>) -> &'a L
     // reference is used. All of `Link`'s state is in `Cell`s, so the shared reference does not
     // forbid the writes that lists make through other shared references to the same link.
     unsafe { link.as_ref() }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    #[test]
+    fn list_ids_are_unique_and_never_reserved() {
+        let mut ids: Vec<usize> = (0..1000).map(|_| new_list_id()).collect();
+        assert!(ids.iter().all(|&id| id != UNLINKED && id != QUEUE_OWNER));
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 1000);
+    }
+
+    #[test]
+    fn new_link_is_unlinked() {
+        let link: Link<u8> = Link::new();
+        assert!(!link.is_linked());
+        assert!(link.next.get().is_none() && link.prev.get().is_none());
+    }
 }

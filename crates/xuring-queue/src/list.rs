@@ -3,7 +3,7 @@
 //! # Safety
 //!
 //! This module may contain `unsafe` code. Every `unsafe` block in it dereferences a node
-//! pointer (through [`link_of`] or `NonNull::as_ref`), and each one is justified by the
+//! pointer (through `link_of` or `NonNull::as_ref`), and each one is justified by the
 //! following invariants of a `List` `l`, which every method keeps:
 //!
 //! 1. `l.head`, `l.tail` and `l.len` agree: `head.is_none() == tail.is_none() == (len == 0)`.
@@ -13,7 +13,7 @@
 //!    keeps it live, in place and only shared-referenced until it leaves the list; so every
 //!    node reachable from `l` may be dereferenced (shared) at any time.
 //! 4. If `len > 0` then `l.id != UNLINKED`, and every node on the chain has `owner == l.id`.
-//!    List ids are unique (see [`new_list_id`]; [`List::append`] moves an id from one list to
+//!    List ids are unique (see `new_list_id`; [`List::append`] moves an id from one list to
 //!    the other, never copies it), so **a node whose owner is `l.id` is on `l`'s chain**. This
 //!    is what makes [`List::remove`] and [`List::contains`] sound for an arbitrary `&T`.
 //! 5. A node leaving the list gets `owner == UNLINKED`, `next == prev == None`.
@@ -229,6 +229,9 @@ impl<T: Linked<Tag>, Tag> List<T, Tag> {
     ///
     /// If `node` is not on this list: when its `Tag` link is unlinked, or linked on another
     /// list or a queue. The check runs in release builds too; nothing is changed when it fails.
+    ///
+    /// To remove a node you hold as a `NonNull<T>`, pass `unsafe { ptr.as_ref() }` (sound
+    /// whenever the node is live, which it is if it is on this list).
     #[inline]
     #[track_caller]
     pub fn remove(&mut self, node: &T) -> NonNull<T> {
@@ -238,28 +241,35 @@ impl<T: Linked<Tag>, Tag> List<T, Tag> {
             not_on_this_list(owner);
         }
         // `owner == self.id`, so `node` is on this list (invariant 4).
-        let prev = link.prev.take();
-        let next = link.next.take();
-        let this = match prev {
-            // SAFETY: `prev` is `node`'s neighbour on this list, so it is live (invariant 3).
-            Some(prev) => unsafe { link_of::<T, Tag>(prev) }.next.replace(next),
-            None => mem::replace(&mut self.head, next),
+        let prev = link.prev.get();
+        let next = link.next.get();
+        // SAFETY: `prev` is `node`'s neighbour on this list, so it is live (invariant 3).
+        let prev_link = prev.map(|prev| unsafe { link_of::<T, Tag>(prev) });
+        // The pointer the list stores for `node` (its predecessor's `next`, or the head). It
+        // is checked, before anything changes, to be `node` itself: a node moved or copied
+        // while linked (a broken push contract) is caught here rather than corrupting the list.
+        let this = match prev_link {
+            Some(prev_link) => prev_link.next.get(),
+            None => self.head,
         };
+        let this = match this {
+            Some(this) if core::ptr::eq(this.as_ptr(), node) => this,
+            _ => corrupted(),
+        };
+        match prev_link {
+            Some(prev_link) => prev_link.next.set(next),
+            None => self.head = next,
+        }
         match next {
             // SAFETY: `next` is `node`'s neighbour on this list, so it is live (invariant 3).
             Some(next) => unsafe { link_of::<T, Tag>(next) }.prev.set(prev),
             None => self.tail = prev,
         }
+        link.prev.set(None);
+        link.next.set(None);
         link.owner.set(UNLINKED);
         self.len -= 1;
-        // `this` is the stored pointer to `node` (from its predecessor or the head).
-        match this {
-            Some(this) => {
-                debug_assert!(core::ptr::eq(this.as_ptr(), node));
-                this
-            }
-            None => corrupted(),
-        }
+        this
     }
 
     /// Returns a shared reference to the front node.

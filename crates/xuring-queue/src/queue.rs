@@ -3,7 +3,7 @@
 //! # Safety
 //!
 //! This module may contain `unsafe` code. Every `unsafe` block in it dereferences a node
-//! pointer (through [`link_of`] or `NonNull::as_ref`), and each one is justified by the
+//! pointer (through `link_of` or `NonNull::as_ref`), and each one is justified by the
 //! following invariants of a `Queue` `q`, which every method keeps:
 //!
 //! 1. `q.head`, `q.tail` and `q.len` agree: `head.is_none() == tail.is_none() == (len == 0)`.

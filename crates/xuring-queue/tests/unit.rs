@@ -652,8 +652,29 @@ struct Header<T> {
     other: Link<Generic<T>>,
 }
 struct Other;
-impl_linked!(impl<T> Generic<T>, header.link);
+impl_linked!(impl<T: Copy> Generic<T>, header.link);
 impl_linked!(impl<T> Generic<T>, header.other, Other);
+
+/// A node type whose parameter carries a bound on the struct itself.
+struct Bounded<T: core::fmt::Debug> {
+    value: T,
+    link: Link<Bounded<T>>,
+}
+impl_linked!(impl<T: core::fmt::Debug,> Bounded<T>, link,);
+
+#[test]
+fn bounded_generic_node() {
+    let node = Bounded {
+        value: 3u8,
+        link: Link::new(),
+    };
+    let mut q: Queue<Bounded<u8>> = Queue::new();
+    // SAFETY: `node` outlives `q`, is not moved and only read while queued.
+    unsafe { q.push_back(NonNull::from(&node)) };
+    assert_eq!(q.front().map(|n| n.value), Some(3));
+    assert!(node.link.is_linked());
+    assert_eq!(q.pop_front(), Some(NonNull::from(&node)));
+}
 
 #[test]
 fn generic_nested_links() {
@@ -680,4 +701,51 @@ fn generic_nested_links() {
     assert_eq!(q.iter().map(|n| n.value).collect::<String>(), "xy");
     assert_eq!(l.iter().map(|n| n.value).collect::<String>(), "yx");
     assert!(nodes[0].header.link.is_linked() && nodes[0].header.other.is_linked());
+}
+
+/// Environment variable telling `child_drops_linked_node` to misbehave.
+const ABORT_CHILD: &str = "XURING_QUEUE_ABORT_CHILD";
+
+/// Run by `dropping_a_linked_node_aborts` in a child process: frees a node that is still
+/// queued, which must abort the process before the queue can touch the freed memory.
+#[test]
+#[ignore = "run in a child process by dropping_a_linked_node_aborts"]
+fn child_drops_linked_node() {
+    if std::env::var_os(ABORT_CHILD).is_none() {
+        return;
+    }
+    let mut q: Queue<Node> = Queue::new();
+    let node = Box::new(Node::new(0));
+    // SAFETY: deliberately broken below (the node is freed while queued); the point of the
+    // test is that this is caught by an abort before any use after free.
+    unsafe { q.push_back(NonNull::from(&*node)) };
+    drop(node);
+    unreachable!("dropping a linked node must abort");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot spawn processes")]
+fn dropping_a_linked_node_aborts() {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_drops_linked_node",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(ABORT_CHILD, "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "child succeeded: {stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            output.status.signal(),
+            Some(6),
+            "child not aborted: {stderr}"
+        );
+    }
+    assert!(stderr.contains("dropped while still linked"), "{stderr}");
 }
