@@ -1,0 +1,70 @@
+//! `Config`: how long and how hard each scenario runs.
+
+use std::time::Duration;
+
+/// The knobs of a tour. [`Config::full`] is the default run (about a minute on 2 cores),
+/// [`Config::quick`] a few-second smoke run, [`Config::tiny`] what the tests use.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Paired rounds per case (each round runs every variant once, in turn).
+    pub rounds: u32,
+    /// How long one run of one variant should take; the operation count of a case is
+    /// calibrated to it.
+    pub target_run: Duration,
+    /// A fixed operation count per run instead of calibrating (the tests use this).
+    pub fixed_ops: Option<u64>,
+    /// Size of the page-cached file that `read4k` reads.
+    pub file_bytes: u64,
+    /// Queue depths of `read4k`.
+    pub read_depths: Vec<u32>,
+    /// Batch sizes of `noop`.
+    pub noop_batches: Vec<u32>,
+    /// Run `fio` (if installed) for this long per queue depth; `None` skips it.
+    pub fio_runtime: Option<Duration>,
+    /// Operations measured per kind by `alloc`, after as many of warm-up.
+    pub alloc_ops: u64,
+    /// A label for the report.
+    pub mode: &'static str,
+}
+
+impl Config {
+    /// The default tour.
+    pub fn full() -> Config {
+        Config {
+            rounds: 20,
+            target_run: Duration::from_millis(80),
+            fixed_ops: None,
+            file_bytes: 128 << 20,
+            read_depths: vec![32, 128],
+            noop_batches: vec![1, 16, 64, 256],
+            fio_runtime: Some(Duration::from_secs(3)),
+            alloc_ops: 20_000,
+            mode: "full",
+        }
+    }
+
+    /// A few-second smoke run of every scenario.
+    pub fn quick() -> Config {
+        Config {
+            rounds: 3,
+            target_run: Duration::from_millis(20),
+            file_bytes: 16 << 20,
+            fio_runtime: None,
+            alloc_ops: 2_000,
+            mode: "quick",
+            ..Config::full()
+        }
+    }
+
+    /// The quick path with tiny, fixed counts, for tests: checks behaviour, not speed.
+    pub fn tiny() -> Config {
+        Config {
+            rounds: 2,
+            fixed_ops: Some(512),
+            file_bytes: 1 << 20,
+            alloc_ops: 300,
+            mode: "tiny",
+            ..Config::quick()
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! # xuring-bench
+//!
+//! The kernel probe and benchmark tour of xuring, run as `cargo run --release -p xuring-bench`.
+//!
+//! It prints what the running kernel's io_uring can do ([`probe`]), then runs each scenario of
+//! [`scenarios::SCENARIOS`] next to the raw `io-uring` crate doing the same work. The method
+//! ([`method`]) is built for a small, noisy machine: the process is pinned to one CPU, the
+//! variants of a case run alternately (A, B, A, B, ...) for a number of rounds, and the report
+//! gives the median of each side and the median of the per-round paired ratios, so a drift of
+//! the whole machine between rounds cancels out of the ratio.
+//!
+//! Nothing here asserts a timing: the tests (`cargo test -p xuring-bench`) run every scenario
+//! with tiny counts and check only behaviour (all operations complete, no allocation after
+//! warm-up).
+//!
+//! `unsafe` is denied except in the modules that talk to the kernel or to raw memory
+//! ([`alloc_count`], [`pin`], [`probe`], [`raw`] and [`xuring_ops`]), each of
+//! which opens with a `# Safety` preamble.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+#[allow(unsafe_code)]
+pub mod alloc_count;
+pub mod cli;
+pub mod config;
+pub mod datafile;
+pub mod error;
+pub mod method;
+#[allow(unsafe_code)]
+pub mod pin;
+#[allow(unsafe_code)]
+pub mod probe;
+#[allow(unsafe_code)]
+pub mod raw;
+pub mod report;
+pub mod scenarios;
+#[allow(unsafe_code)]
+pub mod xuring_ops;
+
+pub use config::Config;
+pub use error::BenchError;

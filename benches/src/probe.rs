@@ -1,0 +1,265 @@
+//! The probe report: what this kernel's io_uring can do, as a ring at native level sees it.
+//!
+//! Every capability comes from probes (feature bits, the opcode probe, the setup flags the
+//! kernel accepted). The kernel release from `uname` is printed for the reader only.
+//!
+//! # Safety
+//!
+//! The one `unsafe` call is `uname(2)` into a local, zero-initialised `utsname`, which the
+//! kernel fills with NUL-terminated strings; the zeroing itself is the other `unsafe` block
+//! (`utsname` is arrays of `c_char`, for which all-zero bytes are valid).
+
+use std::fmt::{self, Write as _};
+
+use xuring_core::{Features, KernelLevel, Ring, RingError};
+use xuring_sys::{CancelFlags, FeatureFlags, KERNEL_LEVEL_ENV, Opcode, SetupFlags};
+
+use crate::pin::Pinning;
+
+/// The kernel release as `uname -r` prints it.
+pub fn kernel_release() -> String {
+    // SAFETY: `utsname` is plain arrays of `c_char`; all-zero is a valid value.
+    let mut uts: libc::utsname = unsafe { core::mem::zeroed() };
+    // SAFETY: `uts` is a live, writable `utsname` for the duration of the call.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return format!("unknown ({})", std::io::Error::last_os_error());
+    }
+    let bytes: Vec<u8> = uts
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// `RLIMIT_MEMLOCK` (soft, hard), in bytes; `None` where unlimited.
+pub fn memlock_limit() -> Option<(Option<u64>, Option<u64>)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    xuring_sys::syscall::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit).ok()?;
+    let finite = |v: libc::rlim_t| (v != libc::RLIM_INFINITY).then_some(v);
+    Some((finite(limit.rlim_cur), finite(limit.rlim_max)))
+}
+
+/// The opcodes worth naming in the report, with their C names.
+pub const NOTABLE_OPS: &[Opcode] = &[
+    Opcode::ReadFixed,
+    Opcode::WriteFixed,
+    Opcode::Read,
+    Opcode::Write,
+    Opcode::Timeout,
+    Opcode::AsyncCancel,
+    Opcode::Accept,
+    Opcode::Connect,
+    Opcode::Send,
+    Opcode::Recv,
+    Opcode::ProvideBuffers,
+    Opcode::MsgRing,
+    Opcode::Socket,
+    Opcode::UringCmd,
+    Opcode::SendZc,
+    Opcode::SendmsgZc,
+];
+
+/// The setup flags xuring asks for by default, each reported as accepted or not.
+pub const WANTED_SETUP: &[(SetupFlags, &str)] = &[
+    (SetupFlags::SUBMIT_ALL, "SUBMIT_ALL"),
+    (SetupFlags::COOP_TASKRUN, "COOP_TASKRUN"),
+    (SetupFlags::SINGLE_ISSUER, "SINGLE_ISSUER"),
+    (SetupFlags::DEFER_TASKRUN, "DEFER_TASKRUN"),
+];
+
+/// Everything the probe found.
+#[derive(Debug)]
+pub struct ProbeReport {
+    /// `uname -r`.
+    pub kernel_release: String,
+    /// The features of a ring at native level, or why none could be created.
+    pub features: Result<Features, RingError>,
+    /// `XURING_KERNEL_LEVEL`, if set (the scenarios' rings use it).
+    pub env_level: Option<String>,
+    /// Opcodes the kernel supports by the `io-uring` crate's probe, counting those newer than
+    /// xuring's table.
+    pub kernel_opcodes: Option<usize>,
+    /// `size_of::<xuring_core::Task>()`.
+    pub task_size: usize,
+    /// `RLIMIT_MEMLOCK`.
+    pub memlock: Option<(Option<u64>, Option<u64>)>,
+    /// What pinning did, if it was attempted.
+    pub pinning: Option<Pinning>,
+}
+
+impl ProbeReport {
+    /// Probes the kernel with a small ring at native level.
+    pub fn collect(pinning: Option<Pinning>) -> ProbeReport {
+        let features = Ring::builder(4)
+            .kernel_level(KernelLevel::Native)
+            .build()
+            .map(|ring| *ring.features());
+        ProbeReport {
+            kernel_release: kernel_release(),
+            kernel_opcodes: crate::raw::kernel_opcode_count().ok(),
+            features,
+            env_level: std::env::var(KERNEL_LEVEL_ENV).ok(),
+            task_size: size_of::<xuring_core::Task>(),
+            memlock: memlock_limit(),
+            pinning,
+        }
+    }
+
+    /// Whether io_uring is usable here.
+    pub fn available(&self) -> bool {
+        self.features.is_ok()
+    }
+}
+
+/// `A | B | C`, plus a note of the bits xuring's table does not name.
+fn flag_names<T>(names: impl Iterator<Item = (&'static str, T)>, unknown_bits: u32) -> String {
+    let names: Vec<&str> = names.map(|(name, _)| name).collect();
+    let mut out = if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(" | ")
+    };
+    if unknown_bits != 0 {
+        let _ = write!(out, " (+ bits {unknown_bits:#x} newer than xuring's table)");
+    }
+    out
+}
+
+macro_rules! names {
+    ($flags:expr, $ty:ty) => {{
+        let flags: $ty = $flags;
+        flag_names(flags.iter_names(), flags.bits() & !<$ty>::all().bits())
+    }};
+}
+
+fn bytes(v: Option<u64>) -> String {
+    match v {
+        None => "unlimited".to_owned(),
+        Some(b) if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        Some(b) if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        Some(b) => format!("{b} B"),
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "NO" }
+}
+
+impl fmt::Display for ProbeReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "== probe")?;
+        writeln!(
+            f,
+            "  kernel release       {} (uname; display only, capabilities come from probes)",
+            self.kernel_release
+        )?;
+        match &self.env_level {
+            Some(level) => writeln!(
+                f,
+                "  {KERNEL_LEVEL_ENV}  {level} (the scenarios' rings are clamped to it; the \
+                 probe below is native)"
+            )?,
+            None => writeln!(f, "  {KERNEL_LEVEL_ENV}  unset (native)")?,
+        }
+        match &self.features {
+            Err(e) => {
+                writeln!(f, "  io_uring             UNAVAILABLE: {e}")?;
+            }
+            Ok(features) => {
+                writeln!(f, "  ring level           {}", features.level)?;
+                writeln!(
+                    f,
+                    "  feature bits         {}",
+                    names!(features.flags, FeatureFlags)
+                )?;
+                let known = Opcode::TABLE.len();
+                write!(
+                    f,
+                    "  opcodes              {} of the {known} in xuring's table",
+                    features.ops.len()
+                )?;
+                match self.kernel_opcodes {
+                    Some(n) => writeln!(f, "; {n} supported by the kernel in all")?,
+                    None => writeln!(f)?,
+                }
+                let notable: Vec<String> = NOTABLE_OPS
+                    .iter()
+                    .map(|op| {
+                        let name = op.c_name().trim_start_matches("IORING_OP_");
+                        format!("{name} {}", yes(features.supports(*op)))
+                    })
+                    .collect();
+                for (i, line) in notable.chunks(6).enumerate() {
+                    let head = if i == 0 {
+                        "  notable ops          "
+                    } else {
+                        "                       "
+                    };
+                    writeln!(f, "{head}{}", line.join(", "))?;
+                }
+                let setup: Vec<String> = WANTED_SETUP
+                    .iter()
+                    .map(|(flag, name)| format!("{name} {}", yes(features.has_setup(*flag))))
+                    .collect();
+                writeln!(f, "  setup flags accepted {}", setup.join(", "))?;
+                writeln!(
+                    f,
+                    "  ring setup flags     {}",
+                    names!(features.setup, SetupFlags)
+                )?;
+                writeln!(
+                    f,
+                    "  cancel flags         {}",
+                    names!(features.cancel, CancelFlags)
+                )?;
+                let ext_arg = features.has(FeatureFlags::EXT_ARG);
+                let cancel_all = features
+                    .cancel
+                    .contains(CancelFlags::ALL | CancelFlags::ANY);
+                writeln!(
+                    f,
+                    "  so                   deadline waits by {}; cancel_all by {}",
+                    if ext_arg {
+                        "EXT_ARG"
+                    } else {
+                        "an internal timeout SQE"
+                    },
+                    if cancel_all {
+                        "one ASYNC_CANCEL ALL|ANY"
+                    } else {
+                        "one cancel per task"
+                    }
+                )?;
+            }
+        }
+        writeln!(
+            f,
+            "  memory per Task      {} bytes (inline payload included; limit {}: {})",
+            self.task_size,
+            xuring_core::MAX_TASK_SIZE,
+            if self.task_size <= xuring_core::MAX_TASK_SIZE {
+                "ok"
+            } else {
+                "OVER"
+            }
+        )?;
+        match self.memlock {
+            Some((soft, hard)) => writeln!(
+                f,
+                "  RLIMIT_MEMLOCK       soft {}, hard {}",
+                bytes(soft),
+                bytes(hard)
+            )?,
+            None => writeln!(f, "  RLIMIT_MEMLOCK       unknown")?,
+        }
+        if let Some(pinning) = &self.pinning {
+            writeln!(f, "  CPU                  {pinning}")?;
+        }
+        Ok(())
+    }
+}

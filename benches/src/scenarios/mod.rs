@@ -1,0 +1,70 @@
+//! The scenarios of the tour, one module each, listed in [`SCENARIOS`].
+//!
+//! A scenario is a function from a [`Config`] to its [`Output`] (the text of its report and a
+//! line or two for the closing summary). To add one (`echo`, `msgring`): write its module with
+//! a typed `run` (which the tests call) and an `entry` adapter, and put the adapter in its row
+//! of the table.
+
+use crate::Config;
+use crate::error::BenchError;
+
+pub mod alloc;
+pub mod noop;
+pub mod read4k;
+
+/// What a scenario prints.
+#[derive(Clone, Debug, Default)]
+pub struct Output {
+    /// Its report: heading, table, notes.
+    pub text: String,
+    /// Its headline numbers for the closing summary.
+    pub summary: Vec<String>,
+}
+
+/// A scenario's entry point.
+pub type Entry = fn(&Config) -> Result<Output, BenchError>;
+
+/// One row of the tour.
+#[derive(Clone, Copy, Debug)]
+pub struct Scenario {
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// What it measures.
+    pub about: &'static str,
+    /// `None` until the operations it needs exist in xuring.
+    pub entry: Option<Entry>,
+}
+
+/// Every scenario, in the order `all` runs them.
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "noop",
+        about: "NOP round trip through the full Task lifecycle, batch 1/16/64/256, vs raw io-uring and raw + callbacks emulation",
+        entry: Some(noop::entry),
+    },
+    Scenario {
+        name: "read4k",
+        about: "4 KiB random reads from a page-cached file, QD 32/128, pool (READ_FIXED) and Vec buffers, vs raw io-uring (and fio if installed)",
+        entry: Some(read4k::entry),
+    },
+    Scenario {
+        name: "alloc",
+        about: "heap allocations per operation after warm-up: noop, timer, read, write",
+        entry: Some(alloc::entry),
+    },
+    Scenario {
+        name: "echo",
+        about: "TCP echo on loopback, 1/16/128 connections, 64 B and 4 KiB, vs raw io-uring, tokio, monoio",
+        entry: None,
+    },
+    Scenario {
+        name: "msgring",
+        about: "ping-pong between two rings on two threads with MSG_RING, vs raw msg_ring, mpsc, eventfd",
+        entry: None,
+    },
+];
+
+/// The scenario called `name`.
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}

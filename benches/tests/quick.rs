@@ -1,0 +1,160 @@
+//! The quick path of every scenario, with tiny counts, on the real kernel.
+//!
+//! These check behaviour only: every operation completes and succeeds, every result has the
+//! shape the report needs, and nothing allocates after warm-up. They never assert a timing.
+
+use xuring_bench::alloc_count::{self, CountingAlloc};
+use xuring_bench::scenarios::{self, SCENARIOS, alloc, noop, read4k};
+use xuring_bench::{BenchError, Config};
+use xuring_core::{Ring, RingError};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+/// Whether io_uring can be used here; says why not when it cannot.
+fn kernel() -> bool {
+    match Ring::init(2) {
+        Ok(_) => true,
+        Err(e @ RingError::Setup(_)) => {
+            eprintln!("skipped: no io_uring here: {e}");
+            false
+        }
+        Err(e) => panic!("unexpected ring error: {e}"),
+    }
+}
+
+fn check_case(
+    case: &xuring_bench::method::CaseResult,
+    variants: usize,
+    ratios: usize,
+    rounds: u32,
+) {
+    assert_eq!(case.variants.len(), variants, "{}", case.label);
+    assert_eq!(case.ratios.len(), ratios, "{}", case.label);
+    assert_eq!(case.rounds, rounds);
+    for v in &case.variants {
+        assert_eq!(v.ns_per_op.len(), rounds as usize, "{}", v.name);
+        assert!(v.median_ns.is_finite() && v.median_ns >= 0.0, "{}", v.name);
+    }
+    for r in &case.ratios {
+        assert_eq!(r.per_round.len(), rounds as usize);
+        assert!(r.min <= r.median && r.median <= r.max, "{} / {}", r.a, r.b);
+    }
+}
+
+#[test]
+fn noop_runs_every_batch_on_every_side() {
+    if !kernel() {
+        return;
+    }
+    let config = Config::tiny();
+    let report = noop::run(&config).expect("noop");
+    assert_eq!(report.cases.len(), config.noop_batches.len());
+    for (batch, case) in &report.cases {
+        check_case(case, 3, 2, config.rounds);
+        assert_eq!(case.ops_per_run % u64::from(*batch), 0, "whole batches");
+        assert!(case.ratio(noop::XURING, noop::RAW).is_some());
+        assert!(case.ratio(noop::XURING, noop::RAW_CALLBACKS).is_some());
+    }
+    let text = report.output().text;
+    assert!(text.contains("batch=64") && text.contains("raw + callbacks"));
+}
+
+#[test]
+fn read4k_reads_every_block_at_every_depth() {
+    if !kernel() {
+        return;
+    }
+    let config = Config::tiny();
+    let report = read4k::run(&config).expect("read4k");
+    assert_eq!(report.depths.len(), config.read_depths.len());
+    for depth in &report.depths {
+        check_case(&depth.case, 4, 2, config.rounds);
+        assert!(
+            matches!(depth.fio, read4k::Fio::Skipped(_)),
+            "no fio in tiny mode"
+        );
+    }
+    assert!(report.output().text.contains("fio qd=32: skipped"));
+}
+
+#[test]
+fn alloc_counts_zero_allocations_after_warm_up() {
+    if !kernel() {
+        return;
+    }
+    assert!(
+        alloc_count::installed(),
+        "the counting allocator is installed"
+    );
+    let report = alloc::run(&Config::tiny()).expect("alloc");
+    assert!(report.counting);
+    let kinds: Vec<&str> = report.rows.iter().map(|r| r.name).collect();
+    for kind in ["noop", "timer", "read", "write"] {
+        assert!(
+            kinds.iter().any(|k| k.contains(kind)),
+            "{kind} is counted: {kinds:?}"
+        );
+    }
+    for row in &report.rows {
+        assert!(row.ops > 0);
+        assert_eq!(row.allocations, 0, "{} allocates after warm-up", row.name);
+    }
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let before = alloc_count::allocations();
+    let v = std::hint::black_box(vec![1u8; 100]);
+    assert!(alloc_count::allocations() > before);
+    drop(v);
+}
+
+#[test]
+fn the_table_runs_what_exists_and_names_what_does_not() {
+    let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+    assert_eq!(names, ["noop", "read4k", "alloc", "echo", "msgring"]);
+    for later in ["echo", "msgring"] {
+        assert!(scenarios::find(later).expect(later).entry.is_none());
+    }
+    if !kernel() {
+        return;
+    }
+    for scenario in SCENARIOS {
+        let Some(entry) = scenario.entry else {
+            continue;
+        };
+        let output: Result<_, BenchError> = entry(&Config::tiny());
+        let output = output.unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
+        assert!(output.text.starts_with(&format!("== {}", scenario.name)));
+        assert!(
+            !output.summary.is_empty(),
+            "{} has a summary",
+            scenario.name
+        );
+    }
+}
+
+#[test]
+fn the_probe_reports_what_it_must() {
+    let report = xuring_bench::probe::ProbeReport::collect(None);
+    let text = report.to_string();
+    assert!(report.task_size <= xuring_core::MAX_TASK_SIZE);
+    for line in ["kernel release", "memory per Task", "RLIMIT_MEMLOCK"] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+    if report.available() {
+        for line in [
+            "feature bits",
+            "opcodes",
+            "MSG_RING",
+            "SEND_ZC",
+            "DEFER_TASKRUN",
+            "cancel flags",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+    } else {
+        assert!(text.contains("UNAVAILABLE"));
+    }
+}
