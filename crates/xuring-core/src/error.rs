@@ -31,6 +31,8 @@ pub enum RingError {
     /// The ring was created by another process: this is a `fork`ed child's copy. A ring
     /// belongs to the process that created it; create a new one in the child.
     Forked,
+    /// A handler on a child [`Thread`](crate::Thread) panicked; the panic's message.
+    ThreadPanicked(String),
     /// A callback failed; the value is the callback's own error.
     Callback(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
@@ -58,6 +60,7 @@ impl fmt::Display for RingError {
                 "this ring was created by the parent process; a forked child must create its \
                  own ring",
             ),
+            Self::ThreadPanicked(m) => write!(f, "a handler on a child thread panicked: {m}"),
             Self::Callback(e) => write!(f, "callback failed: {e}"),
         }
     }

@@ -50,7 +50,7 @@
 //! ```
 //!
 //! `unsafe` is denied except in the modules `backend` (the trait's `unsafe fn push` and
-//! `backend::uring`), `buf`, `pool`, `ring`, `run`, `stat` and `task`, each of which opens with a `# Safety` preamble.
+//! `backend::uring`), `buf`, `pool`, `ring`, `run`, `stat`, `task` and `thread`, each of which opens with a `# Safety` preamble.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -73,6 +73,8 @@ mod sockaddr;
 mod stat;
 #[allow(unsafe_code)]
 mod task;
+#[allow(unsafe_code)]
+mod thread;
 mod time;
 
 pub use backend::{Backend, Completion, Uring};
@@ -85,6 +87,7 @@ pub use run::RunCondition;
 pub use sockaddr::SockAddrBuf;
 pub use stat::Stat;
 pub use task::{Callback, Context, Task, TaskHandle, TaskId, TaskState};
+pub use thread::{Handler, Mail, Mailbox, Peer, Thread};
 pub use time::Timespec;
 pub use xuring_sys::{Errno, Features, KernelLevel};
 

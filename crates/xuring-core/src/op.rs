@@ -256,6 +256,14 @@ pub enum Op {
         /// What the target receives.
         message: Message,
     },
+    /// A message sent through a mailbox's eventfd (kernels without `MSG_RING`): an 8-byte
+    /// `write` of 1 to the receiver's eventfd, reported as a `MsgRing` result.
+    Notify {
+        /// The receiver's eventfd.
+        fd: RawFd,
+        /// The 8 bytes of the counter increment (static).
+        buf: IoBuf,
+    },
     /// A message received from another ring: never submitted, delivered to the ring's
     /// message handler.
     Received {
@@ -306,6 +314,7 @@ impl Op {
             Op::Poll { .. } => Opcode::PollAdd,
             Op::Splice { .. } => Opcode::Splice,
             Op::MsgRing { .. } => Opcode::MsgRing,
+            Op::Notify { .. } => Opcode::Write,
             Op::Cancel {
                 via: CancelVia::TimeoutRemove,
                 ..
@@ -354,7 +363,7 @@ impl Op {
             Op::Send { .. } => OpResult::Send(count(r)),
             Op::Poll { .. } => OpResult::Poll(r),
             Op::Splice { .. } => OpResult::Splice(count(r)),
-            Op::MsgRing { .. } => OpResult::MsgRing(unit(r)),
+            Op::MsgRing { .. } | Op::Notify { .. } => OpResult::MsgRing(unit(r)),
             Op::Received { message } => OpResult::Message(*message),
             Op::Cancel { .. } => OpResult::Cancel(unit(r)),
             Op::CancelAny { local } => OpResult::CancelAll(match r {

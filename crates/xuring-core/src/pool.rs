@@ -95,6 +95,7 @@ impl<B: Backend> TaskPool<B> {
         debug_assert!(matches!(unsafe { t.op() }, crate::Op::Idle));
         t.id.set(t.id.get().next());
         t.state.set(TaskState::Free);
+        t.background.set(false);
         // SAFETY: as in `grow`: the task is live at a stable address for the pool's life.
         unsafe { self.free.push_front(task) };
     }

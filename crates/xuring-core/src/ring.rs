@@ -95,14 +95,17 @@ pub struct Ring<B: Backend = Uring> {
     pub(crate) teardown_timeout: core::time::Duration,
     /// The internal timer that bounds a deadline wait without `FEAT_EXT_ARG`, and its time.
     pub(crate) wake: Option<(TaskId, Timespec)>,
-    /// Internal wake-up timers in flight (not user work: `run` does not wait for them).
-    pub(crate) wakes_in_flight: u32,
+    /// Background tasks in flight: internal wake-up timers and mailbox reads. They are not
+    /// user work: `run(UntilDone)` does not wait for them.
+    pub(crate) background_in_flight: u32,
     /// `statx` buffers of finished stats, reused so that a stat allocates only in warm-up.
     /// Boxed, because the kernel writes into a buffer while the box moves with its task.
     #[allow(clippy::vec_box)]
     pub(crate) statx_cache: Vec<Box<libc::statx>>,
     /// Where messages from other rings go.
     pub(crate) message_ctx: Option<Context<B>>,
+    /// The ring's mailbox, once it talks to threads (real kernel only).
+    pub(crate) mailbox: Option<std::sync::Arc<crate::Mailbox>>,
 }
 
 /// Options for a new ring.
@@ -225,9 +228,10 @@ impl RingBuilder {
             buffers: None,
             teardown_timeout: self.teardown_timeout,
             wake: None,
-            wakes_in_flight: 0,
+            background_in_flight: 0,
             statx_cache: Vec::new(),
             message_ctx: None,
+            mailbox: None,
         };
         if let Some((count, size)) = self.buffers {
             let pool = BufferPool::new(count, size)
@@ -735,8 +739,16 @@ impl<B: Backend> Ring<B> {
         self.message_ctx = Some(ctx);
     }
 
+    /// Marks a queued task as background work (`run(UntilDone)` does not wait for it).
+    pub(crate) fn set_background(&mut self, handle: TaskHandle<B>) {
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        unsafe { handle.as_non_null().as_ref() }
+            .background
+            .set(true);
+    }
+
     /// Completes a task that was just queued with `-errno`, without the backend.
-    fn fail_queued(&mut self, handle: TaskHandle<B>, errno: i32) {
+    pub(crate) fn fail_queued(&mut self, handle: TaskHandle<B>, errno: i32) {
         self.unqueue(handle.as_non_null());
         self.complete_locally(handle.as_non_null(), -errno);
     }
@@ -904,9 +916,8 @@ impl<B: Backend> Ring<B> {
                 break;
             }
             t.state.set(TaskState::InFlight);
-            // SAFETY: nothing writes inside an op while it is with the backend.
-            if matches!(unsafe { t.op() }, Op::Wake { .. }) {
-                self.wakes_in_flight += 1;
+            if t.background.get() {
+                self.background_in_flight += 1;
             }
             self.in_flight += 1;
             self.stats.submitted += 1;
@@ -940,7 +951,7 @@ impl<B: Backend> Ring<B> {
         let stats = &mut self.stats;
         let in_flight = &mut self.in_flight;
         let wake = &mut self.wake;
-        let wakes_in_flight = &mut self.wakes_in_flight;
+        let background_in_flight = &mut self.background_in_flight;
         self.backend.reap(|c: Completion| {
             if c.user_data & NOT_A_TASK != 0 {
                 stats.messages += 1;
@@ -988,9 +999,8 @@ impl<B: Backend> Ring<B> {
             if wake.is_some_and(|(w, _)| w == id) {
                 *wake = None;
             }
-            // SAFETY: the backend is done with the op (its completion is being delivered).
-            if matches!(unsafe { t.op() }, Op::Wake { .. }) {
-                *wakes_in_flight -= 1;
+            if t.background.get() {
+                *background_in_flight -= 1;
             }
             t.state.set(TaskState::Ready);
             // SAFETY: the completion for this task's id was just delivered, so the backend
@@ -1080,6 +1090,9 @@ fn on_cancel_all_part<B: Backend>(ring: &mut Ring<B>, task: &Task<B>) -> Result<
 
 impl<B: Backend> Drop for Ring<B> {
     fn drop(&mut self) {
+        if let Some(mailbox) = &self.mailbox {
+            mailbox.close();
+        }
         self.teardown();
         // Unlink everything before the pool frees its chunks.
         self.submission_q.clear();

@@ -114,9 +114,9 @@ impl<B: Backend> Ring<B> {
         }
     }
 
-    /// Nothing queued and nothing in flight but internal wake-up timers.
+    /// Nothing queued and nothing in flight but background tasks.
     fn has_no_user_work(&self) -> bool {
-        self.submission_q.is_empty() && self.in_flight == self.wakes_in_flight
+        self.submission_q.is_empty() && self.in_flight == self.background_in_flight
     }
 
     /// Waits for one completion or until `deadline`: with `FEAT_EXT_ARG` the wait itself has
@@ -132,6 +132,7 @@ impl<B: Backend> Ring<B> {
                 },
                 Context::default(),
             );
+            self.set_background(wake);
             self.wake = Some((wake.id(), deadline));
             self.flush();
         }
@@ -212,7 +213,7 @@ impl<B: Backend> Ring<B> {
         }
         loop {
             self.flush();
-            if self.submission_q.is_empty() && self.in_flight == self.wakes_in_flight {
+            if self.submission_q.is_empty() && self.in_flight == self.background_in_flight {
                 break;
             }
             if self.backend.now() >= deadline || self.wait_until(deadline).is_err() {
@@ -220,9 +221,10 @@ impl<B: Backend> Ring<B> {
             }
             self.reap_and_recycle();
         }
-        // Only our own wake-up timer may be left: remove it rather than wait for it. A
-        // timer removal completes at once, so this takes a couple of enters at most.
-        if self.submission_q.is_empty() && self.in_flight == self.wakes_in_flight {
+        // Only background tasks may be left (our own wake-up timer, mailbox reads): cancel
+        // them rather than wait. Their cancels complete at once, so this takes a couple of
+        // enters at most.
+        if self.submission_q.is_empty() && self.in_flight == self.background_in_flight {
             let wakes: Vec<TaskId> = self.in_flight_user_tasks().collect();
             for wake in wakes {
                 self.cancel(wake, Context::default());

@@ -148,6 +148,8 @@ pub struct Task<B: Backend = Uring> {
     pub(crate) link: Link<Task<B>>,
     pub(crate) id: Cell<TaskId>,
     pub(crate) state: Cell<TaskState>,
+    /// Internal work that `run(UntilDone)` does not wait for.
+    pub(crate) background: Cell<bool>,
     pub(crate) ctx: Cell<Context<B>>,
     /// The operation's outcome; `Some` when the callback runs.
     pub result: Option<OpResult>,
@@ -173,6 +175,7 @@ impl<B: Backend> Task<B> {
             link: Link::new(),
             id: Cell::new(TaskId::new(index, 1)),
             state: Cell::new(TaskState::Free),
+            background: Cell::new(false),
             ctx: Cell::new(Context::default()),
             result: None,
             op: UnsafeCell::new(Op::Idle),

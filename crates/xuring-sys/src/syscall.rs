@@ -250,3 +250,30 @@ pub fn socket(domain: i32, ty: i32, protocol: i32) -> Result<RawFd, Errno> {
     }
     Ok(fd)
 }
+
+/// Duplicates `fd` with `FD_CLOEXEC` (`fcntl(F_DUPFD_CLOEXEC)`).
+pub fn dup_cloexec(fd: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: `F_DUPFD_CLOEXEC` takes an integer argument only.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: `new` is a descriptor just created for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Adds `value` to an eventfd's counter (`write(2)` of 8 bytes), retrying `EINTR`.
+pub fn eventfd_write(fd: RawFd, value: u64) -> Result<(), Errno> {
+    let bytes = value.to_ne_bytes();
+    loop {
+        // SAFETY: `bytes` is a live 8-byte buffer for the duration of the call.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n == 8 {
+            return Ok(());
+        }
+        let e = Errno::last();
+        if e != Errno::EINTR {
+            return Err(e);
+        }
+    }
+}

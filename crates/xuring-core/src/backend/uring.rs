@@ -236,6 +236,13 @@ unsafe fn prep(op: NonNull<Op>, user_data: u64, fixed: Option<&BufferPool>) -> i
             sqe.len = message.value as u32;
             sqe.off = message.data | crate::task::NOT_A_TASK;
         }
+        Op::Notify { fd, buf } => {
+            sqe.opcode = Opcode::Write as u8;
+            sqe.fd = *fd;
+            sqe.addr = buf.as_ptr() as u64;
+            sqe.len = buf.len() as u32;
+            sqe.off = u64::MAX;
+        }
         Op::Cancel { target, via } => {
             sqe.opcode = match via {
                 CancelVia::TimeoutRemove => Opcode::TimeoutRemove,

@@ -1,0 +1,325 @@
+//! `Thread`: child rings on OS threads, talking over `msg_ring` (5.18) or the eventfd
+//! fallback, at native level and at 5.6.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use xuring_core::{
+    Context, KernelLevel, Mail, Offset, OpResult, Peer, Ring, RingError, RunCondition, Task, Thread,
+};
+
+mod common;
+
+fn parent(level: KernelLevel) -> Ring {
+    Ring::builder(64).kernel_level(level).build().expect("ring")
+}
+
+// ----- ping-pong -----
+
+thread_local! {
+    static PONGS: Cell<u64> = const { Cell::new(0) };
+    static SUM: Cell<u64> = const { Cell::new(0) };
+    static TARGET: Cell<u64> = const { Cell::new(0) };
+    static CHILD: std::cell::RefCell<Option<Peer>> = const { std::cell::RefCell::new(None) };
+}
+
+fn ping(ring: &mut Ring, mail: Mail<'_>) -> Result<(), RingError> {
+    let parent = mail.reply_to.expect("a child knows its parent");
+    parent.send(ring, pong, mail.payload, Context::default());
+    Ok(())
+}
+
+fn pong(ring: &mut Ring, mail: Mail<'_>) -> Result<(), RingError> {
+    let n = PONGS.with(|p| {
+        p.set(p.get() + 1);
+        p.get()
+    });
+    assert_eq!(
+        mail.payload,
+        n - 1,
+        "round trips arrive in order, once each"
+    );
+    SUM.with(|s| s.set(s.get().wrapping_add(mail.payload.wrapping_mul(0x9e37_79b9))));
+    if n < TARGET.with(Cell::get) {
+        CHILD.with(|c| {
+            let child = c.borrow();
+            child
+                .as_ref()
+                .expect("child")
+                .send(ring, ping, n, Context::default());
+        });
+    }
+    Ok(())
+}
+
+fn ping_pong(level: KernelLevel, rounds: u64) -> Duration {
+    PONGS.with(|p| p.set(0));
+    SUM.with(|s| s.set(0));
+    TARGET.with(|t| t.set(rounds));
+    let mut ring = parent(level);
+    let thread = Thread::spawn(&mut ring, 64).expect("spawn");
+    CHILD.with(|c| *c.borrow_mut() = Some(thread.peer().clone()));
+    let start = Instant::now();
+    thread.send(&mut ring, ping, 0, Context::default());
+    while PONGS.with(Cell::get) < rounds {
+        ring.run(RunCondition::Once).expect("run");
+    }
+    let elapsed = start.elapsed();
+    let expected = (0..rounds).fold(0u64, |s, i| s.wrapping_add(i.wrapping_mul(0x9e37_79b9)));
+    assert_eq!(
+        PONGS.with(Cell::get),
+        rounds,
+        "{level}: no message lost or duplicated"
+    );
+    assert_eq!(SUM.with(Cell::get), expected, "{level}: checksum");
+    CHILD.with(|c| *c.borrow_mut() = None);
+    thread.join().expect("join");
+    elapsed
+}
+
+fn rounds() -> u64 {
+    std::env::var("XURING_PING_PONG_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+#[test]
+fn a_million_round_trips_over_msg_ring() {
+    let n = rounds();
+    let took = ping_pong(KernelLevel::Native, n);
+    eprintln!("native: {n} round trips in {took:?}");
+}
+
+#[test]
+fn a_million_round_trips_over_the_eventfd_fallback() {
+    let n = rounds();
+    let took = ping_pong(KernelLevel::V5_6, n);
+    eprintln!("5.6: {n} round trips in {took:?}");
+}
+
+// ----- stopping -----
+
+thread_local! {
+    static STUCK: std::cell::RefCell<Option<(common::Fd, common::Fd)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn start_stuck_read(ring: &mut Ring, _mail: Mail<'_>) -> Result<(), RingError> {
+    let (r, w) = common::pipe();
+    ring.read(r.raw(), vec![0u8; 64], Offset::File, Context::default());
+    STUCK.with(|s| *s.borrow_mut() = Some((r, w)));
+    Ok(())
+}
+
+fn wait_sent(ring: &mut Ring) {
+    // Run the parent until its sends have completed.
+    ring.run(RunCondition::UntilDone).expect("run");
+}
+
+#[test]
+fn kill_while_the_child_has_io_pending() {
+    for level in [KernelLevel::Native, KernelLevel::V5_6] {
+        let mut ring = parent(level);
+        let thread = Thread::spawn(&mut ring, 16).expect("spawn");
+        thread.send(&mut ring, start_stuck_read, 0, Context::default());
+        wait_sent(&mut ring);
+        std::thread::sleep(Duration::from_millis(20));
+        let start = Instant::now();
+        thread.join().expect("a clean stop");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{level}: join returned in time"
+        );
+    }
+}
+
+#[test]
+fn dropping_the_parent_first_is_safe() {
+    for level in [KernelLevel::Native, KernelLevel::V5_6] {
+        let mut ring = parent(level);
+        let thread = Thread::spawn(&mut ring, 16).expect("spawn");
+        let peer = thread.peer().clone();
+        drop(ring);
+        assert!(!peer.is_closed());
+        thread.join().expect("join after the parent is gone");
+        assert!(
+            peer.is_closed(),
+            "the child closed its mailbox when it stopped"
+        );
+        // Sending to a stopped child is refused, not lost.
+        let mut other = parent(level);
+        thread_local!(static GOT: Cell<Option<OpResult>> = const { Cell::new(None) });
+        fn record(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+            GOT.with(|g| g.set(task.result));
+            Ok(())
+        }
+        peer.send(
+            &mut other,
+            ping,
+            1,
+            Context {
+                cb: record,
+                ..Context::default()
+            },
+        );
+        other.run(RunCondition::UntilDone).expect("run");
+        assert_eq!(
+            GOT.with(Cell::get),
+            Some(OpResult::MsgRing(Err(xuring_core::Errno::EPIPE)))
+        );
+    }
+}
+
+fn fail(_ring: &mut Ring, _mail: Mail<'_>) -> Result<(), RingError> {
+    Err(RingError::callback("the handler refused"))
+}
+
+fn explode(_ring: &mut Ring, _mail: Mail<'_>) -> Result<(), RingError> {
+    panic!("handler exploded");
+}
+
+#[test]
+fn a_failing_handler_ends_the_child_with_its_error() {
+    for level in [KernelLevel::Native, KernelLevel::V5_6] {
+        let mut ring = parent(level);
+        let thread = Thread::spawn(&mut ring, 16).expect("spawn");
+        thread.send(&mut ring, fail, 0, Context::default());
+        wait_sent(&mut ring);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        match thread.join() {
+            Err(RingError::Callback(e)) => assert_eq!(e.to_string(), "the handler refused"),
+            other => panic!("{level}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_panicking_handler_reaches_join() {
+    for level in [KernelLevel::Native, KernelLevel::V5_6] {
+        let mut ring = parent(level);
+        let thread = Thread::spawn(&mut ring, 16).expect("spawn");
+        thread.send(&mut ring, explode, 0, Context::default());
+        wait_sent(&mut ring);
+        match thread.join() {
+            Err(RingError::ThreadPanicked(m)) => assert!(m.contains("exploded"), "{m}"),
+            other => panic!("{level}: {other:?}"),
+        }
+    }
+}
+
+// ----- fan-out and many senders -----
+
+static RECEIVED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+fn collect(_ring: &mut Ring, mail: Mail<'_>) -> Result<(), RingError> {
+    RECEIVED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(mail.payload);
+    Ok(())
+}
+
+fn echo_back(ring: &mut Ring, mail: Mail<'_>) -> Result<(), RingError> {
+    let parent = mail.reply_to.expect("parent");
+    parent.send(ring, collect, mail.payload, Context::default());
+    Ok(())
+}
+
+#[test]
+fn fan_out_to_more_children_than_cores() {
+    for level in [KernelLevel::Native, KernelLevel::V5_6] {
+        RECEIVED.lock().expect("lock").clear();
+        let mut ring = parent(level);
+        let children: Vec<Thread> = (0..4)
+            .map(|_| Thread::spawn(&mut ring, 32).expect("spawn"))
+            .collect();
+        let per_child = 2_000u64;
+        for i in 0..per_child {
+            for (c, child) in children.iter().enumerate() {
+                child.send(
+                    &mut ring,
+                    echo_back,
+                    (c as u64) << 32 | i,
+                    Context::default(),
+                );
+            }
+            if i % 64 == 0 {
+                ring.run(RunCondition::NoWait).expect("run");
+            }
+        }
+        let total = per_child as usize * children.len();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while RECEIVED.lock().expect("lock").len() < total && Instant::now() < deadline {
+            ring.run(RunCondition::For(Duration::from_millis(10)))
+                .expect("run");
+        }
+        let got = std::mem::take(&mut *RECEIVED.lock().expect("lock"));
+        assert_eq!(got.len(), total, "{level}: every message came back");
+        let unique: HashSet<u64> = got.iter().copied().collect();
+        assert_eq!(unique.len(), total, "{level}: exactly once each");
+        for child in children {
+            child.join().expect("join");
+        }
+    }
+}
+
+static FROM_MANY: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+fn count_from_many(_ring: &mut Ring, mail: Mail<'_>) -> Result<(), RingError> {
+    FROM_MANY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(mail.payload);
+    Ok(())
+}
+
+/// Several parents (each a ring on its own thread) send to one child at the same time
+/// through the fallback queue: every message arrives exactly once.
+#[test]
+fn concurrent_senders_through_the_fallback_queue() {
+    FROM_MANY.lock().expect("lock").clear();
+    let mut home = parent(KernelLevel::V5_6);
+    let thread = Thread::spawn(&mut home, 32).expect("spawn");
+    let peer = thread.peer().clone();
+    let senders = 3u64;
+    let each = 5_000u64;
+    let handles: Vec<_> = (0..senders)
+        .map(|s| {
+            let peer = peer.clone();
+            std::thread::spawn(move || {
+                let mut ring = parent(KernelLevel::V5_6);
+                for i in 0..each {
+                    peer.send(&mut ring, count_from_many, s << 32 | i, Context::default());
+                    if i % 32 == 0 {
+                        ring.run(RunCondition::NoWait).expect("run");
+                    }
+                }
+                ring.run(RunCondition::UntilDone).expect("run");
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("sender");
+    }
+    let total = (senders * each) as usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while FROM_MANY.lock().expect("lock").len() < total && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    thread.join().expect("join");
+    let got = std::mem::take(&mut *FROM_MANY.lock().expect("lock"));
+    assert_eq!(got.len(), total);
+    let unique: HashSet<u64> = got.iter().copied().collect();
+    assert_eq!(unique.len(), total, "exactly once each");
+    // Each sender's messages arrive in the order it sent them.
+    for s in 0..senders {
+        let mine: Vec<u64> = got.iter().copied().filter(|p| p >> 32 == s).collect();
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "sender {s} in order");
+    }
+}
