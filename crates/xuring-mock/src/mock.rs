@@ -1,0 +1,1279 @@
+//! `Mock`: the kernel-free backend, its options and its controls.
+
+use core::fmt;
+use core::ptr::NonNull;
+use core::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::os::fd::RawFd;
+
+use xuring_core::op::CancelVia;
+use xuring_core::{
+    Backend, BufferPool, Completion, Errno, Features, KernelLevel, Offset, Op, Ring, RingBuilder,
+    RingError, TaskId, Timespec,
+};
+use xuring_sys::abi::__kernel_timespec;
+use xuring_sys::{CancelFlags, SqFull};
+
+use crate::rng::SplitMix64;
+
+/// Bit 63 of `user_data`: values with it set are never tasks (see `TaskId::from_u64`).
+const NOT_A_TASK: u64 = 1 << 63;
+
+/// The errno the mock's `enter` returns when the ring waits for a completion that nothing can
+/// ever produce (every pending op is stuck and no timer is running): a real kernel would block
+/// forever. `run` reports it as `RingError::Enter(DEADLOCK)`.
+pub const DEADLOCK: Errno = Errno::from_raw(libc::EDEADLK);
+
+// ----- operation kinds, requests and replies -----
+
+/// Which operation a [`Request`] is, for choosing a [handler](Mock::handle).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum OpKind {
+    /// [`Op::Noop`].
+    Noop,
+    /// [`Op::Timer`] (a user timer, relative or absolute).
+    Timer,
+    /// [`Op::Wake`]: the ring's internal deadline timer. It never reaches a handler.
+    Wake,
+    /// [`Op::Read`].
+    Read,
+    /// [`Op::Write`].
+    Write,
+    /// [`Op::Cancel`] of one task.
+    Cancel,
+    /// [`Op::CancelAny`]: cancel everything in flight.
+    CancelAll,
+    /// An op this mock does not know (it completes with `EINVAL`).
+    Other,
+}
+
+impl OpKind {
+    const COUNT: usize = 8;
+
+    fn of(op: &Op) -> OpKind {
+        match op {
+            Op::Noop => OpKind::Noop,
+            Op::Timer { .. } => OpKind::Timer,
+            Op::Wake { .. } => OpKind::Wake,
+            Op::Read { .. } => OpKind::Read,
+            Op::Write { .. } => OpKind::Write,
+            Op::Cancel { .. } => OpKind::Cancel,
+            Op::CancelAny { .. } => OpKind::CancelAll,
+            _ => OpKind::Other,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What a [handler](Mock::handle) is told about an operation the ring submitted.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Request<'a> {
+    /// The kind of operation.
+    pub kind: OpKind,
+    /// The submission's `user_data` (the task's [`TaskId`]).
+    pub user_data: u64,
+    /// The file of a read or write.
+    pub fd: Option<RawFd>,
+    /// A read's or write's buffer length.
+    pub len: usize,
+    /// A read's or write's offset.
+    pub offset: Option<Offset>,
+    /// The bytes a write would write (empty for other ops).
+    pub data: &'a [u8],
+    /// A cancel's target.
+    pub target: Option<TaskId>,
+    /// A timer's duration (relative) or deadline (absolute).
+    pub timer: Option<Timespec>,
+    /// Whether `timer` is an absolute deadline.
+    pub absolute: bool,
+    /// The mock's virtual time.
+    pub now: Timespec,
+    /// How many times this operation was offered before and answered [`Reply::Pending`].
+    pub polls: u32,
+}
+
+/// A [handler](Mock::handle)'s answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// Do what the mock does without a handler (fault injection included).
+    Default,
+    /// Complete with this raw result (`>= 0` success, `-errno` failure). A read's buffer is
+    /// left as it is.
+    Complete(i32),
+    /// Fail with this errno.
+    Err(Errno),
+    /// For a read: place these bytes at the start of the buffer (as many as fit) and complete
+    /// with their count. For another op: complete with the count, touching nothing.
+    Bytes(Vec<u8>),
+    /// Not now: the op stays in flight (cancellable), and the handler is asked again at the
+    /// next `enter`.
+    Pending,
+}
+
+/// A handler: given a request, decides its outcome. See [`Mock::handle`].
+pub type Handler = Box<dyn FnMut(&Request<'_>) -> Reply>;
+
+// ----- options -----
+
+/// The order in which completions that become available in the same step are posted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// In the order the operations were submitted.
+    #[default]
+    Submission,
+    /// Reversed: the last submitted completes first.
+    Reversed,
+    /// Shuffled by the seed.
+    Shuffled,
+}
+
+/// Fault injection rates (each a probability in `0.0..=1.0`), drawn from the seed.
+///
+/// Faults apply to what the mock does by default; an operation a [handler](Mock::handle)
+/// answers is not faulted. Per-op errors and short transfers apply to noops, reads and writes,
+/// never to timers or cancels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Faults {
+    /// Probability that a noop, read or write fails with one of `errnos`.
+    pub op_error: f64,
+    /// The errnos an injected op error picks from, uniformly.
+    pub errnos: Vec<Errno>,
+    /// Probability that a read or write of more than one byte transfers fewer bytes.
+    pub short_io: f64,
+    /// Probability that `enter` returns `EINTR` before doing anything.
+    pub enter_eintr: f64,
+    /// Probability that `enter` returns `EBUSY` before doing anything.
+    pub enter_ebusy: f64,
+    /// Probability that `enter` consumes only some of two or more pushed operations.
+    pub partial_submit: f64,
+    /// Probability that a completion is posted a second time.
+    pub duplicate: f64,
+    /// Probability per `enter` that a completion with a `user_data` no task has is posted.
+    pub foreign: f64,
+}
+
+impl Faults {
+    /// No faults.
+    pub fn none() -> Faults {
+        Faults {
+            op_error: 0.0,
+            errnos: vec![
+                Errno::EIO,
+                Errno::EAGAIN,
+                Errno::EINTR,
+                Errno::ECANCELED,
+                Errno::ENOBUFS,
+            ],
+            short_io: 0.0,
+            enter_eintr: 0.0,
+            enter_ebusy: 0.0,
+            partial_submit: 0.0,
+            duplicate: 0.0,
+            foreign: 0.0,
+        }
+    }
+
+    /// A bit of everything, at rates that keep runs making progress: 10% op errors, 20% short
+    /// transfers, 10% `EINTR`, 5% `EBUSY`, 20% partial submissions, 5% duplicates, 5% foreign
+    /// completions.
+    pub fn chaos() -> Faults {
+        Faults {
+            op_error: 0.1,
+            short_io: 0.2,
+            enter_eintr: 0.1,
+            enter_ebusy: 0.05,
+            partial_submit: 0.2,
+            duplicate: 0.05,
+            foreign: 0.05,
+            ..Faults::none()
+        }
+    }
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults::none()
+    }
+}
+
+/// Options for a [`Mock`].
+#[derive(Clone, Debug)]
+pub struct MockBuilder {
+    sq_entries: u32,
+    cq_entries: Option<u32>,
+    features: Features,
+    seed: u64,
+    order: Order,
+    faults: Faults,
+    auto_release: bool,
+    trace: bool,
+}
+
+impl Default for MockBuilder {
+    fn default() -> MockBuilder {
+        MockBuilder::new()
+    }
+}
+
+impl MockBuilder {
+    /// 16 SQ entries, a CQ of twice that, [`Features::everything`], seed 0, completions in
+    /// submission order, no faults.
+    pub fn new() -> MockBuilder {
+        MockBuilder {
+            sq_entries: 16,
+            cq_entries: None,
+            features: Features::everything(),
+            seed: 0,
+            order: Order::Submission,
+            faults: Faults::none(),
+            auto_release: true,
+            trace: false,
+        }
+    }
+
+    /// How many operations can be pushed before an `enter` (at least 1): small values exercise
+    /// the ring's SQ-full paths.
+    pub fn sq_entries(mut self, entries: u32) -> Self {
+        self.sq_entries = entries.max(1);
+        self
+    }
+
+    /// How many completions fit the CQ (at least 1; default twice the SQ). Completions beyond
+    /// it wait in an overflow list ([`Backend::overflowed`] is true) until the next `enter`.
+    pub fn cq_entries(mut self, entries: u32) -> Self {
+        self.cq_entries = Some(entries.max(1));
+        self
+    }
+
+    /// The features the mock reports.
+    pub fn features(mut self, features: Features) -> Self {
+        self.features = features;
+        self
+    }
+
+    /// Clamps the features to what `level` had, so the ring takes its fallback paths (e.g.
+    /// `V5_6`: no `EXT_ARG` wait timeouts, no `CANCEL_ALL`).
+    pub fn level(mut self, level: KernelLevel) -> Self {
+        self.features = self.features.clamp(level);
+        self
+    }
+
+    /// The seed of every random choice.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The order of completions that become available together.
+    pub fn order(mut self, order: Order) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Fault injection rates.
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Whether a wait that nothing else can satisfy releases [held](Mock::hold) completions
+    /// (default `true`: holding delays completions, as a slow kernel would, but never loses
+    /// them, so dropping a ring always reaps everything). With `false` such a wait fails
+    /// with [`DEADLOCK`] (or times out).
+    pub fn auto_release(mut self, auto: bool) -> Self {
+        self.auto_release = auto;
+        self
+    }
+
+    /// Record every completion handed to the ring, for [`Mock::trace`].
+    pub fn trace(mut self, trace: bool) -> Self {
+        self.trace = trace;
+        self
+    }
+
+    /// The mock.
+    pub fn build(self) -> Mock {
+        let cq_entries = self.cq_entries.unwrap_or(self.sq_entries.saturating_mul(2));
+        Mock {
+            features: self.features,
+            sq_entries: self.sq_entries,
+            cq_entries,
+            sq: VecDeque::new(),
+            pending: Vec::new(),
+            batch: Vec::new(),
+            held: VecDeque::new(),
+            cq: VecDeque::new(),
+            overflow: VecDeque::new(),
+            now: Timespec::ZERO,
+            rng: SplitMix64::new(self.seed),
+            seed: self.seed,
+            order: self.order,
+            faults: self.faults,
+            hold: false,
+            auto_release: self.auto_release,
+            handlers: Default::default(),
+            files: BTreeMap::new(),
+            written: BTreeMap::new(),
+            blocked: BTreeSet::new(),
+            last_enter_faulted: false,
+            seen: BTreeSet::new(),
+            reused: Vec::new(),
+            undelivered: 0,
+            next_seq: 0,
+            stats: MockStats::default(),
+            trace: self.trace.then(Vec::new),
+        }
+    }
+
+    /// A ring on the mock with default ring options.
+    pub fn build_ring(self) -> Ring<Mock> {
+        Ring::with_backend(self.build())
+    }
+
+    /// A ring on the mock with these ring options (e.g. a buffer pool). The ring's `entries`
+    /// do not matter: the mock's SQ size is [`sq_entries`](Self::sq_entries).
+    pub fn build_ring_with(self, options: RingBuilder) -> Result<Ring<Mock>, RingError> {
+        options.build_with(self.build())
+    }
+}
+
+// ----- the mock -----
+
+/// Counters of what the mock did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MockStats {
+    /// Operations pushed.
+    pub pushed: u64,
+    /// Calls of `enter`.
+    pub enters: u64,
+    /// Operations completed (posted to the CQ or held).
+    pub completed: u64,
+    /// Completions of pushed operations handed to the ring.
+    pub delivered: u64,
+    /// Operations cancelled by a cancel or cancel-all.
+    pub cancelled: u64,
+    /// Injected op errors.
+    pub op_errors: u64,
+    /// Injected short reads and writes.
+    pub short_io: u64,
+    /// Injected `EINTR` from `enter`.
+    pub enter_eintr: u64,
+    /// `EBUSY` from `enter` (injected, or because the overflow list did not fit the CQ).
+    pub enter_ebusy: u64,
+    /// `enter`s that consumed only part of the SQ.
+    pub partial_submits: u64,
+    /// Completions that went to the overflow list.
+    pub overflowed: u64,
+    /// Duplicate completions handed to the ring.
+    pub duplicates_delivered: u64,
+    /// Foreign completions handed to the ring.
+    pub foreign_delivered: u64,
+    /// Times a wait advanced virtual time.
+    pub time_jumps: u64,
+    /// Held completions released because a wait could not be satisfied otherwise.
+    pub auto_released: u64,
+}
+
+/// A pointer to an op received through [`Backend::push`], whose completion has not been
+/// produced yet. It is created only in `push` and dropped when the op's completion is
+/// produced, which happens before that completion can be handed to the ring: so while an
+/// `OpPtr` exists, `push`'s contract keeps the op valid and untouched by the ring.
+struct OpPtr(NonNull<Op>);
+
+impl OpPtr {
+    /// # Safety
+    ///
+    /// `op` must satisfy [`Backend::push`]'s contract for a completion that the mock has not
+    /// delivered yet, and the returned value must be dropped before that completion is
+    /// handed to the ring.
+    #[allow(unsafe_code)]
+    unsafe fn new(op: NonNull<Op>) -> OpPtr {
+        OpPtr(op)
+    }
+
+    /// Runs `f` on the op.
+    #[allow(unsafe_code)]
+    fn with<R>(&mut self, f: impl FnOnce(&mut Op) -> R) -> R {
+        // SAFETY: `OpPtr::new`'s contract: the op is live, at this address, and not accessed
+        // by the ring until its completion is delivered, which happens only after this
+        // `OpPtr` is dropped. The reference does not outlive `f`, and the mock is
+        // single-threaded, so it is the only reference to the op meanwhile.
+        f(unsafe { &mut *self.0.as_ptr() })
+    }
+
+    /// Runs `f` on the op, reading only.
+    #[allow(unsafe_code)]
+    fn peek<R>(&self, f: impl FnOnce(&Op) -> R) -> R {
+        // SAFETY: as in `with`; a shared reference, for as long as `f` runs.
+        f(unsafe { &*self.0.as_ptr() })
+    }
+}
+
+impl fmt::Debug for OpPtr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("OpPtr").field(&self.0).finish()
+    }
+}
+
+/// An op pushed or in flight.
+#[derive(Debug)]
+struct Entry {
+    op: OpPtr,
+    user_data: u64,
+    seq: u64,
+    kind: OpKind,
+    /// A timer's deadline, fixed when the mock consumes it.
+    deadline: Option<Timespec>,
+    polls: u32,
+}
+
+/// Where a completion came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    Real,
+    Duplicate,
+    Foreign,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Cqe {
+    completion: Completion,
+    seq: u64,
+    origin: Origin,
+}
+
+/// A readable byte source for an fd.
+#[derive(Debug, Default)]
+struct Source {
+    data: Vec<u8>,
+    /// The position `Offset::File` reads from (and advance).
+    pos: usize,
+    /// A pipe: a read with nothing to read waits, until the writer is [closed](Mock::close).
+    pipe: bool,
+    closed: bool,
+}
+
+enum Outcome {
+    Done(i32),
+    Pending,
+}
+
+/// A deterministic, kernel-free [`Backend`].
+///
+/// Pushed operations wait in a bounded SQ ([`MockBuilder::sq_entries`]); `enter` consumes
+/// them in order and completes each one as its [handler](Self::handle) or the defaults say:
+///
+/// | op | default |
+/// | --- | --- |
+/// | noop | `0` |
+/// | write | everything written (recorded, see [`written`](Self::written)) |
+/// | read | from the fd's [file](Self::set_file) or [pipe](Self::pipe); `0` (EOF) for other fds |
+/// | timer | `-ETIME` when virtual time reaches it |
+/// | cancel | finds the target among the ops still in flight: target `-ECANCELED`, cancel `0`; else `-ENOENT` |
+/// | cancel-all | cancels every op in flight; the count, or `-ENOENT` if there was none |
+///
+/// Reads and writes on a [blocked](Self::block_fd) fd, reads of an empty pipe and ops a
+/// handler answers [`Reply::Pending`] stay in flight until unblocked, fed, answered, or
+/// cancelled. When the ring waits and only timers can complete, virtual time jumps to the
+/// earliest one; a wait with a timeout that nothing satisfies jumps to the timeout and returns
+/// `ETIME`. Nothing ever sleeps.
+pub struct Mock {
+    features: Features,
+    sq_entries: u32,
+    cq_entries: u32,
+    /// Pushed, not yet consumed by `enter`.
+    sq: VecDeque<Entry>,
+    /// Consumed, not yet completed (timers, stuck I/O, pending handlers), in submission order.
+    pending: Vec<Entry>,
+    /// Completions produced by the current step, posted together in the chosen order.
+    batch: Vec<Cqe>,
+    /// Completions produced but held back until released.
+    held: VecDeque<Cqe>,
+    cq: VecDeque<Cqe>,
+    overflow: VecDeque<Cqe>,
+    now: Timespec,
+    rng: SplitMix64,
+    seed: u64,
+    order: Order,
+    faults: Faults,
+    hold: bool,
+    auto_release: bool,
+    handlers: [Option<Handler>; OpKind::COUNT],
+    files: BTreeMap<RawFd, Source>,
+    written: BTreeMap<RawFd, Vec<u8>>,
+    blocked: BTreeSet<RawFd>,
+    last_enter_faulted: bool,
+    /// Every `user_data` ever pushed: a task's identity must never repeat.
+    seen: BTreeSet<u64>,
+    reused: Vec<u64>,
+    /// Pushed operations whose completion has not been handed to the ring.
+    undelivered: u32,
+    next_seq: u64,
+    stats: MockStats,
+    trace: Option<Vec<Completion>>,
+}
+
+impl fmt::Debug for Mock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mock")
+            .field("seed", &self.seed)
+            .field("now", &self.now)
+            .field("sq", &self.sq.len())
+            .field("pending", &self.pending.len())
+            .field("held", &self.held.len())
+            .field("cq", &self.cq.len())
+            .field("overflow", &self.overflow.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Mock {
+    fn default() -> Mock {
+        MockBuilder::new().build()
+    }
+}
+
+fn to_timespec(ts: &__kernel_timespec) -> Timespec {
+    if ts.tv_sec < 0 {
+        return Timespec::ZERO;
+    }
+    Timespec {
+        sec: ts.tv_sec,
+        nsec: ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    }
+}
+
+fn add(a: Timespec, b: Timespec) -> Timespec {
+    a.saturating_add(b.to_duration())
+}
+
+impl Mock {
+    /// A mock with default options ([`MockBuilder::new`]).
+    pub fn new() -> Mock {
+        Mock::default()
+    }
+
+    /// Options for a mock.
+    pub fn builder() -> MockBuilder {
+        MockBuilder::new()
+    }
+
+    /// The seed this mock was built with.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// What the mock did.
+    pub fn stats(&self) -> MockStats {
+        self.stats
+    }
+
+    /// Every completion handed to the ring so far, if [tracing](MockBuilder::trace) is on.
+    pub fn trace(&self) -> Option<&[Completion]> {
+        self.trace.as_deref()
+    }
+
+    // ----- handlers and byte sources -----
+
+    /// Sets the handler for `kind`, replacing any earlier one. It is called when an op of that
+    /// kind is consumed, and again at each `enter` while it answers [`Reply::Pending`].
+    ///
+    /// ```
+    /// use xuring_core::{Context, Errno, Offset, Ring, RunCondition};
+    /// use xuring_mock::{MockRingExt, OpKind, Reply};
+    ///
+    /// let mut ring = Ring::init_mock();
+    /// ring.backend_mut().handle(OpKind::Read, |req| match req.fd {
+    ///     Some(3) => Reply::Bytes(b"hello".to_vec()),
+    ///     _ => Reply::Err(Errno::EBADF),
+    /// });
+    /// ring.read(3, vec![0; 16], Offset::File, Context::default());
+    /// ring.run(RunCondition::UntilDone)?;
+    /// # Ok::<(), xuring_core::RingError>(())
+    /// ```
+    pub fn handle(&mut self, kind: OpKind, handler: impl FnMut(&Request<'_>) -> Reply + 'static) {
+        self.handlers[kind.index()] = Some(Box::new(handler));
+    }
+
+    /// Removes the handler for `kind`: the defaults apply again.
+    pub fn clear_handler(&mut self, kind: OpKind) {
+        self.handlers[kind.index()] = None;
+    }
+
+    /// Makes `fd` a file holding `data`: reads at [`Offset::File`] read on from the current
+    /// position, reads at [`Offset::At`] from that offset; the end reads as EOF.
+    pub fn set_file(&mut self, fd: RawFd, data: impl Into<Vec<u8>>) {
+        self.files.insert(
+            fd,
+            Source {
+                data: data.into(),
+                ..Source::default()
+            },
+        );
+    }
+
+    /// Makes `fd` an empty pipe: a read waits (in flight, cancellable) until bytes are
+    /// [fed](Self::feed) or the writer [closed](Self::close).
+    pub fn pipe(&mut self, fd: RawFd) {
+        self.files.insert(
+            fd,
+            Source {
+                pipe: true,
+                ..Source::default()
+            },
+        );
+    }
+
+    /// Appends bytes for reads of `fd` (making it a pipe if it is nothing yet). Waiting reads
+    /// complete at the next `enter`.
+    pub fn feed(&mut self, fd: RawFd, data: &[u8]) {
+        let source = self.files.entry(fd).or_insert_with(|| Source {
+            pipe: true,
+            ..Source::default()
+        });
+        source.data.extend_from_slice(data);
+    }
+
+    /// Closes the writing end of `fd`'s pipe: once its bytes are read, reads return 0.
+    pub fn close(&mut self, fd: RawFd) {
+        if let Some(source) = self.files.get_mut(&fd) {
+            source.closed = true;
+        }
+    }
+
+    /// Everything written to `fd` by default-handled writes: [`Offset::File`] appends,
+    /// [`Offset::At`] writes at that offset.
+    pub fn written(&self, fd: RawFd) -> &[u8] {
+        self.written.get(&fd).map_or(&[], Vec::as_slice)
+    }
+
+    /// Reads and writes on `fd` stay in flight (cancellable) until [`unblock_fd`].
+    ///
+    /// [`unblock_fd`]: Self::unblock_fd
+    pub fn block_fd(&mut self, fd: RawFd) {
+        self.blocked.insert(fd);
+    }
+
+    /// Lets the ops on `fd` proceed at the next `enter`.
+    pub fn unblock_fd(&mut self, fd: RawFd) {
+        self.blocked.remove(&fd);
+    }
+
+    // ----- holding completions -----
+
+    /// While `hold` is on, completions are produced (the op is done: a cancel no longer finds
+    /// it) but not posted to the CQ until [released](Self::release_held). Models completions
+    /// the kernel has not posted yet, to stage cancel races.
+    pub fn hold(&mut self, hold: bool) {
+        self.hold = hold;
+    }
+
+    /// How many completions are held.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The `user_data` of the held completions, oldest first.
+    pub fn held_user_data(&self) -> Vec<u64> {
+        self.held.iter().map(|c| c.completion.user_data).collect()
+    }
+
+    /// Posts every held completion now. Returns how many.
+    pub fn release_held(&mut self) -> usize {
+        self.release_held_where(|_| true)
+    }
+
+    /// Posts the held completions `keep` selects, in order. Returns how many.
+    pub fn release_held_where(&mut self, mut select: impl FnMut(&Completion) -> bool) -> usize {
+        let mut released = 0;
+        let mut kept = VecDeque::new();
+        while let Some(cqe) = self.held.pop_front() {
+            if select(&cqe.completion) {
+                self.post_cq(cqe);
+                released += 1;
+            } else {
+                kept.push_back(cqe);
+            }
+        }
+        self.held = kept;
+        released
+    }
+
+    // ----- time -----
+
+    /// Moves virtual time forward; timers due by then complete at the next `enter`.
+    pub fn advance(&mut self, by: Duration) {
+        self.now = self.now.saturating_add(by);
+    }
+
+    /// The earliest deadline of a timer in flight.
+    pub fn next_deadline(&self) -> Option<Timespec> {
+        self.pending.iter().filter_map(|e| e.deadline).min()
+    }
+
+    // ----- inspection -----
+
+    /// Ops pushed but not yet consumed by `enter`.
+    pub fn queued(&self) -> usize {
+        self.sq.len()
+    }
+
+    /// Ops consumed and still in flight (timers, stuck I/O, pending handlers).
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The `user_data` of the ops still in flight, in submission order.
+    pub fn pending_user_data(&self) -> Vec<u64> {
+        self.pending.iter().map(|e| e.user_data).collect()
+    }
+
+    /// The kinds of the ops still in flight, in submission order (e.g. to tell the ring's own
+    /// [`OpKind::Wake`] timers from user work).
+    pub fn pending_kinds(&self) -> Vec<OpKind> {
+        self.pending.iter().map(|e| e.kind).collect()
+    }
+
+    /// Completions posted to the CQ (or its overflow list) and not yet reaped.
+    pub fn posted(&self) -> usize {
+        self.cq.len() + self.overflow.len()
+    }
+
+    /// Pushed operations whose completion has not been handed to the ring yet. Between ring
+    /// calls it equals [`Ring::in_flight`].
+    pub fn undelivered(&self) -> u32 {
+        self.undelivered
+    }
+
+    /// `user_data` values pushed more than once (a task identity reused: a ring bug).
+    pub fn reused_user_data(&self) -> &[u64] {
+        &self.reused
+    }
+
+    /// How many ops the mock holds (pushed or in flight) whose buffer belongs to `pool`.
+    pub fn buffers_held(&self, pool: &BufferPool) -> usize {
+        self.sq
+            .iter()
+            .chain(self.pending.iter())
+            .filter(|e| {
+                e.op.peek(|op| op.buf().and_then(|b| b.pool_index(pool)).is_some())
+            })
+            .count()
+    }
+
+    // ----- the engine -----
+
+    fn post_cq(&mut self, cqe: Cqe) {
+        if self.overflow.is_empty() && self.cq.len() < self.cq_entries as usize {
+            self.cq.push_back(cqe);
+        } else {
+            self.stats.overflowed += 1;
+            self.overflow.push_back(cqe);
+        }
+    }
+
+    /// Finishes `entry` with `res`: its `OpPtr` is dropped here, before the completion can be
+    /// delivered.
+    fn complete(&mut self, entry: Entry, res: i32) {
+        self.stats.completed += 1;
+        self.batch.push(Cqe {
+            completion: Completion {
+                user_data: entry.user_data,
+                res,
+                flags: 0,
+            },
+            seq: entry.seq,
+            origin: Origin::Real,
+        });
+        // `entry` (and its `OpPtr`) goes out of scope here, before the completion can be
+        // delivered.
+    }
+
+    /// Posts the current batch in the chosen order, with duplicates where injected.
+    fn post_batch(&mut self) {
+        let mut batch = core::mem::take(&mut self.batch);
+        match self.order {
+            Order::Submission => batch.sort_by_key(|c| c.seq),
+            Order::Reversed => batch.sort_by_key(|c| core::cmp::Reverse(c.seq)),
+            Order::Shuffled => {
+                batch.sort_by_key(|c| c.seq);
+                for i in (1..batch.len()).rev() {
+                    let j = self.rng.below(i as u64 + 1) as usize;
+                    batch.swap(i, j);
+                }
+            }
+        }
+        let mut duplicates = Vec::new();
+        for cqe in batch {
+            if cqe.origin == Origin::Real && self.rng.chance(self.faults.duplicate) {
+                duplicates.push(Cqe {
+                    origin: Origin::Duplicate,
+                    ..cqe
+                });
+            }
+            if self.hold {
+                self.held.push_back(cqe);
+            } else {
+                self.post_cq(cqe);
+            }
+        }
+        // A duplicate always comes after its original (held with it when holding), so the
+        // ring sees it when the task is no longer in flight under that id: stale.
+        for dup in duplicates {
+            if self.hold {
+                self.held.push_back(dup);
+            } else {
+                self.post_cq(dup);
+            }
+        }
+    }
+
+    fn foreign_user_data(&mut self) -> u64 {
+        match self.rng.below(3) {
+            // Marked as not a task.
+            0 => NOT_A_TASK | self.rng.below(1 << 32),
+            // Generation 0: no task ever has it.
+            1 => self.rng.below(1 << 20),
+            // A slot index far beyond any pool, generation 1.
+            _ => (1u64 << 32) | (u64::from(u32::MAX) - self.rng.below(1 << 10)),
+        }
+    }
+
+    fn inject_error(&mut self) -> Option<i32> {
+        if self.faults.errnos.is_empty() || !self.rng.chance(self.faults.op_error) {
+            return None;
+        }
+        let i = self.rng.below(self.faults.errnos.len() as u64) as usize;
+        self.stats.op_errors += 1;
+        Some(-self.faults.errnos[i].raw())
+    }
+
+    fn shorten(&mut self, n: usize) -> usize {
+        if n > 1 && self.rng.chance(self.faults.short_io) {
+            self.stats.short_io += 1;
+            1 + self.rng.below(n as u64 - 1) as usize
+        } else {
+            n
+        }
+    }
+
+    /// Offers `entry` to its handler, if any. `None`: no handler, or it said `Default`.
+    fn ask_handler(&mut self, entry: &mut Entry) -> Option<Reply> {
+        let kind = entry.kind;
+        let handler = self.handlers[kind.index()].as_mut()?;
+        let now = self.now;
+        let polls = entry.polls;
+        let user_data = entry.user_data;
+        let reply = entry.op.with(|op| {
+            let mut req = Request {
+                kind,
+                user_data,
+                fd: None,
+                len: 0,
+                offset: None,
+                data: &[],
+                target: None,
+                timer: None,
+                absolute: false,
+                now,
+                polls,
+            };
+            match op {
+                Op::Read { fd, buf, offset } => {
+                    req.fd = Some(*fd);
+                    req.len = buf.len();
+                    req.offset = Some(*offset);
+                }
+                Op::Write { fd, buf, offset } => {
+                    req.fd = Some(*fd);
+                    req.len = buf.len();
+                    req.offset = Some(*offset);
+                    req.data = buf.as_slice();
+                }
+                Op::Timer { ts, absolute } => {
+                    req.timer = Some(to_timespec(ts));
+                    req.absolute = *absolute;
+                }
+                Op::Cancel { target, .. } => req.target = Some(*target),
+                _ => {}
+            }
+            handler(&req)
+        });
+        match reply {
+            Reply::Default => None,
+            Reply::Bytes(bytes) => {
+                let n = entry.op.with(|op| match op {
+                    Op::Read { buf, .. } => match buf.as_mut_slice() {
+                        Some(dst) => {
+                            let n = dst.len().min(bytes.len());
+                            dst[..n].copy_from_slice(&bytes[..n]);
+                            n
+                        }
+                        None => 0,
+                    },
+                    _ => bytes.len(),
+                });
+                Some(Reply::Complete(i32::try_from(n).unwrap_or(i32::MAX)))
+            }
+            other => Some(other),
+        }
+    }
+
+    /// Tries to complete `entry` (newly consumed, or pending since an earlier `enter`).
+    fn attempt(&mut self, mut entry: Entry) {
+        let outcome = match self.ask_handler(&mut entry) {
+            Some(Reply::Complete(res)) => Outcome::Done(res),
+            Some(Reply::Err(e)) => Outcome::Done(-e.raw()),
+            Some(Reply::Pending) => Outcome::Pending,
+            Some(Reply::Default | Reply::Bytes(_)) | None => self.default_outcome(&mut entry),
+        };
+        match outcome {
+            Outcome::Done(res) => self.complete(entry, res),
+            Outcome::Pending => {
+                entry.polls += 1;
+                self.pending.push(entry);
+            }
+        }
+    }
+
+    fn supported(&self, op: &Op) -> bool {
+        match op {
+            Op::CancelAny { .. } => {
+                op.opcode().is_some_and(|o| self.features.supports(o))
+                    && self
+                        .features
+                        .cancel
+                        .contains(CancelFlags::ALL | CancelFlags::ANY)
+            }
+            _ => op.opcode().is_some_and(|o| self.features.supports(o)),
+        }
+    }
+
+    fn default_outcome(&mut self, entry: &mut Entry) -> Outcome {
+        if !entry.op.peek(|op| self.supported(op)) {
+            return Outcome::Done(-Errno::EINVAL.raw());
+        }
+        match entry.kind {
+            OpKind::Noop => Outcome::Done(self.inject_error().unwrap_or(0)),
+            OpKind::Timer | OpKind::Wake => {
+                let deadline = match entry.deadline {
+                    Some(d) => d,
+                    None => {
+                        let now = self.now;
+                        let d = entry.op.peek(|op| match op {
+                            Op::Timer { ts, absolute } if *absolute => to_timespec(ts),
+                            Op::Timer { ts, .. } => add(now, to_timespec(ts)),
+                            Op::Wake { ts } => to_timespec(ts),
+                            _ => now,
+                        });
+                        entry.deadline = Some(d);
+                        d
+                    }
+                };
+                if deadline <= self.now {
+                    Outcome::Done(-Errno::ETIME.raw())
+                } else {
+                    Outcome::Pending
+                }
+            }
+            OpKind::Read => self.default_read(entry),
+            OpKind::Write => self.default_write(entry),
+            OpKind::Cancel => {
+                let (target, via) = entry.op.peek(|op| match op {
+                    Op::Cancel { target, via } => (target.to_u64(), *via),
+                    _ => (0, CancelVia::AsyncCancel),
+                });
+                let found = self.pending.iter().position(|e| {
+                    e.user_data == target
+                        && match via {
+                            CancelVia::TimeoutRemove => {
+                                matches!(e.kind, OpKind::Timer | OpKind::Wake)
+                            }
+                            CancelVia::AsyncCancel => true,
+                        }
+                });
+                match found {
+                    Some(i) => {
+                        let victim = self.pending.remove(i);
+                        self.stats.cancelled += 1;
+                        self.complete(victim, -Errno::ECANCELED.raw());
+                        Outcome::Done(0)
+                    }
+                    None => Outcome::Done(-Errno::ENOENT.raw()),
+                }
+            }
+            OpKind::CancelAll => {
+                let (victims, kept): (Vec<Entry>, Vec<Entry>) = core::mem::take(&mut self.pending)
+                    .into_iter()
+                    .partition(|e| !matches!(e.kind, OpKind::Cancel | OpKind::CancelAll));
+                self.pending = kept;
+                let n = victims.len();
+                for victim in victims {
+                    self.stats.cancelled += 1;
+                    self.complete(victim, -Errno::ECANCELED.raw());
+                }
+                if n == 0 {
+                    Outcome::Done(-Errno::ENOENT.raw())
+                } else {
+                    Outcome::Done(i32::try_from(n).unwrap_or(i32::MAX))
+                }
+            }
+            OpKind::Other => Outcome::Done(-Errno::EINVAL.raw()),
+        }
+    }
+
+    fn default_read(&mut self, entry: &mut Entry) -> Outcome {
+        let (fd, len, offset) = entry.op.peek(|op| match op {
+            Op::Read { fd, buf, offset } => (*fd, buf.len(), *offset),
+            _ => (-1, 0, Offset::File),
+        });
+        if self.blocked.contains(&fd) {
+            return Outcome::Pending;
+        }
+        let Some(source) = self.files.get(&fd) else {
+            return Outcome::Done(self.inject_error().unwrap_or(0));
+        };
+        let start = match offset {
+            Offset::File => source.pos,
+            Offset::At(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        let available = source.data.len().saturating_sub(start);
+        if available == 0 && source.pipe && !source.closed && len > 0 {
+            return Outcome::Pending;
+        }
+        if let Some(res) = self.inject_error() {
+            return Outcome::Done(res);
+        }
+        let n = self.shorten(len.min(available));
+        let source = self.files.get_mut(&fd).expect("looked up above");
+        let copied = entry.op.with(|op| match op {
+            Op::Read { buf, .. } if n > 0 => match buf.as_mut_slice() {
+                Some(dst) => {
+                    dst[..n].copy_from_slice(&source.data[start..start + n]);
+                    n
+                }
+                None => 0,
+            },
+            _ => 0,
+        });
+        if offset == Offset::File {
+            source.pos += copied;
+        }
+        Outcome::Done(i32::try_from(copied).unwrap_or(i32::MAX))
+    }
+
+    fn default_write(&mut self, entry: &mut Entry) -> Outcome {
+        let (fd, len, offset) = entry.op.peek(|op| match op {
+            Op::Write { fd, buf, offset } => (*fd, buf.len(), *offset),
+            _ => (-1, 0, Offset::File),
+        });
+        if self.blocked.contains(&fd) {
+            return Outcome::Pending;
+        }
+        if let Some(res) = self.inject_error() {
+            return Outcome::Done(res);
+        }
+        let n = self.shorten(len).min(i32::MAX as usize);
+        let sink = self.written.entry(fd).or_default();
+        entry.op.peek(|op| {
+            if let Op::Write { buf, .. } = op {
+                let bytes = &buf.as_slice()[..n];
+                match offset {
+                    Offset::File => sink.extend_from_slice(bytes),
+                    Offset::At(at) => {
+                        let at = usize::try_from(at).unwrap_or(usize::MAX);
+                        let end = at.saturating_add(n);
+                        if sink.len() < end {
+                            sink.resize(end, 0);
+                        }
+                        sink[at..end].copy_from_slice(bytes);
+                    }
+                }
+            }
+        });
+        Outcome::Done(n as i32)
+    }
+
+    /// Retries the ops in flight from earlier steps (timers due, fds unblocked, pipes fed,
+    /// handlers that may answer now).
+    fn poll_pending(&mut self) {
+        let pending = core::mem::take(&mut self.pending);
+        for entry in pending {
+            self.attempt(entry);
+        }
+    }
+
+    /// Completes the timers due by now; other pending ops are left alone.
+    fn expire_timers(&mut self) {
+        let now = self.now;
+        let (due, kept): (Vec<Entry>, Vec<Entry>) = core::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|e| e.deadline.is_some_and(|d| d <= now));
+        self.pending = kept;
+        for entry in due {
+            self.complete(entry, -Errno::ETIME.raw());
+        }
+    }
+
+    fn flush_overflow(&mut self) {
+        while self.cq.len() < self.cq_entries as usize {
+            match self.overflow.pop_front() {
+                Some(cqe) => self.cq.push_back(cqe),
+                None => break,
+            }
+        }
+    }
+}
+
+impl Backend for Mock {
+    fn features(&self) -> &Features {
+        &self.features
+    }
+
+    fn space(&self) -> u32 {
+        self.sq_entries.saturating_sub(self.sq.len() as u32)
+    }
+
+    fn unsubmitted(&self) -> u32 {
+        self.sq.len() as u32
+    }
+
+    #[allow(unsafe_code)]
+    unsafe fn push(&mut self, op: NonNull<Op>, user_data: u64) -> Result<(), SqFull> {
+        if self.sq.len() >= self.sq_entries as usize {
+            return Err(SqFull);
+        }
+        // SAFETY: `push`'s own contract is `OpPtr::new`'s; the `OpPtr` is dropped in
+        // `Mock::complete`, before the completion is posted, let alone delivered.
+        let op = unsafe { OpPtr::new(op) };
+        let kind = op.peek(OpKind::of);
+        if !self.seen.insert(user_data) {
+            self.reused.push(user_data);
+        }
+        self.stats.pushed += 1;
+        self.undelivered += 1;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.sq.push_back(Entry {
+            op,
+            user_data,
+            seq,
+            kind,
+            deadline: None,
+            polls: 0,
+        });
+        Ok(())
+    }
+
+    fn enter(&mut self, min_complete: u32, timeout: Option<Timespec>) -> Result<(), Errno> {
+        self.stats.enters += 1;
+        // Injected faults never strike twice in a row, so a ring that retries always gets on.
+        if !self.last_enter_faulted {
+            if self.rng.chance(self.faults.enter_eintr) {
+                self.last_enter_faulted = true;
+                self.stats.enter_eintr += 1;
+                return Err(Errno::EINTR);
+            }
+            if self.rng.chance(self.faults.enter_ebusy) {
+                self.last_enter_faulted = true;
+                self.stats.enter_ebusy += 1;
+                return Err(Errno::EBUSY);
+            }
+        }
+        self.last_enter_faulted = false;
+        self.flush_overflow();
+        if !self.overflow.is_empty() {
+            // The CQ is still full of completions the ring has not reaped: like the kernel,
+            // refuse to submit more until it does.
+            self.stats.enter_ebusy += 1;
+            return Err(Errno::EBUSY);
+        }
+        let limit = timeout.map(|t| add(self.now, t));
+
+        // Ops in flight from earlier steps first, then what was pushed since.
+        self.poll_pending();
+        let mut take = self.sq.len();
+        if take > 1 && self.rng.chance(self.faults.partial_submit) {
+            self.stats.partial_submits += 1;
+            take = 1 + self.rng.below(take as u64 - 1) as usize;
+        }
+        for _ in 0..take {
+            let Some(entry) = self.sq.pop_front() else {
+                break;
+            };
+            self.attempt(entry);
+        }
+        if self.rng.chance(self.faults.foreign) {
+            let user_data = self.foreign_user_data();
+            self.batch.push(Cqe {
+                completion: Completion {
+                    user_data,
+                    res: 0,
+                    flags: 0,
+                },
+                seq: u64::MAX,
+                origin: Origin::Foreign,
+            });
+        }
+        self.post_batch();
+
+        // Wait: only timers can still complete something on their own.
+        while (self.posted() as u64) < u64::from(min_complete) {
+            let next = self.next_deadline();
+            if let Some(at) = next.filter(|&at| limit.is_none_or(|l| at <= l)) {
+                if at > self.now {
+                    self.now = at;
+                    self.stats.time_jumps += 1;
+                }
+                self.expire_timers();
+                self.post_batch();
+                continue;
+            }
+            if self.auto_release && !self.held.is_empty() {
+                self.stats.auto_released += self.release_held() as u64;
+                continue;
+            }
+            if let Some(l) = limit {
+                if l > self.now {
+                    self.now = l;
+                    self.stats.time_jumps += 1;
+                }
+                return Err(Errno::ETIME);
+            }
+            return Err(DEADLOCK);
+        }
+        Ok(())
+    }
+
+    fn reap(&mut self, mut sink: impl FnMut(Completion)) {
+        while let Some(cqe) = self.cq.pop_front() {
+            match cqe.origin {
+                Origin::Real => {
+                    self.stats.delivered += 1;
+                    self.undelivered -= 1;
+                }
+                Origin::Duplicate => self.stats.duplicates_delivered += 1,
+                Origin::Foreign => self.stats.foreign_delivered += 1,
+            }
+            if let Some(trace) = &mut self.trace {
+                trace.push(cqe.completion);
+            }
+            sink(cqe.completion);
+        }
+    }
+
+    fn now(&self) -> Timespec {
+        self.now
+    }
+
+    fn overflowed(&self) -> bool {
+        !self.overflow.is_empty()
+    }
+}
