@@ -327,6 +327,40 @@ impl Op {
         })
     }
 
+    /// Whether the op owns memory that must be dropped when its task is recycled. Ops that
+    /// own nothing are left in place and overwritten by the next op without a drop, which
+    /// keeps recycling a noop or a timer to a few stores.
+    #[inline]
+    pub fn owns_resources(&self) -> bool {
+        match self {
+            Op::Read { .. }
+            | Op::Write { .. }
+            | Op::Readv { .. }
+            | Op::Writev { .. }
+            | Op::Recv { .. }
+            | Op::Send { .. }
+            | Op::Notify { .. }
+            | Op::Open { .. }
+            | Op::Stat { .. } => true,
+            Op::Idle
+            | Op::Noop
+            | Op::Timer { .. }
+            | Op::Wake { .. }
+            | Op::Close { .. }
+            | Op::Fsync { .. }
+            | Op::Socket { .. }
+            | Op::Connect { .. }
+            | Op::Accept { .. }
+            | Op::Poll { .. }
+            | Op::Splice { .. }
+            | Op::MsgRing { .. }
+            | Op::Received { .. }
+            | Op::Cancel { .. }
+            | Op::CancelAny { .. }
+            | Op::CancelAllJoin { .. } => false,
+        }
+    }
+
     /// Whether cancelling this op needs `TIMEOUT_REMOVE` rather than `ASYNC_CANCEL`.
     pub(crate) fn is_timer(&self) -> bool {
         matches!(self, Op::Timer { .. } | Op::Wake { .. })
@@ -334,48 +368,65 @@ impl Op {
 
     /// Turns a completion's `res` (`>= 0` success, `-errno` failure) into this op's result.
     pub fn decode(&self, res: i32) -> OpResult {
+        let mut out = None;
+        self.decode_into(res, &mut out);
+        out.unwrap_or(OpResult::Noop)
+    }
+
+    /// [`decode`](Self::decode) straight into `out`. Each arm stores only its own variant,
+    /// so a noop's completion writes a tag, not the whole (large) `OpResult`.
+    #[inline(always)]
+    pub(crate) fn decode_into(&self, res: i32, out: &mut Option<OpResult>) {
         let r = Errno::result(res);
         let count = |r: Result<u32, Errno>| r.map(|n| n as usize);
         let unit = |r: Result<u32, Errno>| r.map(|_| ());
         let fd = |r: Result<u32, Errno>| r.map(|n| n as RawFd);
         match self {
-            Op::Idle | Op::Noop => OpResult::Noop,
+            Op::Idle | Op::Noop => *out = Some(OpResult::Noop),
             // A timer without a count completes with -ETIME when it expires.
-            Op::Timer { .. } | Op::Wake { .. } => OpResult::Timer(match r {
-                Err(Errno::ETIME) | Ok(_) => Ok(()),
-                Err(e) => Err(e),
-            }),
-            Op::Read { .. } => OpResult::Read(count(r)),
-            Op::Write { .. } => OpResult::Write(count(r)),
-            Op::Readv { .. } => OpResult::Readv(count(r)),
-            Op::Writev { .. } => OpResult::Writev(count(r)),
-            Op::Open { .. } => OpResult::Open(fd(r)),
-            Op::Close { .. } => OpResult::Close(unit(r)),
-            Op::Fsync { .. } => OpResult::Fsync(unit(r)),
-            Op::Stat { buf, .. } => OpResult::Stat(r.map(|_| Stat::from_statx(buf))),
-            Op::Socket { .. } => OpResult::Socket(fd(r)),
-            Op::Connect { .. } => OpResult::Connect(unit(r)),
-            Op::Accept { addr, .. } => OpResult::Accept(r.map(|n| Accepted {
-                fd: n as RawFd,
-                peer: addr.to_socket_addr(),
-            })),
-            Op::Recv { .. } => OpResult::Recv(count(r)),
-            Op::Send { .. } => OpResult::Send(count(r)),
-            Op::Poll { .. } => OpResult::Poll(r),
-            Op::Splice { .. } => OpResult::Splice(count(r)),
-            Op::MsgRing { .. } | Op::Notify { .. } => OpResult::MsgRing(unit(r)),
-            Op::Received { message } => OpResult::Message(*message),
-            Op::Cancel { .. } => OpResult::Cancel(unit(r)),
-            Op::CancelAny { local } => OpResult::CancelAll(match r {
-                Ok(n) => Ok(n + local),
-                // Nothing in flight to cancel in the kernel.
-                Err(Errno::ENOENT) => Ok(*local),
-                Err(e) => Err(e),
-            }),
-            Op::CancelAllJoin { cancelled, .. } => OpResult::CancelAll(match r {
-                Ok(_) => Ok(*cancelled),
-                Err(e) => Err(e),
-            }),
+            Op::Timer { .. } | Op::Wake { .. } => {
+                *out = Some(OpResult::Timer(match r {
+                    Err(Errno::ETIME) | Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                }))
+            }
+            Op::Read { .. } => *out = Some(OpResult::Read(count(r))),
+            Op::Write { .. } => *out = Some(OpResult::Write(count(r))),
+            Op::Readv { .. } => *out = Some(OpResult::Readv(count(r))),
+            Op::Writev { .. } => *out = Some(OpResult::Writev(count(r))),
+            Op::Open { .. } => *out = Some(OpResult::Open(fd(r))),
+            Op::Close { .. } => *out = Some(OpResult::Close(unit(r))),
+            Op::Fsync { .. } => *out = Some(OpResult::Fsync(unit(r))),
+            Op::Stat { buf, .. } => *out = Some(OpResult::Stat(r.map(|_| Stat::from_statx(buf)))),
+            Op::Socket { .. } => *out = Some(OpResult::Socket(fd(r))),
+            Op::Connect { .. } => *out = Some(OpResult::Connect(unit(r))),
+            Op::Accept { addr, .. } => {
+                *out = Some(OpResult::Accept(r.map(|n| Accepted {
+                    fd: n as RawFd,
+                    peer: addr.to_socket_addr(),
+                })))
+            }
+            Op::Recv { .. } => *out = Some(OpResult::Recv(count(r))),
+            Op::Send { .. } => *out = Some(OpResult::Send(count(r))),
+            Op::Poll { .. } => *out = Some(OpResult::Poll(r)),
+            Op::Splice { .. } => *out = Some(OpResult::Splice(count(r))),
+            Op::MsgRing { .. } | Op::Notify { .. } => *out = Some(OpResult::MsgRing(unit(r))),
+            Op::Received { message } => *out = Some(OpResult::Message(*message)),
+            Op::Cancel { .. } => *out = Some(OpResult::Cancel(unit(r))),
+            Op::CancelAny { local } => {
+                *out = Some(OpResult::CancelAll(match r {
+                    Ok(n) => Ok(n + local),
+                    // Nothing in flight to cancel in the kernel.
+                    Err(Errno::ENOENT) => Ok(*local),
+                    Err(e) => Err(e),
+                }))
+            }
+            Op::CancelAllJoin { cancelled, .. } => {
+                *out = Some(OpResult::CancelAll(match r {
+                    Ok(_) => Ok(*cancelled),
+                    Err(e) => Err(e),
+                }))
+            }
         }
     }
 

@@ -92,10 +92,11 @@ impl<B: Backend> TaskPool<B> {
         // SAFETY: `task` came from this pool, so it points into a live chunk.
         let t = unsafe { task.as_ref() };
         // SAFETY: the task is being recycled; nothing else accesses its op now.
-        debug_assert!(matches!(unsafe { t.op() }, crate::Op::Idle));
+        debug_assert!(!unsafe { t.op() }.owns_resources());
         t.id.set(t.id.get().next());
         t.state.set(TaskState::Free);
         t.background.set(false);
+        t.fallback.set(false);
         // SAFETY: as in `grow`: the task is live at a stable address for the pool's life.
         unsafe { self.free.push_front(task) };
     }

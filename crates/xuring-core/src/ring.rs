@@ -351,8 +351,9 @@ impl<B: Backend> Ring<B> {
         let task = self.pool.get();
         // SAFETY: the pool's pointers are valid for the ring's life.
         let t = unsafe { task.as_ref() };
-        // SAFETY: a task fresh from the free list is `Free`: nothing else refers to its op.
-        *unsafe { t.op_mut() } = op;
+        // SAFETY: a task fresh from the free list is `Free`: nothing else refers to its op,
+        // and recycling left an op that owns nothing.
+        unsafe { t.write_op(op) };
         t.ctx.set(ctx);
         t.state.set(TaskState::Queued);
         let id = t.id.get();
@@ -366,13 +367,9 @@ impl<B: Backend> Ring<B> {
     /// Completes a task without the backend (it never reached it): its result is `op`'s
     /// decoding of `-errno`.
     pub(crate) fn complete_locally(&mut self, task: NonNull<Task<B>>, res: i32) {
-        // SAFETY: the pool's pointers are valid for the ring's life.
-        let t = unsafe { task.as_ref() };
         // SAFETY: the task is `Free`/`Queued`/`Waiting` (not with the backend): the ring owns
-        // its op.
-        let result = unsafe { t.op() }.decode(res);
-        // SAFETY: the ring holds only pointers to the task; `t` is not used after this.
-        unsafe { Task::write_result(task, Some(result)) };
+        // its op, and holds only pointers to the task.
+        unsafe { Task::store_result(task, res) };
         self.make_ready(task);
     }
 
@@ -609,7 +606,7 @@ impl<B: Backend> Ring<B> {
         protocol: i32,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        self.queue(
+        self.queue_checked(
             Op::Socket {
                 domain,
                 ty,
@@ -705,7 +702,7 @@ impl<B: Backend> Ring<B> {
         flags: u32,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        self.queue(
+        self.queue_checked(
             Op::Splice {
                 fd_in,
                 off_in,
@@ -725,7 +722,7 @@ impl<B: Backend> Ring<B> {
     /// `message.data` must fit in 63 bits (`EINVAL` otherwise).
     pub fn msg_ring(&mut self, target: RawFd, message: Message, ctx: Context<B>) -> TaskHandle<B> {
         let valid = message.data & NOT_A_TASK == 0;
-        let handle = self.queue(Op::MsgRing { target, message }, ctx);
+        let handle = self.queue_checked(Op::MsgRing { target, message }, ctx);
         if !valid {
             self.fail_queued(handle, libc::EINVAL);
         }
@@ -901,8 +898,9 @@ impl<B: Backend> Ring<B> {
             };
             // SAFETY: the pool's pointers are valid for the ring's life.
             let t = unsafe { task.as_ref() };
-            // SAFETY: a `Queued` task's op belongs to the ring.
-            if let Some(res) = self.unsupported(unsafe { t.op() }) {
+            if t.fallback.get() {
+                // SAFETY: a `Queued` task's op belongs to the ring.
+                let res = self.fallback_result(unsafe { t.op() });
                 self.complete_locally(task, res);
                 continue;
             }
@@ -927,20 +925,30 @@ impl<B: Backend> Ring<B> {
 
     /// For an op the backend cannot run, the result to complete it with instead: a direct
     /// `socket(2)` for `SOCKET` before 5.19, `EOPNOTSUPP` for anything else.
-    #[inline]
-    fn unsupported(&mut self, op: &Op) -> Option<i32> {
-        let opcode = op.opcode()?;
-        if self.backend.features().supports(opcode) {
-            return None;
-        }
-        Some(match *op {
+    #[cold]
+    fn fallback_result(&mut self, op: &Op) -> i32 {
+        match *op {
             Op::Socket {
                 domain,
                 ty,
                 protocol,
             } => self.backend.socket_fallback(domain, ty, protocol),
             _ => -libc::EOPNOTSUPP,
-        })
+        }
+    }
+
+    /// Queues `op`, marked for its fallback if the backend lacks its opcode. For the ops
+    /// newer than the 5.6 floor (the older ones are checked once, at setup).
+    fn queue_checked(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
+        let missing = op
+            .opcode()
+            .is_some_and(|code| !self.backend.features().supports(code));
+        let handle = self.queue(op, ctx);
+        if missing {
+            // SAFETY: the pool's pointers are valid for the ring's life.
+            unsafe { handle.as_non_null().as_ref() }.fallback.set(true);
+        }
+        handle
     }
 
     /// Moves every available completion to the completion list.
@@ -1004,11 +1012,9 @@ impl<B: Backend> Ring<B> {
             }
             t.state.set(TaskState::Ready);
             // SAFETY: the completion for this task's id was just delivered, so the backend
-            // and kernel are done with its op.
-            let result = unsafe { t.op() }.decode(c.res);
-            // SAFETY: the ring holds only pointers to the task (`t` is a short-lived local
-            // borrow not used below).
-            unsafe { Task::write_result(task, Some(result)) };
+            // and kernel are done with its op; the ring holds only pointers to the task (`t`
+            // is not used below).
+            unsafe { Task::store_result(task, c.res) };
             // SAFETY: as in `queue`: live, stable, shared access only while linked.
             unsafe { completions.push_back(task) };
         });
@@ -1034,6 +1040,15 @@ impl<B: Backend> Ring<B> {
         Ok(ran)
     }
 
+    /// Drops what a finished op owned, keeping `statx` buffers for the next stat. Runs after
+    /// the task is back in the pool, so a panicking buffer drop cannot lose the task.
+    #[cold]
+    fn drop_op(&mut self, op: Op) {
+        if let Op::Stat { buf, .. } = op {
+            self.statx_cache.push(buf);
+        }
+    }
+
     /// Returns a finished task to the pool, dropping what its op still owns.
     pub(crate) fn recycle(&mut self, task: NonNull<Task<B>>) {
         // SAFETY: the task's callback has returned (or unwound), so no reference to it
@@ -1042,7 +1057,13 @@ impl<B: Backend> Ring<B> {
         // SAFETY: the pool's pointers are valid for the ring's life.
         let t = unsafe { task.as_ref() };
         // SAFETY: as above: nothing else accesses the op.
-        let op = core::mem::take(unsafe { t.op_mut() });
+        let op = unsafe { t.op_mut() };
+        // An op that owns nothing stays; the next `queue` overwrites it without a drop.
+        let owned = if op.owns_resources() {
+            Some(core::mem::take(op))
+        } else {
+            None
+        };
         #[cfg(xuring_canary)]
         let stale_id = t.id.get();
         self.pool.put(task);
@@ -1052,12 +1073,9 @@ impl<B: Backend> Ring<B> {
         // enable it anywhere else.
         #[cfg(xuring_canary)]
         t.id.set(stale_id);
-        if let Op::Stat { buf, .. } = op {
-            self.statx_cache.push(buf);
-            return;
+        if let Some(op) = owned {
+            self.drop_op(op);
         }
-        // Dropped after the task is back in the pool, so a panicking buffer drop cannot lose it.
-        drop(op);
     }
 }
 

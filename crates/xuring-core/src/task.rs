@@ -150,6 +150,9 @@ pub struct Task<B: Backend = Uring> {
     pub(crate) state: Cell<TaskState>,
     /// Internal work that `run(UntilDone)` does not wait for.
     pub(crate) background: Cell<bool>,
+    /// The op's opcode is missing here: `run` completes it with its fallback instead of
+    /// submitting it (set by the op methods whose opcode is newer than 5.6).
+    pub(crate) fallback: Cell<bool>,
     pub(crate) ctx: Cell<Context<B>>,
     /// The operation's outcome; `Some` when the callback runs.
     pub result: Option<OpResult>,
@@ -176,6 +179,7 @@ impl<B: Backend> Task<B> {
             id: Cell::new(TaskId::new(index, 1)),
             state: Cell::new(TaskState::Free),
             background: Cell::new(false),
+            fallback: Cell::new(false),
             ctx: Cell::new(Context::default()),
             result: None,
             op: UnsafeCell::new(Op::Idle),
@@ -207,6 +211,36 @@ impl<B: Backend> Task<B> {
     pub(crate) unsafe fn op(&self) -> &Op {
         // SAFETY: the caller guarantees no mutable access is alive.
         unsafe { &*self.op.get() }
+    }
+
+    /// Puts `op` in the task without dropping the op that was there.
+    ///
+    /// # Safety
+    ///
+    /// As for [`op_mut`](Self::op_mut), and the op being replaced must own nothing
+    /// ([`Op::owns_resources`] is false): recycling drops the ops that do.
+    #[inline]
+    pub(crate) unsafe fn write_op(&self, op: Op) {
+        // SAFETY: the caller guarantees exclusive access, and the old op needs no drop.
+        unsafe { self.op.get().write(op) };
+    }
+
+    /// Decodes the op's completion result `res` into the task's `result`.
+    ///
+    /// # Safety
+    ///
+    /// `task` must be valid, the backend must be done with its op, and no reference to the
+    /// task's `result` may be alive.
+    #[inline(always)]
+    pub(crate) unsafe fn store_result(task: NonNull<Self>, res: i32) {
+        let p = task.as_ptr();
+        // SAFETY: the caller guarantees `task` is valid.
+        let cell = unsafe { &(*p).op };
+        // SAFETY: the backend is done with the op, so reading it is exclusive of writers.
+        let op = unsafe { &*cell.get() };
+        // SAFETY: `result` is a different field than `op`, and nothing else refers to it.
+        let out = unsafe { &mut (*p).result };
+        op.decode_into(res, out);
     }
 
     /// Stores `result` in the task.

@@ -14,8 +14,8 @@ use crate::abi::{
 use crate::mmap::Mmap;
 use crate::queue::{CompletionQueue, RingLayout, SubmissionQueue};
 use crate::{
-    CancelFlags, EnterFlags, Errno, FeatureFlags, Features, KernelLevel, Opcode, SetupFlags,
-    syscall,
+    CancelFlags, EnterFlags, Errno, FeatureFlags, Features, KernelLevel, KernelVersion, Opcode,
+    SetupFlags, syscall,
 };
 
 /// The most SQ entries a kernel accepts (`IORING_MAX_ENTRIES`).
@@ -322,9 +322,9 @@ impl RawRing {
                 });
             }
         };
-        if !ops.contains(Opcode::Read) || !ops.contains(Opcode::Openat) {
+        if let Some(missing) = FLOOR_OPS.iter().find(|op| !ops.contains(**op)) {
             return Err(SetupError::KernelTooOld {
-                missing: "IORING_OP_READ and IORING_OP_OPENAT (5.6)",
+                missing: missing.c_name(),
             });
         }
         let setup = SetupFlags::from_bits_retain(params.flags);
@@ -433,6 +433,38 @@ impl RawRing {
         (&mut self.sq, &mut self.cq)
     }
 }
+
+/// The opcodes of the 5.6 floor that xuring submits without checking each time: a ring is
+/// refused where one is missing. (Newer opcodes are checked per operation.)
+pub const FLOOR_OPS: [Opcode; 19] = [
+    Opcode::Nop,
+    Opcode::Readv,
+    Opcode::Writev,
+    Opcode::Fsync,
+    Opcode::ReadFixed,
+    Opcode::WriteFixed,
+    Opcode::PollAdd,
+    Opcode::Timeout,
+    Opcode::TimeoutRemove,
+    Opcode::Accept,
+    Opcode::AsyncCancel,
+    Opcode::Connect,
+    Opcode::Openat,
+    Opcode::Close,
+    Opcode::Statx,
+    Opcode::Read,
+    Opcode::Write,
+    Opcode::Send,
+    Opcode::Recv,
+];
+
+const _: () = {
+    let mut i = 0;
+    while i < FLOOR_OPS.len() {
+        assert!(FLOOR_OPS[i].since().at_most(KernelVersion::new(5, 6)));
+        i += 1;
+    }
+};
 
 /// The newest flag in `flags` (highest kernel version, then highest bit).
 fn newest(flags: SetupFlags) -> SetupFlags {

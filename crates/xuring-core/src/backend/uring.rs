@@ -60,11 +60,14 @@ impl Uring {
 /// # Safety
 ///
 /// `op` must be valid for reads and writes (a read's buffer pointer is derived from it).
-unsafe fn prep(op: NonNull<Op>, user_data: u64, fixed: Option<&BufferPool>) -> io_uring_sqe {
-    let mut sqe = io_uring_sqe {
-        user_data,
-        ..io_uring_sqe::ZEROED
-    };
+#[inline(always)]
+unsafe fn prep(
+    op: NonNull<Op>,
+    user_data: u64,
+    fixed: Option<&BufferPool>,
+    sqe: &mut io_uring_sqe,
+) {
+    sqe.user_data = user_data;
     // SAFETY: the caller passes a valid, exclusively owned op.
     let op = unsafe { &mut *op.as_ptr() };
     match op {
@@ -255,7 +258,6 @@ unsafe fn prep(op: NonNull<Op>, user_data: u64, fixed: Option<&BufferPool>) -> i
             sqe.op_flags = (CancelFlags::ALL | CancelFlags::ANY).bits();
         }
     }
-    sqe
 }
 
 impl Backend for Uring {
@@ -278,11 +280,15 @@ impl Backend for Uring {
 
     #[inline]
     unsafe fn push(&mut self, op: NonNull<Op>, user_data: u64) -> Result<(), SqFull> {
-        // SAFETY: the caller guarantees `op` is valid and exclusively ours until completion.
-        let sqe = unsafe { prep(op, user_data, self.pool.as_ref()) };
-        // SAFETY: every address in `sqe` points into `*op` or the buffer it owns, which the
-        // caller keeps valid until the completion for `user_data` is reaped.
-        unsafe { self.ring.sq().push(&sqe) }
+        let pool = self.pool.as_ref();
+        let fill = |sqe: &mut io_uring_sqe| {
+            // SAFETY: the caller guarantees `op` is valid and exclusively ours until
+            // completion.
+            unsafe { prep(op, user_data, pool, sqe) }
+        };
+        // SAFETY: every address `prep` writes points into `*op` or the buffer it owns, which
+        // the caller keeps valid until the completion for `user_data` is reaped.
+        unsafe { self.ring.sq().push_with(fill) }
     }
 
     fn enter(&mut self, min_complete: u32, timeout: Option<Timespec>) -> Result<(), Errno> {
