@@ -16,9 +16,6 @@ use xuring_sys::{CancelFlags, SqFull};
 
 use crate::rng::SplitMix64;
 
-/// Bit 63 of `user_data`: values with it set are never tasks (see `TaskId::from_u64`).
-const NOT_A_TASK: u64 = 1 << 63;
-
 /// The errno the mock's `enter` returns when the ring waits for a completion that nothing can
 /// ever produce (every pending op is stuck and no timer is running): a real kernel would block
 /// forever. `run` reports it as `RingError::Enter(DEADLOCK)`.
@@ -835,14 +832,15 @@ impl Mock {
         }
     }
 
+    /// A `user_data` no task of any ring has. (Values with bit 63 set are not used: the ring
+    /// reads those as cross-ring messages, not as foreign completions.)
     fn foreign_user_data(&mut self) -> u64 {
-        match self.rng.below(3) {
-            // Marked as not a task.
-            0 => NOT_A_TASK | self.rng.below(1 << 32),
+        if self.rng.chance(0.5) {
             // Generation 0: no task ever has it.
-            1 => self.rng.below(1 << 20),
+            self.rng.below(1 << 32)
+        } else {
             // A slot index far beyond any pool, generation 1.
-            _ => (1u64 << 32) | (u64::from(u32::MAX) - self.rng.below(1 << 10)),
+            (1u64 << 32) | (u64::from(u32::MAX) - self.rng.below(1 << 10))
         }
     }
 
