@@ -12,7 +12,7 @@ use xuring_core::{
     RingError, TaskId, Timespec,
 };
 use xuring_sys::abi::__kernel_timespec;
-use xuring_sys::{CancelFlags, SqFull};
+use xuring_sys::{CancelFlags, Opcode, SqFull};
 
 use crate::rng::SplitMix64;
 
@@ -41,7 +41,9 @@ pub enum OpKind {
     Cancel,
     /// [`Op::CancelAny`]: cancel everything in flight.
     CancelAll,
-    /// An op this mock does not know (it completes with `EINVAL`).
+    /// Any other op (open, close, fsync, sockets, `readv`, ...): without a handler it
+    /// completes with `EINVAL`, as an opcode the kernel does not know would. A handler tells
+    /// them apart by [`Request::opcode`].
     Other,
 }
 
@@ -72,6 +74,8 @@ impl OpKind {
 pub struct Request<'a> {
     /// The kind of operation.
     pub kind: OpKind,
+    /// The opcode the op would submit (tells apart the ops of [`OpKind::Other`]).
+    pub opcode: Option<Opcode>,
     /// The submission's `user_data` (the task's [`TaskId`]).
     pub user_data: u64,
     /// The file of a read or write.
@@ -872,6 +876,7 @@ impl Mock {
         let reply = entry.op.with(|op| {
             let mut req = Request {
                 kind,
+                opcode: op.opcode(),
                 user_data,
                 fd: None,
                 len: 0,
@@ -900,6 +905,7 @@ impl Mock {
                     req.absolute = *absolute;
                 }
                 Op::Cancel { target, .. } => req.target = Some(*target),
+                Op::Close { fd, .. } | Op::Fsync { fd, .. } => req.fd = Some(*fd),
                 _ => {}
             }
             handler(&req)

@@ -607,3 +607,26 @@ fn run_seeded_resumes_the_panic() {
         xuring_mock::seed_from_env().unwrap_or(5) + 1
     );
 }
+
+#[test]
+fn other_ops_fail_with_einval_unless_a_handler_takes_them() {
+    track::reset();
+    let mut ring = Ring::init_mock();
+    ring.backend_mut().handle(OpKind::Other, |req| {
+        if req.opcode == Some(xuring_sys::Opcode::Fsync) && req.fd == Some(7) {
+            Reply::Complete(0)
+        } else {
+            Reply::Default
+        }
+    });
+    let fsync = track::expect(ring.fsync(7, track::context()));
+    let close = track::expect(ring.close(7, track::context()));
+    ring.run(RunCondition::UntilDone).expect("run");
+    check_invariants(&ring);
+    track::check_complete();
+    assert_eq!(expect_result(fsync.id()), OpResult::Fsync(Ok(())));
+    assert_eq!(
+        expect_result(close.id()),
+        OpResult::Close(Err(Errno::EINVAL))
+    );
+}
