@@ -150,3 +150,61 @@ impl<B: Backend> Drop for TaskPool<B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Uring;
+
+    #[test]
+    fn grows_by_whole_chunks_only_when_empty_at_stable_addresses() {
+        let mut pool: TaskPool<Uring> = TaskPool::new(4, 0);
+        assert_eq!(pool.capacity(), 0);
+        let first: Vec<_> = (0..4).map(|_| pool.get()).collect();
+        assert_eq!(pool.capacity(), 4, "one chunk for the first four");
+        assert_eq!(pool.free_len(), 0);
+        let fifth = pool.get();
+        assert_eq!(
+            pool.capacity(),
+            8,
+            "a second chunk only once the first is used up"
+        );
+        // The first chunk did not move when the second was added.
+        for (i, task) in first.iter().enumerate() {
+            assert_eq!(pool.slot(i as u32), Some(*task));
+        }
+        // Returning tasks refills the free list without growing.
+        for task in first {
+            pool.put(task);
+        }
+        pool.put(fifth);
+        assert_eq!(pool.free_len(), 8);
+        for _ in 0..8 {
+            let _ = pool.get();
+        }
+        assert_eq!(pool.capacity(), 8);
+        pool.clear_free();
+    }
+
+    #[test]
+    fn recycling_changes_the_generation() {
+        let mut pool: TaskPool<Uring> = TaskPool::new(1, 1);
+        let task = pool.get();
+        // SAFETY: the pool's pointers are valid for its life.
+        let old = unsafe { task.as_ref() }.id.get();
+        pool.put(task);
+        let again = pool.get();
+        assert_eq!(again, task, "the same slot");
+        // SAFETY: as above.
+        let new = unsafe { again.as_ref() }.id.get();
+        assert_eq!(new.index(), old.index());
+        assert_ne!(new.generation(), old.generation());
+        assert_eq!(
+            pool.lookup(old),
+            None,
+            "the old id no longer finds the slot"
+        );
+        assert_eq!(pool.lookup(new), Some(again));
+        pool.put(again);
+    }
+}
