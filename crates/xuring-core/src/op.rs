@@ -361,11 +361,6 @@ impl Op {
         }
     }
 
-    /// Whether cancelling this op needs `TIMEOUT_REMOVE` rather than `ASYNC_CANCEL`.
-    pub(crate) fn is_timer(&self) -> bool {
-        matches!(self, Op::Timer { .. } | Op::Wake { .. })
-    }
-
     /// Turns a completion's `res` (`>= 0` success, `-errno` failure) into this op's result.
     pub fn decode(&self, res: i32) -> OpResult {
         let mut out = None;

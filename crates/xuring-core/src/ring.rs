@@ -24,7 +24,7 @@ use crate::backend::Completion;
 use crate::op::CancelVia;
 use crate::op::{CPath, Message};
 use crate::pool::TaskPool;
-use crate::task::{NOT_A_TASK, TaskState};
+use crate::task::{NOT_A_TASK, OpClass, TaskState};
 use crate::{
     Backend, BufferPool, Context, IoBuf, IoVecs, Offset, Op, OpResult, RingError, Task, TaskHandle,
     TaskId, Timespec, Uring,
@@ -351,6 +351,7 @@ impl<B: Backend> Ring<B> {
         let task = self.pool.get();
         // SAFETY: the pool's pointers are valid for the ring's life.
         let t = unsafe { task.as_ref() };
+        t.class.set(OpClass::of(&op));
         // SAFETY: a task fresh from the free list is `Free`: nothing else refers to its op,
         // and recycling left an op that owns nothing.
         unsafe { t.write_op(op) };
@@ -790,10 +791,8 @@ impl<B: Backend> Ring<B> {
             (Some(task), Some(TaskState::InFlight)) => {
                 // SAFETY: the pool's pointers are valid for the ring's life.
                 let t = unsafe { task.as_ref() };
-                // SAFETY: reading which kind of op an in-flight task runs: nothing writes
-                // inside the op while it is with the backend.
-                let timer = unsafe { t.op() }.is_timer();
-                let via = if timer {
+                // The op itself is not read: the kernel may be writing into it.
+                let via = if t.class.get() == OpClass::Timer {
                     CancelVia::TimeoutRemove
                 } else {
                     CancelVia::AsyncCancel
@@ -880,10 +879,7 @@ impl<B: Backend> Ring<B> {
             if t.state.get() != TaskState::InFlight {
                 return None;
             }
-            // SAFETY: nothing writes inside an op while it is with the backend.
-            let cancellable =
-                !matches!(unsafe { t.op() }, Op::Cancel { .. } | Op::CancelAny { .. });
-            cancellable.then(|| t.id.get())
+            (t.class.get() != OpClass::Cancel).then(|| t.id.get())
         })
     }
 

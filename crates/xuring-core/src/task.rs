@@ -93,6 +93,29 @@ pub enum TaskState {
     Running,
 }
 
+/// What a cancel needs to know about a task's op, kept outside the op so it can be read while
+/// the kernel may be writing into the op (an accept's peer address lives there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OpClass {
+    /// Removed with `TIMEOUT_REMOVE`.
+    Timer,
+    /// A cancel itself: never a cancel's target.
+    Cancel,
+    /// Everything else: removed with `ASYNC_CANCEL`.
+    Other,
+}
+
+impl OpClass {
+    #[inline]
+    pub(crate) fn of(op: &Op) -> OpClass {
+        match op {
+            Op::Timer { .. } | Op::Wake { .. } => OpClass::Timer,
+            Op::Cancel { .. } | Op::CancelAny { .. } => OpClass::Cancel,
+            _ => OpClass::Other,
+        }
+    }
+}
+
 /// The completion handler of a task.
 pub type Callback<B = Uring> = fn(&mut Ring<B>, &Task<B>) -> Result<(), RingError>;
 
@@ -150,6 +173,8 @@ pub struct Task<B: Backend = Uring> {
     pub(crate) state: Cell<TaskState>,
     /// Internal work that `run(UntilDone)` does not wait for.
     pub(crate) background: Cell<bool>,
+    /// The class of the op, set when it is queued.
+    pub(crate) class: Cell<OpClass>,
     /// The op's opcode is missing here: `run` completes it with its fallback instead of
     /// submitting it (set by the op methods whose opcode is newer than 5.6).
     pub(crate) fallback: Cell<bool>,
@@ -179,6 +204,7 @@ impl<B: Backend> Task<B> {
             id: Cell::new(TaskId::new(index, 1)),
             state: Cell::new(TaskState::Free),
             background: Cell::new(false),
+            class: Cell::new(OpClass::Other),
             fallback: Cell::new(false),
             ctx: Cell::new(Context::default()),
             result: None,
@@ -204,9 +230,9 @@ impl<B: Backend> Task<B> {
     ///
     /// # Safety
     ///
-    /// No `&mut` to the op may be alive. While the task is with the backend only the op's
-    /// discriminant and its plain fields may be read: the kernel writes nothing inside the op
-    /// itself (buffers are separate allocations), but the backend may still own it.
+    /// No `&mut` to the op may be alive, and the task must not be with the backend: the
+    /// kernel may write into the op while it is in flight (an accept's peer address), so a
+    /// reference to it then would alias a concurrent write. Read [`OpClass`] instead.
     #[inline]
     pub(crate) unsafe fn op(&self) -> &Op {
         // SAFETY: the caller guarantees no mutable access is alive.
