@@ -429,12 +429,8 @@ impl<B: Backend> Ring<B> {
         ctx: Context<B>,
     ) -> TaskHandle<B> {
         let buf = buf.into();
-        let writable = buf.is_writable();
-        let handle = self.queue(Op::Read { fd, buf, offset }, ctx);
-        if !writable {
-            self.fail_queued(handle, libc::EFAULT);
-        }
-        handle
+        let refuse = (!buf.is_writable()).then_some(libc::EFAULT);
+        self.queue_or_fail(Op::Read { fd, buf, offset }, refuse, ctx)
     }
 
     /// `IORING_OP_WRITE` (5.6), like `pwrite(2)` (or `write(2)` with [`Offset::File`]):
@@ -510,11 +506,8 @@ impl<B: Backend> Ring<B> {
         ctx: Context<B>,
     ) -> TaskHandle<B> {
         let writable = bufs.bufs().iter().all(IoBuf::is_writable);
-        let handle = self.queue(Op::Readv { fd, bufs, offset }, ctx);
-        if !writable {
-            self.fail_queued(handle, libc::EFAULT);
-        }
-        handle
+        let refuse = (!writable).then_some(libc::EFAULT);
+        self.queue_or_fail(Op::Readv { fd, bufs, offset }, refuse, ctx)
     }
 
     /// `IORING_OP_WRITEV` (5.1), like `pwritev2(2)`: writes several buffers in order.
@@ -655,12 +648,8 @@ impl<B: Backend> Ring<B> {
         ctx: Context<B>,
     ) -> TaskHandle<B> {
         let buf = buf.into();
-        let writable = buf.is_writable();
-        let handle = self.queue(Op::Recv { fd, buf, flags }, ctx);
-        if !writable {
-            self.fail_queued(handle, libc::EFAULT);
-        }
-        handle
+        let refuse = (!buf.is_writable()).then_some(libc::EFAULT);
+        self.queue_or_fail(Op::Recv { fd, buf, flags }, refuse, ctx)
     }
 
     /// `IORING_OP_SEND` (5.6), like `send(2)` with `MSG_NOSIGNAL` (a closed peer is an
@@ -743,6 +732,17 @@ impl<B: Backend> Ring<B> {
         unsafe { handle.as_non_null().as_ref() }
             .background
             .set(true);
+    }
+
+    /// Queues `op`, or, with `refuse = Some(errno)`, completes it with that error at the next
+    /// `run` without it reaching the backend (bad arguments the kernel must never see).
+    #[inline]
+    fn queue_or_fail(&mut self, op: Op, refuse: Option<i32>, ctx: Context<B>) -> TaskHandle<B> {
+        let handle = self.queue(op, ctx);
+        if let Some(errno) = refuse {
+            self.fail_queued(handle, errno);
+        }
+        handle
     }
 
     /// Completes a task that was just queued with `-errno`, without the backend.
