@@ -1,8 +1,38 @@
-//! # xuring
+#![doc = include_str!("../../../README.md")]
 //!
-//! The facade of the xuring workspace. It will re-export the runtime with the paths
-//! `xuring::io_uring::{...}` and `xuring::stda::net`; it contains no logic of its own.
+//! ## This crate
 //!
-//! **Status:** the runtime crates below it are not yet implemented, so nothing is re-exported
-//! yet. See the workspace `README.md` for what works today.
+//! The facade of the workspace: it re-exports the runtime under the seed's paths and contains
+//! no logic of its own.
+//!
+//! - [`io_uring`]: the ring, tasks, contexts, results, buffers and errors of `xuring-core`,
+//!   and the mock's [`MockRingExt`](io_uring::MockRingExt), so that `use xuring::io_uring::*;`
+//!   is enough for every example above, `Ring::init_mock()` included;
+//! - [`stda`]: the helpers of `xuring-std` ([`stda::net`], [`stda::fs`]);
+//! - [`mock`]: the whole of `xuring-mock` (handlers, faults, seeds, invariant checks).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+/// The runtime, under the seed's paths: `use xuring::io_uring::*;`.
+pub mod io_uring {
+    pub use xuring_core::op;
+    pub use xuring_core::{
+        Accepted, Backend, BufferPool, CPath, Callback, Completion, Context, Errno, Features,
+        IoBuf, IoVecs, KernelLevel, MAX_TASK_SIZE, Message, Offset, Op, OpResult, PoolBuf, Ring,
+        RingBuilder, RingError, RingStats, RunCondition, SockAddrBuf, Stat, Task, TaskHandle,
+        TaskId, TaskState, Timespec, Uring, leaked_tasks,
+    };
+    pub use xuring_mock::{Mock, MockRingExt};
+}
+
+/// Helpers built from the public ops: `xuring::stda::net` and `xuring::stda::fs`.
+///
+/// See the [`xuring_std`] crate documentation for how helpers report ([`stda::Then`],
+/// [`stda::Done`]) and where their state lives.
+pub mod stda {
+    pub use xuring_std::{Done, DoneFn, Error, Handle, Then, Transfer, fs, jobs_in_flight, net};
+}
+
+/// The kernel-free backend for tests: handlers per operation, faults, seeds and replay,
+/// invariant checks.
+pub use xuring_mock as mock;
