@@ -18,9 +18,9 @@ pub mod io_uring {
     pub use xuring_core::op;
     pub use xuring_core::{
         Accepted, Backend, BufferPool, CPath, Callback, Completion, Context, Errno, Features,
-        IoBuf, IoVecs, KernelLevel, MAX_TASK_SIZE, Message, Offset, Op, OpResult, PoolBuf, Ring,
-        RingBuilder, RingError, RingStats, RunCondition, SockAddrBuf, Stat, Task, TaskHandle,
-        TaskId, TaskState, Timespec, Uring, leaked_tasks,
+        Handler, IoBuf, IoVecs, KernelLevel, MAX_TASK_SIZE, Mail, Message, Offset, Op, OpResult,
+        Peer, PoolBuf, Ring, RingBuilder, RingError, RingStats, RunCondition, SockAddrBuf, Stat,
+        Task, TaskHandle, TaskId, TaskState, Thread, Timespec, Uring, leaked_tasks,
     };
     pub use xuring_mock::{Mock, MockRingExt};
 }

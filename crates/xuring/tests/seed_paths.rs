@@ -1,7 +1,5 @@
 //! Every path the seed and the design brief name, through the facade: a rename or a lost
 //! re-export fails to compile here.
-//!
-//! (`xuring::io_uring::Thread`, the seed's last path, is not exported yet.)
 
 // The seed's examples.
 #[allow(unused_imports)]
@@ -13,6 +11,9 @@ use xuring::io_uring::{
     KernelLevel, MAX_TASK_SIZE, Message, Mock, MockRingExt, Op, PoolBuf, RingBuilder, RingStats,
     SockAddrBuf, Stat, TaskHandle, TaskId, TaskState, Uring, leaked_tasks, op,
 };
+// Threads.
+#[allow(unused_imports)]
+use xuring::io_uring::{Handler, Mail, Peer, Thread};
 // The helpers.
 #[allow(unused_imports)]
 use xuring::stda::fs::{
@@ -58,4 +59,13 @@ fn the_seed_helpers_have_the_seed_shape() {
     // `tcp_connect_to_addr(ring, SocketAddr, ctx)`, generic over the backend.
     let _: ConnectFn<Uring> = tcp_connect_to_addr::<Uring>;
     let _: ConnectFn<Mock> = udp_connect_to_addr::<Mock>;
+}
+
+#[test]
+fn the_seeds_thread_example() {
+    use xuring::io_uring::{Ring, Thread};
+    let mut ring = Ring::init(16).expect("ring");
+    let thread = Thread::spawn(&mut ring, 16).expect("spawn");
+    // Kill and join when done.
+    thread.join().expect("join");
 }
