@@ -318,8 +318,8 @@ fn arb_setup() -> impl Strategy<Value = Setup> {
         })
 }
 
-const CASES: u32 = if cfg!(miri) { 3 } else { 96 };
-const MAX_STEPS: usize = if cfg!(miri) { 16 } else { 48 };
+const CASES: u32 = 96;
+const MAX_STEPS: usize = if cfg!(miri) { 12 } else { 48 };
 
 proptest! {
     #![proptest_config(ProptestConfig {
@@ -329,6 +329,10 @@ proptest! {
     })]
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "proptest's own machinery dominates under Miri; the seeded driver runs the same model there"
+    )]
     fn random_sequences_keep_the_invariants(
         setup in arb_setup(),
         actions in proptest::collection::vec(arb_action(), 0..MAX_STEPS),
@@ -379,7 +383,7 @@ fn random_action(rng: &mut SplitMix64) -> Action {
 
 #[test]
 fn seeded_random_sequences_keep_the_invariants() {
-    let count = if cfg!(miri) { 2 } else { 64 };
+    let count = if cfg!(miri) { 8 } else { 64 };
     run_seeds(0x6d6f_636b, count, |seed| {
         let mut rng = SplitMix64::new(seed);
         let setup = Setup {

@@ -180,7 +180,7 @@ pub fn recycling<B: Backend>(f: &Fixture<B>) {
 
 /// A 16-entry ring carries far more queued work than its SQ holds; each callback runs once.
 pub fn oversubscription<B: Backend>(f: &Fixture<B>) {
-    let n: usize = if cfg!(miri) { 300 } else { 100_000 };
+    let n: usize = if cfg!(miri) { 100 } else { 100_000 };
     thread_local!(static IDS: RefCell<Vec<TaskId>> = const { RefCell::new(Vec::new()) });
     fn collect<B: Backend>(_ring: &mut Ring<B>, task: &Task<B>) -> Result<(), RingError> {
         IDS.with(|ids| ids.borrow_mut().push(task.id()));
