@@ -256,13 +256,19 @@ pub enum Op {
         /// What the target receives.
         message: Message,
     },
-    /// A message sent through a mailbox's eventfd (kernels without `MSG_RING`): an 8-byte
-    /// `write` of 1 to the receiver's eventfd, reported as a `MsgRing` result.
-    Notify {
-        /// The receiver's eventfd.
-        fd: RawFd,
-        /// The 8 bytes of the counter increment (static).
-        buf: IoBuf,
+    /// A message to a [`Peer`](crate::Peer)'s mailbox. The op holds the mailbox, so its ring
+    /// fd and eventfd stay open until the message has left: a send can never reach a closed
+    /// (or reused) fd. Whether the peer still takes messages is checked when the op is
+    /// submitted. With `msg_ring` it is an `IORING_OP_MSG_RING` to the peer's ring; without,
+    /// the message is queued in the mailbox and the op is an 8-byte `write` of 1 to its
+    /// eventfd. Reported as a `MsgRing` result.
+    MailboxSend {
+        /// The receiver.
+        mailbox: std::sync::Arc<crate::Mailbox>,
+        /// What it receives.
+        message: Message,
+        /// Through `msg_ring` (else the queue and the eventfd).
+        msg_ring: bool,
     },
     /// A message received from another ring: never submitted, delivered to the ring's
     /// message handler.
@@ -314,7 +320,10 @@ impl Op {
             Op::Poll { .. } => Opcode::PollAdd,
             Op::Splice { .. } => Opcode::Splice,
             Op::MsgRing { .. } => Opcode::MsgRing,
-            Op::Notify { .. } => Opcode::Write,
+            Op::MailboxSend { msg_ring: true, .. } => Opcode::MsgRing,
+            Op::MailboxSend {
+                msg_ring: false, ..
+            } => Opcode::Write,
             Op::Cancel {
                 via: CancelVia::TimeoutRemove,
                 ..
@@ -339,7 +348,7 @@ impl Op {
             | Op::Writev { .. }
             | Op::Recv { .. }
             | Op::Send { .. }
-            | Op::Notify { .. }
+            | Op::MailboxSend { .. }
             | Op::Open { .. }
             | Op::Stat { .. } => true,
             Op::Idle
@@ -405,7 +414,7 @@ impl Op {
             Op::Send { .. } => *out = Some(OpResult::Send(count(r))),
             Op::Poll { .. } => *out = Some(OpResult::Poll(r)),
             Op::Splice { .. } => *out = Some(OpResult::Splice(count(r))),
-            Op::MsgRing { .. } | Op::Notify { .. } => *out = Some(OpResult::MsgRing(unit(r))),
+            Op::MsgRing { .. } | Op::MailboxSend { .. } => *out = Some(OpResult::MsgRing(unit(r))),
             Op::Received { message } => *out = Some(OpResult::Message(*message)),
             Op::Cancel { .. } => *out = Some(OpResult::Cancel(unit(r))),
             Op::CancelAny { local } => {

@@ -896,9 +896,10 @@ impl<B: Backend> Ring<B> {
             let t = unsafe { task.as_ref() };
             if t.fallback.get() {
                 // SAFETY: a `Queued` task's op belongs to the ring.
-                let res = self.fallback_result(unsafe { t.op() });
-                self.complete_locally(task, res);
-                continue;
+                if let Some(res) = self.fallback_result(unsafe { t.op() }) {
+                    self.complete_locally(task, res);
+                    continue;
+                }
             }
             let op = NonNull::new(t.op.get()).expect("UnsafeCell::get is never null");
             // SAFETY: the op lives in the task, which stays at its address until it is
@@ -919,18 +920,32 @@ impl<B: Backend> Ring<B> {
         }
     }
 
-    /// For an op the backend cannot run, the result to complete it with instead: a direct
-    /// `socket(2)` for `SOCKET` before 5.19, `EOPNOTSUPP` for anything else.
+    /// For an op marked at queue time, what to do at submission: `Some(res)` completes it
+    /// locally with `res` (a direct `socket(2)` for `SOCKET` before 5.19, `EPIPE` for a send
+    /// to a mailbox that has closed, `EOPNOTSUPP` for a missing opcode); `None` submits it.
     #[cold]
-    fn fallback_result(&mut self, op: &Op) -> i32 {
-        match *op {
+    fn fallback_result(&mut self, op: &Op) -> Option<i32> {
+        Some(match op {
             Op::Socket {
                 domain,
                 ty,
                 protocol,
-            } => self.backend.socket_fallback(domain, ty, protocol),
+            } => self.backend.socket_fallback(*domain, *ty, *protocol),
+            Op::MailboxSend {
+                mailbox,
+                message,
+                msg_ring,
+            } => return mailbox.admit(*message, *msg_ring),
             _ => -libc::EOPNOTSUPP,
-        }
+        })
+    }
+
+    /// Queues `op`, marked so that `fallback_result` decides at submission.
+    pub(crate) fn queue_marked(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
+        let handle = self.queue(op, ctx);
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        unsafe { handle.as_non_null().as_ref() }.fallback.set(true);
+        handle
     }
 
     /// Queues `op`, marked for its fallback if the backend lacks its opcode. For the ops

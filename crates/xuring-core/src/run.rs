@@ -216,7 +216,17 @@ impl<B: Backend> Ring<B> {
             if self.submission_q.is_empty() && self.in_flight == self.background_in_flight {
                 break;
             }
-            if self.backend.now() >= deadline || self.wait_until(deadline).is_err() {
+            if self.backend.now() >= deadline {
+                break;
+            }
+            // With cancels still queued behind a full SQ, submit without waiting: the ops in
+            // flight may only end once those cancels reach the kernel.
+            let entered = if self.submission_q.is_empty() {
+                self.wait_until(deadline)
+            } else {
+                self.enter(0, None)
+            };
+            if entered.is_err() {
                 break;
             }
             self.reap_and_recycle();

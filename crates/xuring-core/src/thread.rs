@@ -110,9 +110,42 @@ fn decode(message: Message) -> (u32, u64) {
 }
 
 impl Mailbox {
-    /// Refuses further messages (the receiving ring is going away).
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Envelope>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Refuses further messages (the receiving ring is going away). Taken under the queue's
+    /// lock, so a message is either queued before (and drained) or refused after.
     pub(crate) fn close(&self) {
+        let _queue = self.lock_queue();
         self.closed.store(true, Ordering::Release);
+    }
+
+    /// Admits `message` as its send is submitted: `Some(-EPIPE)` if the mailbox has closed;
+    /// otherwise `None`, after queueing it when it goes through the eventfd.
+    pub(crate) fn admit(&self, message: Message, msg_ring: bool) -> Option<i32> {
+        if msg_ring {
+            return self.closed.load(Ordering::Acquire).then_some(-libc::EPIPE);
+        }
+        let mut queue = self.lock_queue();
+        if self.closed.load(Ordering::Acquire) {
+            return Some(-libc::EPIPE);
+        }
+        let (handler, payload) = decode(message);
+        queue.push_back(Envelope { handler, payload });
+        None
+    }
+
+    /// The receiving ring's fd (a duplicate owned by the mailbox).
+    pub(crate) fn ring_fd(&self) -> std::os::fd::RawFd {
+        self.ring_fd.as_raw_fd()
+    }
+
+    /// The mailbox's eventfd.
+    pub(crate) fn eventfd(&self) -> std::os::fd::RawFd {
+        self.eventfd.as_raw_fd()
     }
 }
 
@@ -144,7 +177,7 @@ pub struct Peer {
 }
 
 /// The eventfd counter increment, static so a send owns no buffer.
-static ONE: [u8; 8] = 1u64.to_ne_bytes();
+pub(crate) static EVENTFD_ONE: [u8; 8] = 1u64.to_ne_bytes();
 
 impl Peer {
     /// Sends `payload` to run `handler` on the peer's ring, through `ring`. Completes with
@@ -158,31 +191,20 @@ impl Peer {
         payload: u64,
         ctx: Context,
     ) -> TaskHandle {
-        let mailbox = &self.mailbox;
         let Some(id) = handler_id(handler) else {
             return ring.fail_now(libc::ENOSPC, ctx);
         };
-        if mailbox.closed.load(Ordering::Acquire) {
+        if self.mailbox.closed.load(Ordering::Acquire) {
             return ring.fail_now(libc::EPIPE, ctx);
         }
-        if ring.features().supports(Opcode::MsgRing) {
-            return ring.msg_ring(mailbox.ring_fd.as_raw_fd(), encode(id, payload), ctx);
-        }
-        mailbox
-            .queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push_back(Envelope {
-                handler: id,
-                payload,
-            });
-        ring.queue(
-            Op::Notify {
-                fd: mailbox.eventfd.as_raw_fd(),
-                buf: IoBuf::from(&ONE),
-            },
-            ctx,
-        )
+        // The op holds the mailbox (an `Arc` clone, no allocation): its fds stay open until
+        // the message has left, and `Mailbox::admit` checks again at submission.
+        let op = Op::MailboxSend {
+            mailbox: Arc::clone(&self.mailbox),
+            message: encode(id, payload),
+            msg_ring: ring.features().supports(Opcode::MsgRing),
+        };
+        ring.queue_marked(op, ctx)
     }
 
     /// Whether the receiving ring has stopped taking messages.
@@ -300,11 +322,7 @@ fn on_mailbox_read(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
 
 fn drain_queue(ring: &mut Ring, mailbox: &Mailbox) -> Result<(), RingError> {
     loop {
-        let next = mailbox
-            .queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop_front();
+        let next = mailbox.lock_queue().pop_front();
         let Some(envelope) = next else {
             return Ok(());
         };
@@ -478,9 +496,17 @@ fn child_main(
     while !shared.stop.load(Ordering::Acquire) {
         ring.run(crate::RunCondition::Once)?;
     }
-    // Finish what has arrived: messages already in the CQ and in the queue.
-    mailbox.closed.store(true, Ordering::Release);
-    ring.run(crate::RunCondition::NoWait)?;
+    // Refuse new messages, then finish what has arrived: one `NoWait` pass reaps at most a
+    // CQ's worth (and the kernel may hold more in its overflow list), so pass until one
+    // handles nothing, and then the queue of the eventfd path.
+    mailbox.close();
+    for _ in 0..1_000_000 {
+        let before = ring.stats().callbacks;
+        ring.run(crate::RunCondition::NoWait)?;
+        if ring.stats().callbacks == before && !crate::Backend::overflowed(ring.backend()) {
+            break;
+        }
+    }
     drain_queue(&mut ring, &mailbox)?;
     Ok(())
 }

@@ -245,7 +245,7 @@ fn dropping_a_ring_with_socket_and_large_pool_reads_in_flight_touches_nothing_af
 /// its one `enter`, so dropping right after it is enough. The mock test of the same name in
 /// `crates/xuring-mock/tests/reliability.rs` shows the mechanism without a kernel.
 #[test]
-#[ignore = "xuring-core bug: teardown with a full SQ hangs 5 s and leaks everything in flight"]
+
 fn dropping_a_ring_whose_sq_is_full_reaps_everything() {
     let _serial = serial();
     let leaked_before = xuring_core::leaked_tasks();
@@ -1037,7 +1037,7 @@ fn thread_stop_after_its_messages_were_handled_loses_nothing() {
 /// Fix: after the stop flag, keep running `NoWait` until a pass reaps nothing (and the
 /// kernel's overflow list is empty), then close.
 #[test]
-#[ignore = "xuring-core bug: a stopped child drops messages already posted to its CQ"]
+
 fn thread_stop_right_after_the_sends_completed_loses_nothing() {
     let _serial = serial();
     let (ok, epipe, handled) = stop_with_messages_in_flight(1000, Stop::AfterSent);
@@ -1048,15 +1048,16 @@ fn thread_stop_right_after_the_sends_completed_loses_nothing() {
     );
 }
 
-/// BUG (xuring-core `Peer::send`): whether the peer has stopped is checked when the send is
-/// queued, but the message leaves when the parent's ring submits it, addressed to the raw fd
-/// number of the child's mailbox ring. Sends queued before `join` and submitted after it
-/// complete with `EBADF` (that fd was closed with the mailbox; it could also have been reused
-/// by an unrelated ring, which would then receive the message), not `EPIPE`; at
-/// `XURING_KERNEL_LEVEL=5.6` the message was queued at `send` time and the child handled it,
-/// yet the send reports `EBADF` (a sender that retries would duplicate it).
+/// Open (xuring-core `Peer::send` with `msg_ring`): a send is admitted (the mailbox's
+/// `closed` flag checked, the mailbox kept open by the op) when the sending ring pushes it into
+/// its SQ, but it executes at that ring's next `enter`. A send admitted before the child closed
+/// and submitted after its final drain reports `Ok` though nobody handles it. (Sends admitted
+/// after the close get `EPIPE`; the fd can no longer be closed or reused under them, and the
+/// eventfd path, which queues under the mailbox lock at admission, is exact.) Closing this
+/// needs the child to wait for admitted-but-unsubmitted sends without deadlocking a parent
+/// blocked in `join`.
 #[test]
-#[ignore = "xuring-core bug: sends submitted after the child stopped fail EBADF, not EPIPE"]
+#[ignore = "open: msg_ring sends still in the sender's SQ when the child stops are lost"]
 fn thread_stop_with_sends_still_queued_refuses_them_with_epipe() {
     let _serial = serial();
     let (ok, epipe, handled) = stop_with_messages_in_flight(1000, Stop::WhileQueued);

@@ -990,7 +990,7 @@ fn dropping_a_ring_with_work_in_flight_returns_every_buffer_untouched() {
 /// (on the kernel: a 5 s hang in `drop`, then the leak). Fix: in teardown, submit without
 /// waiting (`enter(0, None)`) while the submission queue is not empty, as `run_loop` does.
 #[test]
-#[ignore = "xuring-core bug: teardown with a full SQ leaks everything in flight"]
+
 fn dropping_a_ring_whose_sq_is_full_reaps_everything() {
     const PATTERN: u8 = 0x5A;
     track::reset();

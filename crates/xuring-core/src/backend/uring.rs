@@ -239,11 +239,27 @@ unsafe fn prep(
             sqe.len = message.value as u32;
             sqe.off = message.data | crate::task::NOT_A_TASK;
         }
-        Op::Notify { fd, buf } => {
+        Op::MailboxSend {
+            mailbox,
+            message,
+            msg_ring: true,
+        } => {
+            sqe.opcode = Opcode::MsgRing as u8;
+            sqe.fd = mailbox.ring_fd();
+            sqe.addr = IORING_MSG_DATA;
+            sqe.len = message.value as u32;
+            sqe.off = message.data | crate::task::NOT_A_TASK;
+        }
+        Op::MailboxSend {
+            mailbox,
+            msg_ring: false,
+            ..
+        } => {
+            let one = crate::thread::EVENTFD_ONE;
             sqe.opcode = Opcode::Write as u8;
-            sqe.fd = *fd;
-            sqe.addr = buf.as_ptr() as u64;
-            sqe.len = buf.len() as u32;
+            sqe.fd = mailbox.eventfd();
+            sqe.addr = one.as_ptr() as u64;
+            sqe.len = one.len() as u32;
             sqe.off = u64::MAX;
         }
         Op::Cancel { target, via } => {
