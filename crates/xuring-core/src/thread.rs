@@ -309,8 +309,9 @@ fn on_mailbox_read(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     let Some(mailbox) = mailbox_of(task) else {
         return Ok(());
     };
-    let cancelled = matches!(task.result, Some(OpResult::Read(Err(_))));
-    if !cancelled && !mailbox.closed.load(Ordering::Acquire) {
+    // Re-arm even after an error (a user's `cancel_all` cancels this read too): only a closed
+    // mailbox stops listening. Teardown runs no callbacks, so this never loops there.
+    if !mailbox.closed.load(Ordering::Acquire) {
         let buf = task
             .take_buf()
             .and_then(IoBuf::into_vec)
