@@ -64,6 +64,19 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").expect("procfs").count()
 }
 
+/// The open-fd count once it is back to `before`, waiting up to 2 s: a test of this binary
+/// that does not count fds may hold one for a moment. A real leak stays and is reported.
+pub fn open_fds_settled(before: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let now = open_fds();
+        if now <= before || std::time::Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 pub fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("xuring-std-{}-{name}", std::process::id()))
 }
