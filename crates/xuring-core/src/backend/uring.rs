@@ -255,7 +255,7 @@ unsafe fn prep(
             msg_ring: false,
             ..
         } => {
-            let one = crate::thread::EVENTFD_ONE;
+            let one: &'static [u8; 8] = &crate::thread::EVENTFD_ONE;
             sqe.opcode = Opcode::Write as u8;
             sqe.fd = mailbox.eventfd();
             sqe.addr = one.as_ptr() as u64;
@@ -386,5 +386,42 @@ impl Uring {
     /// Whether the ring was created with `flag`.
     pub fn has_setup(&self, flag: SetupFlags) -> bool {
         self.ring.features().has_setup(flag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::Message;
+
+    /// The fallback send's source bytes must outlive the `prep` call: the kernel reads them
+    /// when it issues the write, after `prep` has returned.
+    #[test]
+    #[cfg_attr(miri, ignore = "needs a real ring")]
+    fn eventfd_send_writes_from_static_memory() {
+        let mut ring = crate::Ring::builder(8)
+            .kernel_level(crate::KernelLevel::V5_6)
+            .build()
+            .expect("ring");
+        let mailbox = ring.mailbox(None).expect("mailbox");
+        let mut op = Op::MailboxSend {
+            mailbox: Arc::clone(&mailbox),
+            message: Message { data: 7, value: 1 },
+            msg_ring: false,
+        };
+        let mut sqe = io_uring_sqe::default();
+        // SAFETY: `op` is a live, exclusively borrowed op for the whole call.
+        unsafe { prep(NonNull::from(&mut op), 1, None, &mut sqe) };
+        let one = &crate::thread::EVENTFD_ONE;
+        assert_eq!(sqe.opcode, Opcode::Write as u8);
+        assert_eq!(sqe.fd, mailbox.eventfd());
+        assert_eq!(
+            sqe.addr,
+            one.as_ptr() as u64,
+            "source is the static counter"
+        );
+        assert_eq!(sqe.len, 8);
     }
 }
