@@ -23,6 +23,14 @@ pub struct Config {
     pub fio_runtime: Option<Duration>,
     /// Operations measured per kind by `alloc`, after as many of warm-up.
     pub alloc_ops: u64,
+    /// How long one run of a two-thread scenario (`msgring`, `echo`) should take: shorter
+    /// than `target_run`, as they have more variants and cases, and a round trip between
+    /// threads is long enough that a run of this length still holds thousands of them.
+    pub pair_target_run: Duration,
+    /// Connection counts of `echo`.
+    pub echo_conns: Vec<u32>,
+    /// Message sizes of `echo`, in bytes.
+    pub echo_sizes: Vec<usize>,
     /// A label for the report.
     pub mode: &'static str,
 }
@@ -39,6 +47,9 @@ impl Config {
             noop_batches: vec![1, 16, 64, 256],
             fio_runtime: Some(Duration::from_secs(3)),
             alloc_ops: 20_000,
+            pair_target_run: Duration::from_millis(50),
+            echo_conns: vec![1, 16, 128],
+            echo_sizes: vec![64, 4096],
             mode: "full",
         }
     }
@@ -51,6 +62,7 @@ impl Config {
             file_bytes: 16 << 20,
             fio_runtime: None,
             alloc_ops: 2_000,
+            pair_target_run: Duration::from_millis(10),
             mode: "quick",
             ..Config::full()
         }

@@ -13,9 +13,13 @@
 //! with tiny counts and check only behaviour (all operations complete, no allocation after
 //! warm-up).
 //!
+//! The two-thread scenarios (`msgring`, `echo`) put their second thread on the other CPU of
+//! the machine ([`pin::cpu_pair`]) and stop it on their own at the end of each case
+//! ([`threads`]).
+//!
 //! `unsafe` is denied except in the modules that talk to the kernel or to raw memory
-//! ([`alloc_count`], [`pin`], [`probe`], [`raw`] and [`xuring_ops`]), each of
-//! which opens with a `# Safety` preamble.
+//! ([`alloc_count`], [`echo`], [`pin`], [`pingpong`], [`probe`], [`raw`] and [`xuring_ops`]),
+//! each of which opens with a `# Safety` preamble.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -25,16 +29,21 @@ pub mod alloc_count;
 pub mod cli;
 pub mod config;
 pub mod datafile;
+#[allow(unsafe_code)]
+pub mod echo;
 pub mod error;
 pub mod method;
 #[allow(unsafe_code)]
 pub mod pin;
+#[allow(unsafe_code)]
+pub mod pingpong;
 #[allow(unsafe_code)]
 pub mod probe;
 #[allow(unsafe_code)]
 pub mod raw;
 pub mod report;
 pub mod scenarios;
+pub mod threads;
 #[allow(unsafe_code)]
 pub mod xuring_ops;
 

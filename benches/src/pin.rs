@@ -1,4 +1,5 @@
-//! Pinning the process to one CPU, so that A and B runs share a core and its caches.
+//! Pinning the process to one CPU, so that A and B runs share a core and its caches; and, for
+//! the two-thread scenarios (`msgring`, `echo`), putting the second thread on another CPU.
 //!
 //! # Safety
 //!
@@ -8,6 +9,7 @@
 //! within it.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 const MASK_WORDS: usize = 16;
 type Mask = [u64; MASK_WORDS];
@@ -30,6 +32,16 @@ pub fn allowed_cpus() -> std::io::Result<Vec<usize>> {
     Ok((0..MASK_WORDS * 64)
         .filter(|&cpu| mask[cpu / 64] & (1 << (cpu % 64)) != 0)
         .collect())
+}
+
+/// Restricts the calling thread to `cpu`. A thread may move to any CPU of the process's cpuset,
+/// not only to those of its current mask: a thread spawned by a pinned thread inherits its
+/// mask and can still pin itself elsewhere.
+pub fn pin_thread_to(cpu: usize) -> std::io::Result<()> {
+    if cpu >= MASK_WORDS * 64 {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    set_affinity(cpu)
 }
 
 fn set_affinity(cpu: usize) -> std::io::Result<()> {
@@ -113,6 +125,7 @@ pub fn pin_to_one_cpu() -> Pinning {
         Ok(cpus) => cpus,
         Err(e) => return Pinning::Failed(format!("sched_getaffinity: {e}")),
     };
+    let _ = PROCESS_CPUS.set(allowed.clone());
     match allowed.as_slice() {
         [] => Pinning::Failed("no CPU in the affinity mask".to_owned()),
         [only] => Pinning::Already(*only),
@@ -130,6 +143,76 @@ pub fn pin_to_one_cpu() -> Pinning {
     }
 }
 
+/// The CPUs the process was allowed on before [`pin_to_one_cpu`] narrowed the main thread.
+static PROCESS_CPUS: OnceLock<Vec<usize>> = OnceLock::new();
+
+/// The CPUs the process may use: those allowed before [`pin_to_one_cpu`] ran, or (if it did
+/// not run, as in the tests) those of the calling thread.
+pub fn process_cpus() -> Vec<usize> {
+    match PROCESS_CPUS.get() {
+        Some(cpus) => cpus.clone(),
+        None => allowed_cpus().unwrap_or_default(),
+    }
+}
+
+/// Where the two threads of a two-thread scenario run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuPair {
+    /// The CPU the calling (main) thread is pinned to, if it is pinned to one.
+    pub main: Option<usize>,
+    /// The CPU the second thread pins itself to: another CPU of the process where there is
+    /// one, else the main thread's CPU (both then share it); `None` when the main thread is
+    /// not pinned (the second thread is then left unpinned too).
+    pub other: Option<usize>,
+}
+
+impl CpuPair {
+    /// Whether the two threads run on two different CPUs.
+    pub fn split(&self) -> bool {
+        matches!((self.main, self.other), (Some(a), Some(b)) if a != b)
+    }
+
+    /// Pins the calling thread to [`other`](Self::other), if set; call it on the second
+    /// thread. Returns whether it is now pinned there.
+    pub fn pin_other(&self) -> bool {
+        self.other.is_some_and(|cpu| pin_thread_to(cpu).is_ok())
+    }
+}
+
+impl fmt::Display for CpuPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.main, self.other) {
+            (Some(a), Some(b)) if a != b => write!(
+                f,
+                "main thread on CPU {a}, second thread on CPU {b} (each pinned with sched_setaffinity)"
+            ),
+            (Some(a), _) => write!(
+                f,
+                "both threads on CPU {a}, the only CPU allowed (every hand-off is a context switch)"
+            ),
+            (None, _) => {
+                f.write_str("threads NOT pinned (the main thread is not pinned to one CPU)")
+            }
+        }
+    }
+}
+
+/// The CPUs for a two-thread scenario started from the calling thread: see [`CpuPair`]. The
+/// second CPU is the lowest allowed one other than the main thread's (CPU 0 next to CPU 1).
+pub fn cpu_pair() -> CpuPair {
+    let main = match allowed_cpus().as_deref() {
+        Ok([only]) => Some(*only),
+        _ => None,
+    };
+    let other = main.map(|cpu| {
+        process_cpus()
+            .into_iter()
+            .find(|&c| c != cpu)
+            .unwrap_or(cpu)
+    });
+    CpuPair { main, other }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +223,26 @@ mod tests {
         assert_eq!(cpu_list(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
         assert_eq!(cpu_list(&[3]), "3");
         assert_eq!(cpu_list(&[]), "");
+    }
+
+    #[test]
+    fn a_pair_is_split_only_across_two_cpus() {
+        let split = CpuPair {
+            main: Some(1),
+            other: Some(0),
+        };
+        assert!(split.split());
+        assert!(split.to_string().contains("CPU 0"));
+        let shared = CpuPair {
+            main: Some(1),
+            other: Some(1),
+        };
+        assert!(!shared.split());
+        let loose = CpuPair {
+            main: None,
+            other: None,
+        };
+        assert!(!loose.split() && !loose.pin_other());
     }
 
     #[test]

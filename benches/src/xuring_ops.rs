@@ -26,7 +26,7 @@ use crate::raw::BLOCK;
 ///
 /// The task's `userdata`, when set, must point to a live `T` that stays valid and is not
 /// mutated except through interior mutability for as long as the returned reference is used.
-unsafe fn state_of<T>(task: &Task) -> Option<&T> {
+pub(crate) unsafe fn state_of<T>(task: &Task) -> Option<&T> {
     let ptr = task.userdata()?.cast::<T>();
     // SAFETY: the caller guarantees `ptr` points to a live `T` used only through `&T`.
     Some(unsafe { ptr.as_ref() })

@@ -1,14 +1,15 @@
 //! The scenarios of the tour, one module each, listed in [`SCENARIOS`].
 //!
 //! A scenario is a function from a [`Config`] to its [`Output`] (the text of its report and a
-//! line or two for the closing summary). To add one (`echo`, `msgring`): write its module with
-//! a typed `run` (which the tests call) and an `entry` adapter, and put the adapter in its row
-//! of the table.
+//! line or two for the closing summary). To add one: write its module with a typed `run`
+//! (which the tests call) and an `entry` adapter, and put the adapter in its row of the table.
 
 use crate::Config;
 use crate::error::BenchError;
 
 pub mod alloc;
+pub mod echo;
+pub mod msgring;
 pub mod noop;
 pub mod read4k;
 
@@ -54,13 +55,13 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "echo",
-        about: "TCP echo on loopback, 1/16/128 connections, 64 B and 4 KiB, vs raw io-uring, tokio, monoio",
-        entry: None,
+        about: "TCP echo on loopback, one server thread, 1/16/128 connections, 64 B and 4 KiB, vs a raw io-uring server (tokio, monoio: not run, not allowed as dependencies)",
+        entry: Some(echo::entry),
     },
     Scenario {
         name: "msgring",
-        about: "ping-pong between two rings on two threads with MSG_RING, vs raw msg_ring, mpsc, eventfd",
-        entry: None,
+        about: "ping-pong between two rings on two threads: xuring Thread with MSG_RING and its 5.6 eventfd fallback, vs raw msg_ring, eventfd, mpsc",
+        entry: Some(msgring::entry),
     },
 ];
 
