@@ -33,6 +33,11 @@ pub enum RingError {
     Forked,
     /// A handler on a child [`Thread`](crate::Thread) panicked; the panic's message.
     ThreadPanicked(String),
+    /// A stopping child [`Thread`](crate::Thread) gave up waiting for this many `msg_ring`
+    /// messages that were admitted before it stopped (their sends report `Ok`) but never
+    /// arrived: their sender kept them unsubmitted (its `enter` was refused) and did not run
+    /// again within the child's stop limit.
+    MessagesLost(u64),
     /// A callback failed; the value is the callback's own error.
     Callback(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
@@ -61,6 +66,10 @@ impl fmt::Display for RingError {
                  own ring",
             ),
             Self::ThreadPanicked(m) => write!(f, "a handler on a child thread panicked: {m}"),
+            Self::MessagesLost(n) => write!(
+                f,
+                "a stopping child thread gave up on {n} admitted messages that never arrived"
+            ),
             Self::Callback(e) => write!(f, "callback failed: {e}"),
         }
     }

@@ -269,6 +269,9 @@ pub enum Op {
         message: Message,
         /// Through `msg_ring` (else the queue and the eventfd).
         msg_ring: bool,
+        /// Set when the mailbox admitted it for `msg_ring` (see `Mailbox::admit`): from
+        /// then on it counts as on its way until it arrives or its send fails.
+        admitted: core::cell::Cell<bool>,
     },
     /// A message received from another ring: never submitted, delivered to the ring's
     /// message handler.
@@ -414,7 +417,16 @@ impl Op {
             Op::Send { .. } => *out = Some(OpResult::Send(count(r))),
             Op::Poll { .. } => *out = Some(OpResult::Poll(r)),
             Op::Splice { .. } => *out = Some(OpResult::Splice(count(r))),
-            Op::MsgRing { .. } | Op::MailboxSend { .. } => *out = Some(OpResult::MsgRing(unit(r))),
+            Op::MsgRing { .. } => *out = Some(OpResult::MsgRing(unit(r))),
+            Op::MailboxSend {
+                mailbox, admitted, ..
+            } => {
+                if r.is_err() && admitted.get() {
+                    // It will never arrive: stop counting it as on its way.
+                    mailbox.settle();
+                }
+                *out = Some(OpResult::MsgRing(unit(r)))
+            }
             Op::Received { message } => *out = Some(OpResult::Message(*message)),
             Op::Cancel { .. } => *out = Some(OpResult::Cancel(unit(r))),
             Op::CancelAny { local } => {

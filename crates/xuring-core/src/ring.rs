@@ -88,6 +88,9 @@ pub struct Ring<B: Backend = Uring> {
     pub(crate) completions: Queue<Task<B>>,
     pub(crate) in_flight: u32,
     pub(crate) running: bool,
+    /// A mailbox send was admitted into the backend's queue and no `enter` has taken it
+    /// yet: `run` submits it before it returns.
+    pub(crate) admitted_unsubmitted: bool,
     /// The task whose callback is running, recycled even if the callback panics.
     pub(crate) current: Option<NonNull<Task<B>>>,
     pub(crate) stats: RingStats,
@@ -223,6 +226,7 @@ impl RingBuilder {
             completions: Queue::new(),
             in_flight: 0,
             running: false,
+            admitted_unsubmitted: false,
             current: None,
             stats: RingStats::default(),
             buffers: None,
@@ -887,6 +891,19 @@ impl<B: Backend> Ring<B> {
 
     /// Hands queued tasks to the backend while it has room.
     pub(crate) fn flush(&mut self) {
+        self.flush_until(false);
+    }
+
+    /// [`flush`](Self::flush) before returning from `run` (the next `run` enters): stops at
+    /// the first marked op, which is decided (a mailbox send admitted) only right before an
+    /// `enter`, so a sender cannot hold an admitted send while it does something else, such
+    /// as joining the thread the send is for.
+    pub(crate) fn flush_unmarked(&mut self) {
+        self.flush_until(true);
+    }
+
+    #[inline(always)]
+    fn flush_until(&mut self, stop_at_marked: bool) {
         let mut space = self.backend.space();
         while space > 0 {
             let Some(task) = self.submission_q.pop_front() else {
@@ -895,11 +912,18 @@ impl<B: Backend> Ring<B> {
             // SAFETY: the pool's pointers are valid for the ring's life.
             let t = unsafe { task.as_ref() };
             if t.fallback.get() {
+                if stop_at_marked {
+                    // SAFETY: as in `queue`.
+                    unsafe { self.submission_q.push_front(task) };
+                    break;
+                }
                 // SAFETY: a `Queued` task's op belongs to the ring.
                 if let Some(res) = self.fallback_result(unsafe { t.op() }) {
                     self.complete_locally(task, res);
                     continue;
                 }
+                // Admitted: it must reach the kernel before `run` returns.
+                self.admitted_unsubmitted = true;
             }
             let op = NonNull::new(t.op.get()).expect("UnsafeCell::get is never null");
             // SAFETY: the op lives in the task, which stays at its address until it is
@@ -935,7 +959,8 @@ impl<B: Backend> Ring<B> {
                 mailbox,
                 message,
                 msg_ring,
-            } => return mailbox.admit(*message, *msg_ring),
+                admitted,
+            } => return mailbox.admit(*message, *msg_ring, admitted),
             _ => -libc::EOPNOTSUPP,
         })
     }

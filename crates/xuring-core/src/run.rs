@@ -64,7 +64,22 @@ impl<B: Backend> Ring<B> {
         };
         self.running = true;
         let guard = RunGuard { ring: self };
-        guard.ring.run_loop(condition, deadline)
+        let result = guard.ring.run_loop(condition, deadline);
+        let submitted = if guard.ring.admitted_unsubmitted {
+            guard.ring.submit_admitted()
+        } else {
+            Ok(())
+        };
+        // The run's own error, if it had one, is the one to report.
+        result.and(submitted)
+    }
+
+    /// Submits mailbox sends admitted but still in the backend's queue (left there by a
+    /// refused `enter`, or by a callback's error ending the run), so that a send is never
+    /// admitted while its ring waits elsewhere (say, in `Thread::join` on its receiver).
+    #[cold]
+    fn submit_admitted(&mut self) -> Result<(), RingError> {
+        self.enter(0, None)
     }
 
     fn run_loop(
@@ -76,7 +91,7 @@ impl<B: Backend> Ring<B> {
             self.flush();
             self.enter(0, None)?;
             self.reap();
-            self.flush();
+            self.flush_unmarked();
             self.run_callbacks()?;
             return Ok(());
         }
@@ -108,7 +123,7 @@ impl<B: Backend> Ring<B> {
             }
             let ran = self.run_callbacks()?;
             if condition == RunCondition::Once && ran > 0 {
-                self.flush();
+                self.flush_unmarked();
                 return Ok(());
             }
         }
@@ -161,7 +176,10 @@ impl<B: Backend> Ring<B> {
             };
             self.stats.enters += 1;
             match self.backend.enter(min_complete, timeout) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.admitted_unsubmitted = false;
+                    return Ok(());
+                }
                 Err(Errno::EINTR) => self.stats.eintr_retries += 1,
                 Err(Errno::EBUSY | Errno::EAGAIN) => {
                     self.stats.busy_retries += 1;

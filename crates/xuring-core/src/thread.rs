@@ -29,7 +29,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use xuring_sys::{KernelLevel, Opcode, syscall};
@@ -120,14 +120,41 @@ impl Mailbox {
     /// lock, so a message is either queued before (and drained) or refused after.
     pub(crate) fn close(&self) {
         let _queue = self.lock_queue();
-        self.closed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// A `msg_ring` send admitted by [`admit`](Self::admit) has been accounted for: it
+    /// arrived here, or its sender saw it fail.
+    pub(crate) fn settle(&self) {
+        self.settled.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// `msg_ring` sends admitted but neither arrived nor failed yet.
+    fn unsettled(&self) -> u64 {
+        // Settled first: a send settles only after it was admitted, so this never underflows.
+        let settled = self.settled.load(Ordering::SeqCst);
+        self.admitted.load(Ordering::SeqCst).saturating_sub(settled)
     }
 
     /// Admits `message` as its send is submitted: `Some(-EPIPE)` if the mailbox has closed;
     /// otherwise `None`, after queueing it when it goes through the eventfd.
-    pub(crate) fn admit(&self, message: Message, msg_ring: bool) -> Option<i32> {
+    pub(crate) fn admit(
+        &self,
+        message: Message,
+        msg_ring: bool,
+        admitted: &core::cell::Cell<bool>,
+    ) -> Option<i32> {
         if msg_ring {
-            return self.closed.load(Ordering::Acquire).then_some(-libc::EPIPE);
+            // Count first, then look: with the receiver's close (store `closed`, then read
+            // `admitted`), both sequentially consistent, either the receiver sees this send
+            // and waits for it, or this send sees the close and is refused.
+            self.admitted.fetch_add(1, Ordering::SeqCst);
+            if self.closed.load(Ordering::SeqCst) {
+                self.admitted.fetch_sub(1, Ordering::SeqCst);
+                return Some(-libc::EPIPE);
+            }
+            admitted.set(true);
+            return None;
         }
         let mut queue = self.lock_queue();
         if self.closed.load(Ordering::Acquire) {
@@ -166,6 +193,11 @@ pub struct Mailbox {
     queue: Mutex<VecDeque<Envelope>>,
     /// Set when the receiving ring stops taking messages.
     closed: AtomicBool,
+    /// `msg_ring` sends admitted (counted as their sender pushes them to its kernel queue).
+    admitted: AtomicU64,
+    /// Admitted sends that arrived or failed: a stopping receiver waits until this
+    /// reaches `admitted`, so a send reported `Ok` is never left in a CQ nobody reads.
+    settled: AtomicU64,
     /// The parent of a child ring, for replies.
     parent: Option<Peer>,
 }
@@ -203,6 +235,7 @@ impl Peer {
             mailbox: Arc::clone(&self.mailbox),
             message: encode(id, payload),
             msg_ring: ring.features().supports(Opcode::MsgRing),
+            admitted: core::cell::Cell::new(false),
         };
         ring.queue_marked(op, ctx)
     }
@@ -227,6 +260,8 @@ impl Ring<Uring> {
             eventfd: syscall::eventfd(true).map_err(os)?,
             queue: Mutex::new(VecDeque::with_capacity(256)),
             closed: AtomicBool::new(false),
+            admitted: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
             parent,
         });
         let ctx = Context {
@@ -300,6 +335,7 @@ fn on_message(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     let (Some(mailbox), Some(OpResult::Message(message))) = (mailbox_of(task), task.result) else {
         return Ok(());
     };
+    mailbox.settle();
     let (id, payload) = decode(message);
     dispatch(ring, mailbox, id, payload)
 }
@@ -463,6 +499,11 @@ impl Drop for CloseOnExit {
     }
 }
 
+/// How long a stopping child waits for messages admitted before it closed.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long each of those waits blocks.
+const SETTLE_POLL: std::time::Duration = std::time::Duration::from_micros(200);
+
 fn child_main(
     entries: u32,
     level: KernelLevel,
@@ -499,14 +540,27 @@ fn child_main(
     }
     // Refuse new messages, then finish what has arrived: one `NoWait` pass reaps at most a
     // CQ's worth (and the kernel may hold more in its overflow list), so pass until one
-    // handles nothing, and then the queue of the eventfd path.
+    // handles nothing and every admitted `msg_ring` send has arrived or failed (a sender
+    // submits what it admitted before its `run` returns), and then the queue of the eventfd
+    // path.
     mailbox.close();
-    for _ in 0..1_000_000 {
+    let give_up = std::time::Instant::now() + SETTLE_LIMIT;
+    loop {
         let before = ring.stats().callbacks;
         ring.run(crate::RunCondition::NoWait)?;
-        if ring.stats().callbacks == before && !crate::Backend::overflowed(ring.backend()) {
+        let quiet = ring.stats().callbacks == before && !crate::Backend::overflowed(ring.backend());
+        if !quiet {
+            continue;
+        }
+        if mailbox.unsettled() == 0 {
             break;
         }
+        if std::time::Instant::now() >= give_up {
+            drain_queue(&mut ring, &mailbox)?;
+            return Err(RingError::MessagesLost(mailbox.unsettled()));
+        }
+        // Sends are on their way (or their sender's enter was refused): wait a little.
+        ring.run(crate::RunCondition::For(SETTLE_POLL))?;
     }
     drain_queue(&mut ring, &mailbox)?;
     Ok(())
@@ -532,5 +586,71 @@ mod tests {
                 assert_eq!(decode(message), (id, payload));
             }
         }
+    }
+
+    static ARRIVED: AtomicU64 = AtomicU64::new(0);
+    /// The tests below share `ARRIVED`.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn arrive(_ring: &mut Ring, _mail: Mail<'_>) -> Result<(), RingError> {
+        ARRIVED.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// `n` msg_ring sends to a fresh child, admitted into the parent's SQ but not submitted
+    /// (as a refused `enter` leaves them), then the child is told to stop.
+    fn admitted_then_killed(n: u64) -> (Ring, Thread) {
+        ARRIVED.store(0, Ordering::SeqCst);
+        // Native whatever `XURING_KERNEL_LEVEL` says: the handshake is msg_ring's.
+        let mut ring = Ring::builder(64)
+            .kernel_level(KernelLevel::Native)
+            .build()
+            .expect("ring");
+        let mut thread = Thread::spawn(&mut ring, 64).expect("spawn");
+        assert!(ring.features().supports(Opcode::MsgRing), "native msg_ring");
+        for i in 0..n {
+            thread.send(&mut ring, arrive, i, Context::default());
+        }
+        ring.flush();
+        assert!(ring.admitted_unsubmitted, "admitted, still in the SQ");
+        thread.kill();
+        (ring, thread)
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "needs a real ring")]
+    fn a_stopping_child_waits_for_admitted_sends() {
+        let _serial = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (mut ring, thread) = admitted_then_killed(8);
+        // Long enough for a child that did not wait to have exited.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!thread.is_finished(), "the child waits for its 8 messages");
+        ring.run(crate::RunCondition::NoWait).expect("submit");
+        thread.join().expect("join");
+        assert_eq!(
+            ARRIVED.load(Ordering::SeqCst),
+            8,
+            "every admitted send handled"
+        );
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "needs a real ring")]
+    fn a_child_whose_admitted_sends_never_come_reports_them() {
+        let _serial = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (ring, thread) = admitted_then_killed(3);
+        let start = std::time::Instant::now();
+        let joined = thread.join();
+        assert!(
+            matches!(joined, Err(RingError::MessagesLost(3))),
+            "{joined:?}"
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(ARRIVED.load(Ordering::SeqCst), 0);
+        drop(ring);
     }
 }

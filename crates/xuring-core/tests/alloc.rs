@@ -12,6 +12,14 @@ struct Counting;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+/// The counter and its switch are global: the tests of this file measure one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
@@ -147,6 +155,7 @@ fn measure(name: &str, cb: xuring_core::Callback, fd: i32, pool: bool, start: St
 
 #[test]
 fn hot_path_allocates_nothing() {
+    let _serial = serial();
     let zero = common::open(c"/dev/zero", libc::O_RDONLY);
     let null = common::open(c"/dev/null", libc::O_WRONLY);
     let noop: Start = |ring, _, ctx, _| {
@@ -339,6 +348,7 @@ type ChainStart = fn(&mut Ring, [i32; 4], Context);
 
 #[test]
 fn other_ops_allocate_nothing() {
+    let _serial = serial();
     let zero = common::open(c"/dev/zero", libc::O_RDONLY);
     let null = common::open(c"/dev/null", libc::O_WRONLY);
     let (pipe_r, pipe_w) = common::pipe();

@@ -1048,16 +1048,12 @@ fn thread_stop_right_after_the_sends_completed_loses_nothing() {
     );
 }
 
-/// Open (xuring-core `Peer::send` with `msg_ring`): a send is admitted (the mailbox's
-/// `closed` flag checked, the mailbox kept open by the op) when the sending ring pushes it into
-/// its SQ, but it executes at that ring's next `enter`. A send admitted before the child closed
-/// and submitted after its final drain reports `Ok` though nobody handles it. (Sends admitted
-/// after the close get `EPIPE`; the fd can no longer be closed or reused under them, and the
-/// eventfd path, which queues under the mailbox lock at admission, is exact.) Closing this
-/// needs the child to wait for admitted-but-unsubmitted sends without deadlocking a parent
-/// blocked in `join`.
+/// Sends queued when the child stops: those the sender admitted (pushed to its SQ with the
+/// mailbox open) reach the child, which waits for every admitted `msg_ring` send to arrive
+/// or fail before it exits; the rest are refused with `EPIPE`. A sender never returns from
+/// `run` holding an admitted send it has not submitted, so a parent blocked in `join` cannot
+/// keep the child waiting.
 #[test]
-#[ignore = "open: msg_ring sends still in the sender's SQ when the child stops are lost"]
 fn thread_stop_with_sends_still_queued_refuses_them_with_epipe() {
     let _serial = serial();
     let (ok, epipe, handled) = stop_with_messages_in_flight(1000, Stop::WhileQueued);

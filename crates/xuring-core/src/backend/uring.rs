@@ -243,6 +243,7 @@ unsafe fn prep(
             mailbox,
             message,
             msg_ring: true,
+            ..
         } => {
             sqe.opcode = Opcode::MsgRing as u8;
             sqe.fd = mailbox.ring_fd();
@@ -410,6 +411,7 @@ mod tests {
             mailbox: Arc::clone(&mailbox),
             message: Message { data: 7, value: 1 },
             msg_ring: false,
+            admitted: core::cell::Cell::new(false),
         };
         let mut sqe = io_uring_sqe::default();
         // SAFETY: `op` is a live, exclusively borrowed op for the whole call.
