@@ -290,6 +290,10 @@ pub enum Op {
     CancelAny {
         /// Tasks already cancelled locally (still queued) by the same `cancel_all`.
         local: u32,
+        /// The ring's own background tasks in flight when it was queued (a mailbox read, a
+        /// wake timer): the kernel cancels them too, but they are not the user's, so they
+        /// are not counted.
+        background: u32,
     },
     /// A `cancel_all` waiting for its per-task cancels (kernels without `CANCEL_ALL`).
     CancelAllJoin {
@@ -429,9 +433,9 @@ impl Op {
             }
             Op::Received { message } => *out = Some(OpResult::Message(*message)),
             Op::Cancel { .. } => *out = Some(OpResult::Cancel(unit(r))),
-            Op::CancelAny { local } => {
+            Op::CancelAny { local, background } => {
                 *out = Some(OpResult::CancelAll(match r {
-                    Ok(n) => Ok(n + local),
+                    Ok(n) => Ok(n.saturating_sub(*background) + local),
                     // Nothing in flight to cancel in the kernel.
                     Err(Errno::ENOENT) => Ok(*local),
                     Err(e) => Err(e),

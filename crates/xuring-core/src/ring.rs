@@ -822,14 +822,29 @@ impl<B: Backend> Ring<B> {
     /// `n` the number of tasks cancelled. Queued tasks complete with `ECANCELED` without
     /// reaching the kernel. In flight, this uses one `ASYNC_CANCEL` with `ALL | ANY` where the
     /// kernel has them (5.19), and one cancel per in-flight task otherwise.
+    ///
+    /// The ring's own background work (a [`Thread`](crate::Thread) mailbox's read, the wake
+    /// timer of a deadline run) is neither counted nor, where the kernel allows, cancelled.
     pub fn cancel_all(&mut self, ctx: Context<B>) -> TaskHandle<B> {
         let mut local = 0;
+        let mut background: List<Task<B>> = List::new();
         while let Some(task) = self.submission_q.pop_front() {
+            // SAFETY: the pool's pointers are valid for the ring's life.
+            if unsafe { task.as_ref() }.background.get() {
+                // SAFETY: as in `queue`: live, stable, shared access only while linked.
+                unsafe { background.push_back(task) };
+                continue;
+            }
             self.complete_locally(task, -libc::ECANCELED);
             local += 1;
         }
+        while let Some(task) = background.pop_front() {
+            // SAFETY: as above.
+            unsafe { self.submission_q.push_back(task) };
+        }
         if self.cancel_any_supported() {
-            return self.queue(Op::CancelAny { local }, ctx);
+            let background = self.background_in_flight;
+            return self.queue(Op::CancelAny { local, background }, ctx);
         }
         let join = self.queue(
             Op::CancelAllJoin {
@@ -842,7 +857,16 @@ impl<B: Backend> Ring<B> {
         self.unqueue(join_ptr);
         // SAFETY: the pool's pointers are valid for the ring's life.
         unsafe { join_ptr.as_ref() }.state.set(TaskState::Waiting);
-        let targets: Vec<TaskId> = self.in_flight_user_tasks().collect();
+        let targets: Vec<TaskId> = self
+            .in_flight_user_tasks()
+            .filter(|&id| {
+                // SAFETY: the pool's pointers are valid for the ring's life.
+                !self
+                    .pool
+                    .lookup(id)
+                    .is_some_and(|t| unsafe { t.as_ref() }.background.get())
+            })
+            .collect();
         let mut outstanding = 0;
         for target in targets {
             let ctx = Context {

@@ -223,7 +223,13 @@ impl<B: Backend> Ring<B> {
         let deadline = self.backend.now().saturating_add(self.teardown_timeout);
         let targets: Vec<TaskId> = self.in_flight_user_tasks().collect();
         if self.cancel_any_supported() {
-            self.queue(Op::CancelAny { local: 0 }, Context::default());
+            self.queue(
+                Op::CancelAny {
+                    local: 0,
+                    background: 0,
+                },
+                Context::default(),
+            );
         } else {
             for target in targets {
                 self.cancel(target, Context::default());

@@ -323,3 +323,67 @@ fn concurrent_senders_through_the_fallback_queue() {
         assert!(mine.windows(2).all(|w| w[0] < w[1]), "sender {s} in order");
     }
 }
+
+// ----- cancel_all next to a mailbox -----
+
+thread_local! {
+    static CANCELLED: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+fn on_cancel_all(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    if let Some(OpResult::CancelAll(Ok(n))) = task.result {
+        CANCELLED.with(|c| c.set(Some(n)));
+    }
+    Ok(())
+}
+
+/// A parent ring has a mailbox read in flight for its child's replies. `cancel_all` counts
+/// the user's tasks only, and the mailbox keeps working afterwards.
+fn cancel_all_counts_only_user_tasks(level: KernelLevel) {
+    let mut ring = parent(level);
+    let thread = Thread::spawn(&mut ring, 16).expect("spawn");
+    let long = xuring_core::Timespec::from_duration(Duration::from_secs(60));
+    for _ in 0..3 {
+        ring.timer(long, Context::default());
+    }
+    ring.run(RunCondition::NoWait).expect("submit the timers");
+    for _ in 0..2 {
+        ring.timer(long, Context::default());
+    }
+    CANCELLED.with(|c| c.set(None));
+    ring.cancel_all(Context {
+        cb: on_cancel_all,
+        msg: 0,
+        userdata: None,
+    });
+    ring.run(RunCondition::UntilDone).expect("cancel");
+    assert_eq!(
+        CANCELLED.with(Cell::get),
+        Some(5),
+        "3 in flight and 2 queued, not the mailbox read ({level})"
+    );
+    // The mailbox still hears the child.
+    PONGS.with(|p| p.set(0));
+    SUM.with(|s| s.set(0));
+    TARGET.with(|t| t.set(1));
+    CHILD.with(|c| *c.borrow_mut() = Some(thread.peer().clone()));
+    thread.send(&mut ring, ping, 0, Context::default());
+    let start = Instant::now();
+    while PONGS.with(Cell::get) < 1 && start.elapsed() < Duration::from_secs(5) {
+        ring.run(RunCondition::For(Duration::from_millis(10)))
+            .expect("run");
+    }
+    CHILD.with(|c| c.borrow_mut().take());
+    assert_eq!(
+        PONGS.with(Cell::get),
+        1,
+        "a reply after cancel_all ({level})"
+    );
+    thread.join().expect("join");
+}
+
+#[test]
+fn cancel_all_leaves_the_mailbox_alone() {
+    cancel_all_counts_only_user_tasks(KernelLevel::Native);
+    cancel_all_counts_only_user_tasks(KernelLevel::V5_6);
+}
