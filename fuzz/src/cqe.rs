@@ -291,7 +291,10 @@ fn decode_every_kind(res: i32, user_data: u64) {
             target,
             via: CancelVia::TimeoutRemove,
         },
-        Op::CancelAny { local: 3 },
+        Op::CancelAny {
+            local: 3,
+            background: 0,
+        },
         Op::CancelAllJoin {
             outstanding: 0,
             cancelled: 2,
