@@ -330,9 +330,14 @@ impl<B: Backend> Ring<B> {
         self.pool.free_len()
     }
 
-    /// Whether nothing is queued, in flight or waiting for a callback.
+    /// Whether nothing of the user's is queued, in flight or waiting for a callback. The
+    /// ring's own background tasks in flight (a [`Thread`](crate::Thread) mailbox's read, the
+    /// wake timer a deadline run leaves behind below 5.11) do not count: they never keep
+    /// `run(UntilDone)` going either.
     pub fn is_idle(&self) -> bool {
-        self.in_flight == 0 && self.submission_q.is_empty() && self.completions.is_empty()
+        self.in_flight == self.background_in_flight
+            && self.submission_q.is_empty()
+            && self.completions.is_empty()
     }
 
     /// How many task slots are in `state` right now. Walks every slot, so it costs

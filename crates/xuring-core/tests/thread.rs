@@ -387,3 +387,19 @@ fn cancel_all_leaves_the_mailbox_alone() {
     cancel_all_counts_only_user_tasks(KernelLevel::Native);
     cancel_all_counts_only_user_tasks(KernelLevel::V5_6);
 }
+
+#[test]
+fn a_parent_with_a_mailbox_is_idle_when_its_own_work_is_done() {
+    for level in [KernelLevel::Native, KernelLevel::V5_6] {
+        let mut ring = parent(level);
+        let thread = Thread::spawn(&mut ring, 8).expect("spawn");
+        ring.noop(Context::default());
+        assert!(!ring.is_idle(), "a noop queued ({level})");
+        ring.run(RunCondition::UntilDone).expect("run");
+        assert!(
+            ring.is_idle(),
+            "only the mailbox read is in flight ({level})"
+        );
+        thread.join().expect("join");
+    }
+}
