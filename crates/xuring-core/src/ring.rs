@@ -931,7 +931,7 @@ impl<B: Backend> Ring<B> {
         self.flush_until(true);
     }
 
-    #[inline(always)]
+    #[inline]
     fn flush_until(&mut self, stop_at_marked: bool) {
         let mut space = self.backend.space();
         while space > 0 {
