@@ -865,11 +865,12 @@ impl<B: Backend> Ring<B> {
         let targets: Vec<TaskId> = self
             .in_flight_user_tasks()
             .filter(|&id| {
+                let Some(task) = self.pool.lookup(id) else {
+                    return true;
+                };
                 // SAFETY: the pool's pointers are valid for the ring's life.
-                !self
-                    .pool
-                    .lookup(id)
-                    .is_some_and(|t| unsafe { t.as_ref() }.background.get())
+                let t = unsafe { task.as_ref() };
+                !t.background.get()
             })
             .collect();
         let mut outstanding = 0;
