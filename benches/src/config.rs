@@ -31,6 +31,8 @@ pub struct Config {
     pub echo_conns: Vec<u32>,
     /// Message sizes of `echo`, in bytes.
     pub echo_sizes: Vec<usize>,
+    /// Timers per wave of `timers`.
+    pub timer_counts: Vec<u32>,
     /// A label for the report.
     pub mode: &'static str,
 }
@@ -50,6 +52,7 @@ impl Config {
             pair_target_run: Duration::from_millis(50),
             echo_conns: vec![1, 16, 128],
             echo_sizes: vec![64, 4096],
+            timer_counts: vec![1, 256],
             mode: "full",
         }
     }

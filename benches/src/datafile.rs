@@ -1,5 +1,6 @@
-//! The data file that `read4k` reads: written once, read once to warm the page cache, removed
-//! when dropped. Also the random offsets both sides read at.
+//! The data file that `read4k` and `randread` read: written once, read once to warm the page
+//! cache, removed when dropped unless it was asked for by path. Also the random offsets both
+//! sides read at.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -18,12 +19,14 @@ pub fn data_dir() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
 }
 
-/// A file of pseudo-random bytes, in the page cache, deleted on drop.
+/// A file of pseudo-random bytes, in the page cache, deleted on drop if this process made it
+/// as a temporary file.
 #[derive(Debug)]
 pub struct DataFile {
     path: PathBuf,
     file: File,
     len: u64,
+    keep: bool,
 }
 
 impl DataFile {
@@ -37,6 +40,46 @@ impl DataFile {
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
+        DataFile::make(path, len, false)
+    }
+
+    /// The file at `path`: if it exists, all of it that is whole 4 KiB blocks (at least one);
+    /// if not, a new file of `len` bytes (rounded up to 4 KiB), which is kept. Either way it
+    /// is read once, so that it is in the page cache.
+    pub fn at(path: &Path, len: u64) -> Result<DataFile, BenchError> {
+        match File::open(path) {
+            Ok(file) => {
+                let found = file
+                    .metadata()
+                    .map_err(|e| BenchError::Io("stat the data file", e))?
+                    .len();
+                let len = found / BLOCK as u64 * BLOCK as u64;
+                if len == 0 {
+                    return Err(BenchError::Other(format!(
+                        "{} holds {found} bytes, less than one 4 KiB block",
+                        path.display()
+                    )));
+                }
+                let mut data = DataFile {
+                    path: path.to_owned(),
+                    file,
+                    len,
+                    keep: true,
+                };
+                data.warm()?;
+                Ok(data)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let len = len.max(BLOCK as u64).div_ceil(BLOCK as u64) * BLOCK as u64;
+                DataFile::make(path.to_owned(), len, true)
+            }
+            Err(e) => Err(BenchError::Io("open the data file", e)),
+        }
+    }
+
+    /// Creates `path` (which must not exist) with `len` bytes of pseudo-random data and warms
+    /// it; removes it again on failure, and on drop unless `keep`.
+    fn make(path: PathBuf, len: u64, keep: bool) -> Result<DataFile, BenchError> {
         let io = |what| move |e| BenchError::Io(what, e);
         let mut file = OpenOptions::new()
             .read(true)
@@ -44,11 +87,12 @@ impl DataFile {
             .create_new(true)
             .open(&path)
             .map_err(io("create the data file"))?;
-        // From here on, `Drop` removes the file whatever fails.
+        // From here on, `Drop` removes the file whatever fails (until it is complete).
         let mut data = DataFile {
             path,
             file: file.try_clone().map_err(io("dup the data file"))?,
             len,
+            keep: false,
         };
         let mut chunk = vec![0u8; 1 << 20];
         let mut rng = XorShift::new(0x5eed);
@@ -63,6 +107,7 @@ impl DataFile {
             written += n as u64;
         }
         data.warm()?;
+        data.keep = keep;
         Ok(data)
     }
 
@@ -81,7 +126,7 @@ impl DataFile {
         }
     }
 
-    /// The open file (read-write).
+    /// The open file (read-write if this process made it, else read-only).
     pub fn fd(&self) -> RawFd {
         self.file.as_raw_fd()
     }
@@ -114,7 +159,9 @@ impl DataFile {
 
 impl Drop for DataFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

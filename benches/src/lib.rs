@@ -17,8 +17,13 @@
 //! the machine ([`pin::cpu_pair`]) and stop it on their own at the end of each case
 //! ([`threads`]).
 //!
+//! Besides the tour, subcommands ([`commands`]) run one scenario with the parameters given,
+//! on one implementation or both, and print one record per run (`--json`: one JSON object per
+//! line), for scripts and for comparisons with other tools.
+//!
 //! `unsafe` is denied except in the modules that talk to the kernel or to raw memory
-//! ([`alloc_count`], [`echo`], [`pin`], [`pingpong`], [`probe`], [`raw`] and [`xuring_ops`]),
+//! ([`alloc_count`], [`commands`] (its `echo-server` signal handling), [`echo`], [`pin`],
+//! [`pingpong`], [`probe`], [`raw`] and [`xuring_ops`]),
 //! each of which opens with a `# Safety` preamble.
 
 #![deny(unsafe_code)]
@@ -27,11 +32,15 @@
 #[allow(unsafe_code)]
 pub mod alloc_count;
 pub mod cli;
+#[allow(unsafe_code)]
+pub mod commands;
 pub mod config;
 pub mod datafile;
 #[allow(unsafe_code)]
 pub mod echo;
 pub mod error;
+pub mod json;
+pub mod latency;
 pub mod method;
 #[allow(unsafe_code)]
 pub mod pin;

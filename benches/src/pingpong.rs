@@ -245,15 +245,19 @@ impl XuringPingPong {
             (s.next.get(), s.bad.get(), s.failed.get())
         });
         result?;
-        let what = format!("xuring Thread ({})", self.level);
+        // A static name: a run may be one round trip, and must not allocate.
+        let what = match self.level {
+            KernelLevel::V5_6 => "xuring Thread (5.6)",
+            _ => "xuring Thread (native)",
+        };
         if bad + failed > 0 {
             return Err(BenchError::Failed {
-                what,
+                what: what.to_owned(),
                 count: bad + failed,
             });
         }
         self.done += got;
-        check_complete(&what, n, got)
+        check_complete(what, n, got)
     }
 
     fn round_trips_of(&mut self, n: u64) -> Result<(), BenchError> {

@@ -64,6 +64,25 @@ pub const NOTABLE_OPS: &[Opcode] = &[
     Opcode::SendmsgZc,
 ];
 
+/// What this kernel gives an opcode that xuring uses: `supported`, `fallback` (xuring does
+/// the same work another way) or `unsupported` (the op completes with an error).
+pub fn op_status(features: &Features, info: &xuring_sys::OpcodeInfo) -> &'static str {
+    if features.supports(info.opcode) {
+        "supported"
+    } else if info.fallback.contains(" without it") || info.fallback.contains("; plain ") {
+        "fallback"
+    } else {
+        "unsupported"
+    }
+}
+
+/// The opcodes xuring's `Ring` uses (its table names a use for them).
+pub fn used_ops() -> impl Iterator<Item = &'static xuring_sys::OpcodeInfo> {
+    Opcode::TABLE
+        .iter()
+        .filter(|info| !info.fallback.starts_with("not used"))
+}
+
 /// The setup flags xuring asks for by default, each reported as accepted or not.
 pub const WANTED_SETUP: &[(SetupFlags, &str)] = &[
     (SetupFlags::SUBMIT_ALL, "SUBMIT_ALL"),
@@ -150,6 +169,42 @@ fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "NO" }
 }
 
+impl ProbeReport {
+    /// The report as one JSON object (`probe --json`).
+    pub fn json(&self) -> String {
+        let mut line = crate::json::JsonLine::new()
+            .str("scenario", "probe")
+            .str("kernel_release", &self.kernel_release)
+            .bool("available", self.available());
+        if let Some(level) = &self.env_level {
+            line = line.str("env_level", level);
+        }
+        match &self.features {
+            Err(e) => line = line.str("error", &e.to_string()),
+            Ok(features) => {
+                let status = |want: &'static str| {
+                    used_ops()
+                        .filter(move |info| op_status(features, info) == want)
+                        .map(|info| info.c_name.trim_start_matches("IORING_OP_"))
+                };
+                line = line
+                    .str("ring_level", &features.level.to_string())
+                    .strs("feature_bits", features.flags.iter_names().map(|(n, _)| n))
+                    .strs("setup_flags", features.setup.iter_names().map(|(n, _)| n))
+                    .strs("cancel_flags", features.cancel.iter_names().map(|(n, _)| n))
+                    .int("ops_in_table", features.ops.len() as u64)
+                    .strs("ops_supported", status("supported"))
+                    .strs("ops_fallback", status("fallback"))
+                    .strs("ops_unsupported", status("unsupported"));
+            }
+        }
+        if let Some(n) = self.kernel_opcodes {
+            line = line.int("kernel_opcodes", n as u64);
+        }
+        line.int("task_size", self.task_size as u64).finish()
+    }
+}
+
 impl fmt::Display for ProbeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "== probe")?;
@@ -201,6 +256,20 @@ impl fmt::Display for ProbeReport {
                         "                       "
                     };
                     writeln!(f, "{head}{}", line.join(", "))?;
+                }
+                writeln!(
+                    f,
+                    "  xuring's ops         (op, since, on this kernel, what xuring does)"
+                )?;
+                for info in used_ops() {
+                    writeln!(
+                        f,
+                        "    {:<12} {:<5} {:<11} {}",
+                        info.c_name.trim_start_matches("IORING_OP_"),
+                        info.since.to_string(),
+                        op_status(features, info),
+                        info.fallback
+                    )?;
                 }
                 let setup: Vec<String> = WANTED_SETUP
                     .iter()

@@ -362,3 +362,80 @@ impl RawReader {
         check_complete("raw read", ops, done)
     }
 }
+
+/// Waves of `count` concurrent relative timeouts (`IORING_OP_TIMEOUT`, no completion count)
+/// on a raw ring: push them all (submitting whenever the SQ is full), wait for every one to
+/// fire with `-ETIME`, repeat.
+pub struct RawTimers {
+    // Declared before `after`: the ring goes first.
+    ring: IoUring,
+    after: Box<types::Timespec>,
+    count: u32,
+}
+
+impl RawTimers {
+    /// A raw ring of `entries` entries, created with `setup`, arming `count` timers of `after`
+    /// per wave.
+    pub fn new(
+        entries: u32,
+        setup: SetupFlags,
+        count: u32,
+        after: std::time::Duration,
+    ) -> Result<RawTimers, BenchError> {
+        if count == 0 {
+            return Err(BenchError::Other("0 timers".to_owned()));
+        }
+        let ring = raw_ring(entries, setup).map_err(ring_error("io_uring_setup (raw)"))?;
+        let after = Box::new(
+            types::Timespec::new()
+                .sec(after.as_secs())
+                .nsec(after.subsec_nanos()),
+        );
+        Ok(RawTimers { ring, after, count })
+    }
+
+    /// Fires `ops` timers, `count` at a time; returns the completions seen. Each must end
+    /// with `-ETIME` (the timer expired).
+    pub fn run(&mut self, ops: u64) -> Result<u64, BenchError> {
+        let cq_entries = self.ring.params().cq_entries();
+        let (submitter, mut sq, mut cq) = self.ring.split();
+        let ts: *const types::Timespec = &*self.after;
+        let mut done = 0u64;
+        let mut bad = 0u64;
+        while done < ops {
+            let wave = (ops - done).min(u64::from(self.count));
+            let mut pushed = 0u64;
+            let mut got = 0u64;
+            while got < wave {
+                while pushed < wave {
+                    let entry = opcode::Timeout::new(ts).build().user_data(pushed);
+                    // SAFETY: `ts` points into `self.after`, which lives as long as the ring
+                    // (see the module's safety notes).
+                    if unsafe { sq.push(&entry) }.is_err() {
+                        break;
+                    }
+                    pushed += 1;
+                }
+                sq.sync();
+                // Wait for every timer in flight (as many as the CQ holds): one wake-up per
+                // wave rather than one per timer.
+                let in_flight = (pushed - got).min(u64::from(cq_entries)) as usize;
+                submit_and_wait(&submitter, in_flight.max(1))?;
+                sq.sync();
+                cq.sync();
+                for cqe in &mut cq {
+                    bad += u64::from(cqe.result() != -libc::ETIME);
+                    got += 1;
+                }
+            }
+            done += got;
+        }
+        if bad > 0 {
+            return Err(BenchError::Failed {
+                what: "raw timer".to_owned(),
+                count: bad,
+            });
+        }
+        check_complete("raw timer", ops, done)
+    }
+}

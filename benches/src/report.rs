@@ -4,6 +4,80 @@ use std::fmt::Write as _;
 
 use crate::method::CaseResult;
 
+/// One line of the tour's closing table: a case, each side's median rate and the median of
+/// the paired ratios xuring / io-uring.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryRow {
+    /// The scenario.
+    pub scenario: String,
+    /// The case's parameters.
+    pub params: String,
+    /// xuring's median operations per second.
+    pub xuring: f64,
+    /// The `io-uring` crate's.
+    pub raw: f64,
+    /// The median of the paired ratios (above 1: xuring faster).
+    pub ratio: f64,
+}
+
+/// The row comparing variants `a` (xuring) and `b` (io-uring) of `case`, if it has both.
+pub fn summary_row(
+    scenario: &str,
+    params: impl Into<String>,
+    case: &CaseResult,
+    a: &str,
+    b: &str,
+) -> Option<SummaryRow> {
+    Some(SummaryRow {
+        scenario: scenario.to_owned(),
+        params: params.into(),
+        xuring: case.variant(a)?.ops_per_sec(),
+        raw: case.variant(b)?.ops_per_sec(),
+        ratio: case.ratio(a, b)?.median,
+    })
+}
+
+/// The tour's closing table.
+pub fn summary_table(rows: &[SummaryRow]) -> String {
+    let mut out = String::new();
+    if rows.is_empty() {
+        return out;
+    }
+    let sw = rows
+        .iter()
+        .map(|r| r.scenario.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let pw = rows
+        .iter()
+        .map(|r| r.params.len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
+    let _ = writeln!(
+        out,
+        "  {:<sw$}  {:<pw$}  {:>9}  {:>9}  {:>7}",
+        "scenario", "parameters", "xuring", "io-uring", "ratio"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "  {:<sw$}  {:<pw$}  {:>9}  {:>9}  {:>7}",
+            r.scenario,
+            r.params,
+            rate(r.xuring),
+            rate(r.raw),
+            ratio(r.ratio)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  (ops/s at each side's median; ratio: median of paired rounds, xuring / io-uring)"
+    );
+    out
+}
+
 /// `24.3M`, `812k`, `950`.
 pub fn rate(per_sec: f64) -> String {
     if per_sec >= 1e9 {

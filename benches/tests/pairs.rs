@@ -146,7 +146,7 @@ fn msgring_quick_runs_through_the_binary() {
     if !kernel() {
         return;
     }
-    let out = run_binary(&["msgring", "--quick"]);
+    let out = run_binary(&["tour", "msgring", "--quick"]);
     assert!(out.contains("== msgring"), "{out}");
     assert!(out.contains("checked:") && !out.contains("FAILED"), "{out}");
     assert!(out.contains("xuring native / raw MSG_RING"), "{out}");
@@ -157,7 +157,7 @@ fn echo_quick_runs_through_the_binary() {
     if !kernel() {
         return;
     }
-    let out = run_binary(&["echo", "--quick"]);
+    let out = run_binary(&["tour", "echo", "--quick"]);
     assert!(out.contains("== echo"), "{out}");
     assert!(
         out.contains("messages echoed back intact") && !out.contains("FAILED"),

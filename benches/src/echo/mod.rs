@@ -54,6 +54,32 @@ pub enum Kind {
     Raw,
 }
 
+/// When a server stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// Once it has accepted this many connections and each has been closed by its peer.
+    Closed(u32),
+    /// Once `stop` (an eventfd) is readable: it stops accepting, cancels what is in flight
+    /// and closes every connection still open. It serves up to `max_conns` connections at a
+    /// time; one more is accepted and closed at once.
+    Stopped {
+        /// The eventfd that says stop.
+        stop: std::os::fd::RawFd,
+        /// Connections served at once.
+        max_conns: u32,
+    },
+}
+
+impl Until {
+    /// The most connections open at once: the slots (and buffers) a server sets up.
+    pub fn slots(self) -> u32 {
+        match self {
+            Until::Closed(n) => n,
+            Until::Stopped { max_conns, .. } => max_conns,
+        }
+    }
+}
+
 /// What a server counted by the time it stopped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServerStats {
@@ -63,8 +89,13 @@ pub struct ServerStats {
     pub closed: u64,
     /// Bytes sent back.
     pub echoed: u64,
-    /// Operations that failed (accept, recv, send, close).
+    /// Messages (receives) sent back whole.
+    pub echoes: u64,
+    /// Operations that failed (accept, recv, send, close), not counting those cancelled
+    /// or cut short by a stop.
     pub errors: u64,
+    /// Connections accepted beyond [`Until::Stopped`]'s `max_conns` and closed at once.
+    pub refused: u64,
 }
 
 /// Entries of a server's ring: a receive or send per connection, plus the accept.
@@ -72,11 +103,11 @@ pub fn ring_entries(conns: u32) -> u32 {
     (conns + 1).next_power_of_two().max(16)
 }
 
-/// A listener on an ephemeral loopback port with `TCP_NODELAY` set, which the connections
+/// A listener on `127.0.0.1:port` (0: an ephemeral one) with `TCP_NODELAY` set, which the connections
 /// it accepts inherit (a small echo is never held back by Nagle's algorithm).
-fn listen() -> Result<TcpListener, BenchError> {
+pub fn listen(port: u16) -> Result<TcpListener, BenchError> {
     let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| BenchError::Io("bind 127.0.0.1:0", e))?;
+        TcpListener::bind(("127.0.0.1", port)).map_err(|e| BenchError::Io("bind 127.0.0.1", e))?;
     let one: libc::c_int = 1;
     // SAFETY: `one` is a live `c_int` for the duration of the call and its exact size is
     // passed; the listener's fd is open (it is borrowed from `listener`).
@@ -118,7 +149,7 @@ impl Server {
         if conns == 0 || conns > u32::from(u16::MAX) {
             return Err(BenchError::Other(format!("echo: {conns} connections")));
         }
-        let listener = listen()?;
+        let listener = listen(0)?;
         let addr = listener
             .local_addr()
             .map_err(|e| BenchError::Io("getsockname", e))?;
@@ -131,8 +162,8 @@ impl Server {
             Kind::Raw => "raw-echo",
         };
         let handle = spawn_pinned(name, pair, move || match kind {
-            Kind::Xuring => xuring::serve(&listener, conns, ready),
-            Kind::Raw => raw::serve(&listener, conns, setup, ready),
+            Kind::Xuring => xuring::serve(&listener, Until::Closed(conns), ready),
+            Kind::Raw => raw::serve(&listener, Until::Closed(conns), setup, ready),
         })?;
         if rx.recv().is_err() {
             // It stopped before it was ready: its error says why.

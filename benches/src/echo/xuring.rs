@@ -1,6 +1,8 @@
 //! xuring's echo server: one ring, callbacks, pool buffers.
 //!
-//! One accept is in flight until the expected connections are in. Each connection owns one
+//! One accept is in flight until the expected connections are in (or, with
+//! [`Until::Stopped`], until the stop eventfd is readable: then a `cancel_all` ends every
+//! operation in flight and each connection is closed). Each connection owns one
 //! [`PoolBuf`] of the ring's pool for its whole life: `recv` into it, then `send` it back with
 //! its length set to the bytes received, then `recv` into it again; a short send moves the
 //! unsent tail to the front (the only copy, and only then) and sends the rest. The task's
@@ -18,24 +20,36 @@ use std::net::TcpListener;
 use std::os::fd::{AsRawFd as _, RawFd};
 use std::ptr::NonNull;
 
-use xuring_core::{Context, IoBuf, OpResult, PoolBuf, Ring, RingError, RunCondition, Task};
+use xuring_core::{Context, IoBuf, Offset, OpResult, PoolBuf, Ring, RingError, RunCondition, Task};
 
-use super::{BUF_SIZE, MAX_ACCEPT_ERRORS, ServerStats, ring_entries};
+use super::{BUF_SIZE, MAX_ACCEPT_ERRORS, ServerStats, Until, ring_entries};
 use crate::error::BenchError;
 use crate::xuring_ops::state_of;
 
 /// What the callbacks share.
 struct State {
     listener: RawFd,
-    expected: u64,
+    /// Connections to accept in all ([`Until::Closed`]); `None` until stopped.
+    expected: Option<u64>,
+    /// Connections open at once, at most.
+    slots: usize,
     accepted: Cell<u64>,
     closed: Cell<u64>,
     echoed: Cell<u64>,
+    echoes: Cell<u64>,
     errors: Cell<u64>,
+    refused: Cell<u64>,
     accept_errors: Cell<u64>,
-    /// Each connection's fd, by index (the tasks' `msg`); capacity `expected`.
+    /// The stop eventfd has been read: no more accepts, failures are the cancellation's.
+    stopping: Cell<bool>,
+    /// Each connection's fd, by slot (the tasks' `msg`); -1 for a free slot.
     fds: RefCell<Vec<RawFd>>,
+    /// Free slots below `fds.len()`.
+    free: RefCell<Vec<u16>>,
 }
+
+/// The `msg` of a connection that had no slot: closed at once.
+const REFUSED: u16 = u16::MAX;
 
 impl State {
     fn stats(&self) -> ServerStats {
@@ -43,12 +57,37 @@ impl State {
             accepted: self.accepted.get(),
             closed: self.closed.get(),
             echoed: self.echoed.get(),
+            echoes: self.echoes.get(),
             errors: self.errors.get(),
+            refused: self.refused.get(),
         }
     }
 
+    /// Counts a failure, unless it is the stop's doing.
     fn error(&self) {
-        self.errors.set(self.errors.get() + 1);
+        if !self.stopping.get() {
+            self.errors.set(self.errors.get() + 1);
+        }
+    }
+
+    /// A slot for a new connection on `fd`, if one is free.
+    fn take_slot(&self, fd: RawFd) -> Option<u16> {
+        let mut fds = self.fds.borrow_mut();
+        let slot = match self.free.borrow_mut().pop() {
+            Some(slot) => slot,
+            None if fds.len() < self.slots && fds.len() < usize::from(REFUSED) => {
+                fds.push(-1);
+                (fds.len() - 1) as u16
+            }
+            None => return None,
+        };
+        fds[usize::from(slot)] = fd;
+        Some(slot)
+    }
+
+    /// Whether another accept should be queued.
+    fn accepting(&self) -> bool {
+        !self.stopping.get() && self.expected.is_none_or(|n| self.accepted.get() < n)
     }
 
     fn fd(&self, conn: u16) -> Result<RawFd, RingError> {
@@ -84,20 +123,28 @@ fn pool_buf(task: &Task) -> Result<PoolBuf, RingError> {
 fn on_accept(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     let state = state(task)?;
     match task.result {
-        Some(OpResult::Accept(Ok(accepted))) => {
-            let conn = {
-                let mut fds = state.fds.borrow_mut();
-                fds.push(accepted.fd);
-                u16::try_from(fds.len() - 1)
-                    .map_err(|_| RingError::callback("too many connections"))?
-            };
+        Some(OpResult::Accept(Ok(accepted))) if state.stopping.get() => {
+            // It came in as the server stopped: close it at once.
             state.accepted.set(state.accepted.get() + 1);
-            let buf = ring
-                .buffers()
-                .and_then(|pool| pool.get())
-                .ok_or_else(|| RingError::callback("the buffer pool is empty"))?;
-            ring.recv(accepted.fd, buf, 0, ctx(on_recv, conn, task));
+            ring.close(accepted.fd, ctx(on_close, REFUSED, task));
         }
+        Some(OpResult::Accept(Ok(accepted))) => {
+            state.accepted.set(state.accepted.get() + 1);
+            match state.take_slot(accepted.fd) {
+                Some(conn) => {
+                    let buf = ring
+                        .buffers()
+                        .and_then(|pool| pool.get())
+                        .ok_or_else(|| RingError::callback("the buffer pool is empty"))?;
+                    ring.recv(accepted.fd, buf, 0, ctx(on_recv, conn, task));
+                }
+                None => {
+                    state.refused.set(state.refused.get() + 1);
+                    ring.close(accepted.fd, ctx(on_close, REFUSED, task));
+                }
+            }
+        }
+        _ if state.stopping.get() => {}
         _ => {
             state.error();
             state.accept_errors.set(state.accept_errors.get() + 1);
@@ -106,9 +153,22 @@ fn on_accept(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
             }
         }
     }
-    if state.accepted.get() < state.expected {
+    if state.accepting() {
         ring.accept(state.listener, ctx(on_accept, 0, task));
     }
+    Ok(())
+}
+
+fn on_stop(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    let state = state(task)?;
+    state.stopping.set(true);
+    // Every accept, receive and send in flight ends with -ECANCELED, whose callbacks close
+    // their connections.
+    ring.cancel_all(ctx(on_cancelled, 0, task));
+    Ok(())
+}
+
+fn on_cancelled(_ring: &mut Ring, _task: &Task) -> Result<(), RingError> {
     Ok(())
 }
 
@@ -118,7 +178,8 @@ fn on_recv(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     let fd = state.fd(conn)?;
     let mut buf = pool_buf(task)?;
     match task.result {
-        Some(OpResult::Recv(Ok(n))) if n > 0 => {
+        // Once stopping, whatever arrives ends the connection.
+        Some(OpResult::Recv(Ok(n))) if n > 0 && !state.stopping.get() => {
             buf.set_len(n);
             ring.send(fd, buf, 0, ctx(on_send, conn, task));
         }
@@ -141,9 +202,10 @@ fn on_send(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     let mut buf = pool_buf(task)?;
     let len = buf.len();
     match task.result {
-        Some(OpResult::Send(Ok(sent))) if sent > 0 && sent <= len => {
+        Some(OpResult::Send(Ok(sent))) if sent > 0 && sent <= len && !state.stopping.get() => {
             state.echoed.set(state.echoed.get() + sent as u64);
             if sent == len {
+                state.echoes.set(state.echoes.get() + 1);
                 buf.set_len(buf.capacity());
                 ring.recv(fd, buf, 0, ctx(on_recv, conn, task));
             } else {
@@ -167,29 +229,45 @@ fn on_close(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
         state.error();
     }
     state.closed.set(state.closed.get() + 1);
+    let conn = task.msg();
+    if conn != REFUSED {
+        if let Some(fd) = state.fds.borrow_mut().get_mut(usize::from(conn)) {
+            *fd = -1;
+        }
+        state.free.borrow_mut().push(conn);
+    }
     Ok(())
 }
 
-/// Serves `conns` connections on `listener`, then returns what it counted. Calls `ready`
-/// once the ring exists and the first accept is queued.
+/// Serves connections on `listener` until `until`, then returns what it counted. Calls
+/// `ready` once the ring exists and the first accept is queued.
 pub fn serve(
     listener: &TcpListener,
-    conns: u32,
+    until: Until,
     ready: impl FnOnce(),
 ) -> Result<ServerStats, BenchError> {
+    let slots = until.slots();
     // Declared before the ring, so dropped after it: tasks point to it.
     let state = Box::new(State {
         listener: listener.as_raw_fd(),
-        expected: u64::from(conns),
+        expected: match until {
+            Until::Closed(n) => Some(u64::from(n)),
+            Until::Stopped { .. } => None,
+        },
+        slots: slots as usize,
         accepted: Cell::new(0),
         closed: Cell::new(0),
         echoed: Cell::new(0),
+        echoes: Cell::new(0),
         errors: Cell::new(0),
+        refused: Cell::new(0),
         accept_errors: Cell::new(0),
-        fds: RefCell::new(Vec::with_capacity(conns as usize)),
+        stopping: Cell::new(false),
+        fds: RefCell::new(Vec::with_capacity(slots as usize)),
+        free: RefCell::new(Vec::with_capacity(slots as usize)),
     });
-    let mut ring = Ring::builder(ring_entries(conns))
-        .buffer_pool(conns as usize, BUF_SIZE)
+    let mut ring = Ring::builder(ring_entries(slots))
+        .buffer_pool(slots as usize, BUF_SIZE)
         .build()?;
     let first = Context {
         cb: on_accept,
@@ -197,10 +275,25 @@ pub fn serve(
         userdata: Some(NonNull::from(&*state).cast()),
     };
     ring.accept(state.listener, first);
+    if let Until::Stopped { stop, .. } = until {
+        let ctx = Context {
+            cb: on_stop,
+            ..first
+        };
+        ring.read(stop, IoBuf::from(vec![0u8; 8]), Offset::File, ctx);
+    }
     ready();
-    // Every connection ends with its peer closing it; the client closes them all when it is
-    // done (and when it fails), so this ends.
-    while state.closed.get() < state.expected {
+    loop {
+        let done = match state.expected {
+            // Every connection ends with its peer closing it; the client closes them all
+            // when it is done (and when it fails), so this ends.
+            Some(n) => state.closed.get() >= n,
+            // Every connection has been closed since the stop, and nothing is in flight.
+            None => state.stopping.get() && state.closed.get() == state.accepted.get(),
+        };
+        if done {
+            break;
+        }
         if ring.is_idle() {
             return Err(BenchError::Other(format!(
                 "xuring echo server: nothing left to wait for with {:?}",

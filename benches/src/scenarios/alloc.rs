@@ -138,6 +138,7 @@ impl AllocReport {
             return Output {
                 text,
                 summary: vec!["alloc: not measured".to_owned()],
+                rows: Vec::new(),
             };
         }
         let width = self.rows.iter().map(|r| r.name.len()).max().unwrap_or(4);
@@ -169,6 +170,7 @@ impl AllocReport {
         Output {
             text,
             summary: vec![line],
+            rows: Vec::new(),
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::echo::{EchoCheck, EchoClient, Kind, Server, ring_entries};
 use crate::error::BenchError;
 use crate::method::{CaseResult, Variant, calibrate, measure};
 use crate::pin::{CpuPair, cpu_pair};
-use crate::report::{cases_table, ratio};
+use crate::report::{cases_table, ratio, summary_row};
 use crate::scenarios::Output;
 use crate::threads::{load_average, load_note};
 
@@ -195,7 +195,19 @@ impl EchoReport {
              every connection, echoed every byte, without an error, and stopped by itself"
         );
         let _ = writeln!(text, "  {NOT_RUN}");
-        Output { text, summary }
+        let rows = self
+            .cases
+            .iter()
+            .filter_map(|c| {
+                let params = format!("{} conns, {} B", c.conns, c.size);
+                summary_row("echo", params, &c.case, XURING, RAW)
+            })
+            .collect();
+        Output {
+            text,
+            summary,
+            rows,
+        }
     }
 }
 

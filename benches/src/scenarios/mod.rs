@@ -6,12 +6,14 @@
 
 use crate::Config;
 use crate::error::BenchError;
+use crate::report::SummaryRow;
 
 pub mod alloc;
 pub mod echo;
 pub mod msgring;
 pub mod noop;
 pub mod read4k;
+pub mod timers;
 
 /// What a scenario prints.
 #[derive(Clone, Debug, Default)]
@@ -20,6 +22,8 @@ pub struct Output {
     pub text: String,
     /// Its headline numbers for the closing summary.
     pub summary: Vec<String>,
+    /// Its rows of the closing table (xuring next to io-uring).
+    pub rows: Vec<SummaryRow>,
 }
 
 /// A scenario's entry point.
@@ -32,8 +36,8 @@ pub struct Scenario {
     pub name: &'static str,
     /// What it measures.
     pub about: &'static str,
-    /// `None` until the operations it needs exist in xuring.
-    pub entry: Option<Entry>,
+    /// What runs it.
+    pub entry: Entry,
 }
 
 /// Every scenario, in the order `all` runs them.
@@ -41,27 +45,32 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "noop",
         about: "NOP round trip through the full Task lifecycle, batch 1/16/64/256, vs raw io-uring and raw + callbacks emulation",
-        entry: Some(noop::entry),
+        entry: noop::entry,
     },
     Scenario {
         name: "read4k",
         about: "4 KiB random reads from a page-cached file, QD 32/128, pool (READ_FIXED) and Vec buffers, vs raw io-uring (and fio if installed)",
-        entry: Some(read4k::entry),
+        entry: read4k::entry,
     },
     Scenario {
         name: "alloc",
         about: "heap allocations per operation after warm-up: noop, timer, read, write",
-        entry: Some(alloc::entry),
+        entry: alloc::entry,
     },
     Scenario {
         name: "echo",
         about: "TCP echo on loopback, one server thread, 1/16/128 connections, 64 B and 4 KiB, vs a raw io-uring server (tokio, monoio: not run, not allowed as dependencies)",
-        entry: Some(echo::entry),
+        entry: echo::entry,
     },
     Scenario {
         name: "msgring",
         about: "ping-pong between two rings on two threads: xuring Thread with MSG_RING and its 5.6 eventfd fallback, vs raw msg_ring, eventfd, mpsc",
-        entry: Some(msgring::entry),
+        entry: msgring::entry,
+    },
+    Scenario {
+        name: "timers",
+        about: "waves of concurrent timers (1 and 256 at a time) armed and fired, vs raw IORING_OP_TIMEOUT",
+        entry: timers::entry,
     },
 ];
 

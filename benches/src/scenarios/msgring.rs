@@ -24,7 +24,7 @@ use crate::error::BenchError;
 use crate::method::{CaseResult, Variant, calibrate, measure};
 use crate::pin::{CpuPair, cpu_pair};
 use crate::pingpong::{EventfdPingPong, MpscPingPong, RING_ENTRIES, RawMsgRing, XuringPingPong};
-use crate::report::{cases_table, rate, ratio};
+use crate::report::{cases_table, rate, ratio, summary_row};
 use crate::scenarios::Output;
 use crate::threads::{load_average, load_note};
 
@@ -292,7 +292,29 @@ impl MsgRingReport {
             "  checked: {total} round trips over all sides came back in order with their own \
              payload, and every responder counted as many replies"
         );
-        Output { text, summary }
+        let mut rows = Vec::new();
+        for c in &self.cases {
+            let label = &c.case.label;
+            rows.extend(summary_row(
+                "msgring",
+                format!("MSG_RING, {label}"),
+                &c.case,
+                XURING_NATIVE,
+                RAW_MSG_RING,
+            ));
+            rows.extend(summary_row(
+                "msgring",
+                format!("5.6 vs eventfd, {label}"),
+                &c.case,
+                XURING_FALLBACK,
+                EVENTFD,
+            ));
+        }
+        Output {
+            text,
+            summary,
+            rows,
+        }
     }
 }
 

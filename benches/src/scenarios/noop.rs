@@ -12,7 +12,7 @@ use crate::Config;
 use crate::error::BenchError;
 use crate::method::{CaseResult, Variant, calibrate, measure};
 use crate::raw::{RawNoop, RawNoopCallbacks};
-use crate::report::{cases_table, ratio};
+use crate::report::{cases_table, ratio, summary_row};
 use crate::scenarios::Output;
 use crate::xuring_ops::XuringBatch;
 
@@ -138,7 +138,18 @@ impl NoopReport {
                 ));
             }
         }
-        Output { text, summary }
+        let rows = self
+            .cases
+            .iter()
+            .filter_map(|(batch, case)| {
+                summary_row("noop", format!("batch {batch}"), case, XURING, RAW)
+            })
+            .collect();
+        Output {
+            text,
+            summary,
+            rows,
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use crate::datafile::DataFile;
 use crate::error::BenchError;
 use crate::method::{CaseResult, Variant, calibrate, measure};
 use crate::raw::RawReader;
-use crate::report::{cases_table, rate, ratio};
+use crate::report::{cases_table, rate, ratio, summary_row};
 use crate::scenarios::Output;
 use crate::xuring_ops::{BufSource, IoKind, XuringIo};
 
@@ -275,7 +275,19 @@ impl Read4kReport {
                 }
             }
         }
-        Output { text, summary }
+        let rows = self
+            .depths
+            .iter()
+            .filter_map(|d| {
+                let [a, b, _, _] = names(d.pool_fixed);
+                summary_row("randread", format!("4 KiB, QD {}", d.qd), &d.case, a, b)
+            })
+            .collect();
+        Output {
+            text,
+            summary,
+            rows,
+        }
     }
 }
 
