@@ -85,7 +85,7 @@ pub fn usage() -> String {
          next to the raw io-uring crate and prints one table. The process pins itself to one\n\
          CPU; variants run in turn for N rounds and the report gives medians and the median of\n\
          paired ratios.\n\n\
-         tour options:\n  --rounds N  paired rounds per case (default 20; 3 with --quick)\n  \
+         tour options:\n  --rounds N  paired rounds per case (default 10; 3 with --quick)\n  \
          --quick     a few-second smoke run with small counts\n\ntour scenarios:\n",
     );
     for s in SCENARIOS {

@@ -264,7 +264,7 @@ impl fmt::Display for ProbeReport {
                 for info in used_ops() {
                     writeln!(
                         f,
-                        "    {:<12} {:<5} {:<11} {}",
+                        "    {:<14} {:<5} {:<11} {}",
                         info.c_name.trim_start_matches("IORING_OP_"),
                         info.since.to_string(),
                         op_status(features, info),
