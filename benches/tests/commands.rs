@@ -9,18 +9,8 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use xuring_core::{Ring, RingError};
-
-fn kernel() -> bool {
-    match Ring::init(2) {
-        Ok(_) => true,
-        Err(e @ RingError::Setup(_)) => {
-            eprintln!("skipped: no io_uring here: {e}");
-            false
-        }
-        Err(e) => panic!("unexpected ring error: {e}"),
-    }
-}
+mod common;
+use common::kernel;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xuring-bench"))

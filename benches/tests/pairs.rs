@@ -9,19 +9,9 @@ use std::process::Command;
 use xuring_bench::Config;
 use xuring_bench::method::CaseResult;
 use xuring_bench::scenarios::{echo, msgring};
-use xuring_core::{Ring, RingError};
 
-/// Whether io_uring can be used here; says why not when it cannot.
-fn kernel() -> bool {
-    match Ring::init(2) {
-        Ok(_) => true,
-        Err(e @ RingError::Setup(_)) => {
-            eprintln!("skipped: no io_uring here: {e}");
-            false
-        }
-        Err(e) => panic!("unexpected ring error: {e}"),
-    }
-}
+mod common;
+use common::kernel;
 
 /// Operations a variant of `case` did: the calibration run (the first variant only), a
 /// warm-up run of a quarter, then one run per round.

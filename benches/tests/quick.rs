@@ -6,22 +6,12 @@
 use xuring_bench::alloc_count::{self, CountingAlloc};
 use xuring_bench::scenarios::{self, SCENARIOS, alloc, noop, read4k};
 use xuring_bench::{BenchError, Config};
-use xuring_core::{Ring, RingError};
+
+mod common;
+use common::kernel;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
-
-/// Whether io_uring can be used here; says why not when it cannot.
-fn kernel() -> bool {
-    match Ring::init(2) {
-        Ok(_) => true,
-        Err(e @ RingError::Setup(_)) => {
-            eprintln!("skipped: no io_uring here: {e}");
-            false
-        }
-        Err(e) => panic!("unexpected ring error: {e}"),
-    }
-}
 
 fn check_case(
     case: &xuring_bench::method::CaseResult,
