@@ -328,8 +328,11 @@ impl Args {
     }
 }
 
-/// Runs a subcommand, printing its records.
+/// Runs a subcommand, printing its records. Call it before any other thread exists:
+/// `echo-server` blocks its stop signals for every thread started after it.
 fn run_sub(sub: &Sub, args: &Args) -> Result<(), BenchError> {
+    // The main thread on one CPU; the second thread of `echo` and `msgring` on the other.
+    let _ = pin_to_one_cpu();
     let runs = args.runs.unwrap_or(if args.imp.is_some() { 1 } else { 5 });
     let mut bench: Box<dyn Bench> = match sub {
         Sub::Noop(o) => Box::new(NoopBench::new(*o)?),
@@ -347,7 +350,7 @@ fn run_sub(sub: &Sub, args: &Args) -> Result<(), BenchError> {
             return Ok(());
         }
     };
-    run_all(bench.as_mut(), args.imp, runs, args.json).map(|_| ())
+    run_all(bench.as_mut(), args.imp, runs, args.json)
 }
 
 /// Runs the command line as the binary does; returns the process's exit code.
@@ -363,30 +366,7 @@ pub fn run(args: impl IntoIterator<Item = String>) -> ExitCode {
         print!("{}", usage());
         return ExitCode::SUCCESS;
     }
-    if let Command::Sub(Sub::EchoServer(_)) = &args.command {
-        // Before any other thread exists: the server blocks the stop signals for all of them.
-        return match run_sub(
-            match &args.command {
-                Command::Sub(sub) => sub,
-                _ => unreachable!("matched above"),
-            },
-            &args,
-        ) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("xuring-bench: echo-server: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    let start = Instant::now();
-    let pinning = pin_to_one_cpu();
-    let probe = ProbeReport::collect(Some(pinning));
     if let Command::Sub(sub) = &args.command {
-        if !probe.available() {
-            eprintln!("xuring-bench: io_uring is not available here");
-            return ExitCode::FAILURE;
-        }
         return match run_sub(sub, &args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -395,6 +375,9 @@ pub fn run(args: impl IntoIterator<Item = String>) -> ExitCode {
             }
         };
     }
+    let start = Instant::now();
+    let pinning = pin_to_one_cpu();
+    let probe = ProbeReport::collect(Some(pinning));
     if args.json {
         println!("{}", probe.json());
     } else {

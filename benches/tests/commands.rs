@@ -6,27 +6,15 @@
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::kernel;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xuring-bench"))
-}
+use common::{bin, kernel, run_binary};
 
 /// Runs the binary with `args`, checks it succeeded, returns its standard output's lines.
 fn lines(args: &[&str]) -> Vec<String> {
-    let out = bin().args(args).output().expect("start xuring-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "xuring-bench {args:?} failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout.lines().map(str::to_owned).collect()
+    run_binary(args).lines().map(str::to_owned).collect()
 }
 
 /// The value of `"key":` in a one-line JSON object, as written (a number or a string).

@@ -4,14 +4,12 @@
 //! These check behaviour only: every round trip completes, every message comes back intact,
 //! every helper thread and server stops by itself. They never assert a timing.
 
-use std::process::Command;
-
 use xuring_bench::Config;
 use xuring_bench::method::CaseResult;
 use xuring_bench::scenarios::{echo, msgring};
 
 mod common;
-use common::kernel;
+use common::{kernel, run_binary};
 
 /// Operations a variant of `case` did: the calibration run (the first variant only), a
 /// warm-up run of a quarter, then one run per round.
@@ -113,22 +111,6 @@ fn echo_gets_every_message_back_intact_and_the_servers_stop() {
             .text
             .contains("tokio current_thread and monoio are not run")
     );
-}
-
-/// Runs the binary with `args`; returns its output, after checking it succeeded.
-fn run_binary(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_xuring-bench"))
-        .args(args)
-        .output()
-        .expect("start xuring-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "xuring-bench {args:?} failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 #[test]

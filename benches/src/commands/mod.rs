@@ -291,7 +291,7 @@ pub fn run_all(
     only: Option<Impl>,
     runs: u32,
     json: bool,
-) -> Result<Vec<Record>, BenchError> {
+) -> Result<(), BenchError> {
     let mut records = Vec::new();
     for imp in schedule(only, runs) {
         let record = bench.run(imp)?;
@@ -305,7 +305,7 @@ pub fn run_all(
     if !json && only.is_none() {
         print!("{}", comparison(&records));
     }
-    Ok(records)
+    Ok(())
 }
 
 /// Each side's median rate and the median of the per-pair ratios xuring / io-uring.

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
+use xuring_sys::SetupFlags;
+
 use super::{Bench, Impl, Param, Record, Stop, drive, record, valid_secs};
 use crate::datafile::DataFile;
 use crate::error::BenchError;
@@ -52,6 +54,10 @@ pub struct RandreadBench {
     opts: RandreadOpts,
     file: DataFile,
     offsets: Rc<[u64]>,
+    /// Whether xuring's pool got registered: the raw side then uses `READ_FIXED` too.
+    fixed: bool,
+    /// The setup flags xuring's ring got, which the raw ring is created with.
+    setup: SetupFlags,
 }
 
 impl RandreadBench {
@@ -68,10 +74,20 @@ impl RandreadBench {
             None => DataFile::create(len)?,
         };
         let offsets = file.random_offsets(OFFSETS, 0x4b1d);
+        let probe = XuringIo::new(
+            file.fd(),
+            offsets.clone(),
+            opts.qd,
+            IoKind::Read,
+            BufSource::Pool,
+        )?;
+        let (fixed, setup) = (probe.fixed(), probe.features().setup);
         Ok(RandreadBench {
             opts,
             file,
             offsets,
+            fixed,
+            setup,
         })
     }
 }
@@ -82,17 +98,15 @@ impl Bench for RandreadBench {
         let chunk = u64::from(qd) * CHUNK_DEPTHS;
         let stop = Stop::Time(Duration::from_secs_f64(self.opts.secs));
         let fd = self.file.fd();
-        // xuring's ring decides whether the pool is registered; the raw side follows it.
-        let mut xuring =
-            XuringIo::new(fd, self.offsets.clone(), qd, IoKind::Read, BufSource::Pool)?;
-        let fixed = xuring.fixed();
-        let setup = xuring.features().setup;
+        let offsets = self.offsets.clone();
         let measured = match imp {
-            Impl::Xuring => drive(&mut |n| xuring.run(n), chunk, chunk, stop)?,
+            Impl::Xuring => {
+                let mut ring = XuringIo::new(fd, offsets, qd, IoKind::Read, BufSource::Pool)?;
+                drive(&mut |n| ring.run(n), chunk, chunk, stop)?
+            }
             Impl::IoUring => {
-                drop(xuring);
-                let mut raw = RawReader::new(fd, self.offsets.clone(), qd, setup, fixed)?;
-                drive(&mut |n| raw.run(n), chunk, chunk, stop)?
+                let mut ring = RawReader::new(fd, offsets, qd, self.setup, self.fixed)?;
+                drive(&mut |n| ring.run(n), chunk, chunk, stop)?
             }
         };
         let params = vec![
@@ -102,7 +116,7 @@ impl Bench for RandreadBench {
             ("secs", Param::Num(self.opts.secs)),
         ];
         let mut record = record(imp, "randread", params, measured, None, true);
-        record.note = if fixed { "READ_FIXED" } else { "READ" }.to_owned();
+        record.note = if self.fixed { "READ_FIXED" } else { "READ" }.to_owned();
         Ok(record)
     }
 }
