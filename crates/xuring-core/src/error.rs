@@ -28,6 +28,11 @@ pub enum RingError {
     /// `run` was called from inside a callback of the same ring. Return from the callback
     /// instead: work it submits runs in the current `run`.
     Reentrant,
+    /// A callback assigned, swapped or dropped the ring its `run` was driving (`*ring = ...`,
+    /// `mem::swap`, `mem::replace`): that run stopped after the callback. The replaced ring,
+    /// if it still exists somewhere, keeps its remaining work for its own next `run`; if it
+    /// was dropped, it was torn down (cancelled and reaped) when the run stopped.
+    Replaced,
     /// The ring was created by another process: this is a `fork`ed child's copy. A ring
     /// belongs to the process that created it; create a new one in the child.
     Forked,
@@ -61,6 +66,9 @@ impl fmt::Display for RingError {
                 "Ring::run was called from inside one of its callbacks; return from the \
                  callback instead (work it submits runs in the current run)",
             ),
+            Self::Replaced => {
+                f.write_str("a callback replaced the ring its run was driving; that run stopped")
+            }
             Self::Forked => f.write_str(
                 "this ring was created by the parent process; a forked child must create its \
                  own ring",

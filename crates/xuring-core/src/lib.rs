@@ -49,8 +49,9 @@
 //! # Ok::<(), RingError>(())
 //! ```
 //!
-//! `unsafe` is denied except in the modules `backend` (the trait's `unsafe fn push` and
-//! `backend::uring`), `buf`, `pool`, `ring`, `run`, `stat`, `task` and `thread`, each of which opens with a `# Safety` preamble.
+//! `unsafe` is denied except in the modules `backend` (the `unsafe trait`, its `unsafe fn
+//! push` and `backend::uring`), `buf`, `engine`, `pool`, `ring`, `run`, `stat`, `task` and
+//! `thread`, each of which opens with a `# Safety` preamble.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -59,6 +60,8 @@
 pub mod backend;
 #[allow(unsafe_code)]
 mod buf;
+#[allow(unsafe_code)]
+mod engine;
 mod error;
 pub mod op;
 #[allow(unsafe_code)]

@@ -61,3 +61,14 @@ pub enum OpResult {
     /// A cancel of everything in flight: how many operations were cancelled.
     CancelAll(Result<u32, Errno>),
 }
+
+impl OpResult {
+    /// The descriptor a successful open, accept or socket created: the receiver owns it.
+    pub fn created_fd(&self) -> Option<RawFd> {
+        match self {
+            OpResult::Open(Ok(fd)) | OpResult::Socket(Ok(fd)) => Some(*fd),
+            OpResult::Accept(Ok(accepted)) => Some(accepted.fd),
+            _ => None,
+        }
+    }
+}

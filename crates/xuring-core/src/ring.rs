@@ -1,33 +1,35 @@
-//! `Ring`: the task lifecycle, the operation methods, cancellation and teardown.
+//! `Ring`: the handle users hold, its builder and the operation methods.
 //!
 //! # Safety
 //!
-//! The ring dereferences task pointers from its [`TaskPool`](crate::pool::TaskPool). They are
-//! always valid (chunks are never freed while the ring lives). What the ring may do with a
-//! task depends on its [`TaskState`]:
-//! - `Free`, `Queued`: the ring owns the task outright and writes its op and result.
-//! - `InFlight`: the backend (and the kernel) owns the op; the ring reads only the `Cell`
-//!   fields (id, state, context) until the completion is reaped.
-//! - `Ready`: the ring owns it again.
-//! - `Running`: the callback holds `&Task`; the ring touches only `Cell` fields.
+//! A `Ring` is a thin handle: the ring's state (tasks, queues, backend) is an [`Engine`] in
+//! its own heap allocation, which the handle owns through a raw pointer. The split exists
+//! because a callback receives `&mut Ring` and safe code may assign, swap or drop that ring
+//! from inside the callback: the running `run` keeps its own pointer to the engine, and an
+//! engine whose handle is dropped while it runs is only marked orphaned; `run` frees it after
+//! the callback returns (see `run.rs`). So:
+//! - the engine is freed exactly once: by the handle's `Drop` when it is not running, or by
+//!   the run that was driving it when its handle went away meanwhile;
+//! - [`Ring::engine`] creates the only reference to the engine from the handle's `&mut self`;
+//!   `run` holds no reference to the engine while a callback runs (only the raw pointer), so
+//!   the callback's accesses through its `&mut Ring` are exclusive.
 //!
-//! The ring never creates `&mut Task`: it writes `result` and the op through raw pointers
-//! derived from the chunk allocation, in the states where nothing else looks at them.
+//! The task pointers the methods here read come from the engine's pool and stay valid for the
+//! engine's life.
 
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 use std::os::fd::RawFd;
 
-use xuring_queue::{List, Queue};
-use xuring_sys::{CancelFlags, Errno, Features, KernelLevel, Opcode, SetupOptions};
+use xuring_sys::{Errno, Features, KernelLevel, SetupOptions};
 
-use crate::backend::Completion;
-use crate::op::CancelVia;
+use crate::engine::Engine;
 use crate::op::{CPath, Message};
 use crate::pool::TaskPool;
-use crate::task::{NOT_A_TASK, OpClass, TaskState};
+use crate::task::{NOT_A_TASK, THREAD_MAIL, TaskState};
 use crate::{
-    Backend, BufferPool, Context, IoBuf, IoVecs, Offset, Op, OpResult, RingError, Task, TaskHandle,
-    TaskId, Timespec, Uring,
+    Backend, BufferPool, Context, IoBuf, IoVecs, Offset, Op, RingError, TaskHandle, TaskId,
+    Timespec, Uring,
 };
 
 /// Counters of what the ring has seen. Cheap to read at any time.
@@ -76,39 +78,14 @@ pub(crate) fn count_leaked(tasks: u64) {
 /// [`Context`] and queues a task. [`run`](Self::run) submits the queued tasks, waits for
 /// completions, and calls each task's callback with `&mut Ring`, so callbacks can submit
 /// follow-up work.
+///
+/// A callback may even assign, swap or drop the ring it was given: the run that called it
+/// stops with [`RingError::Replaced`], and the replaced ring's state stays valid until it is
+/// torn down (nothing is freed under a running callback).
 pub struct Ring<B: Backend = Uring> {
-    pub(crate) backend: B,
-    pub(crate) pool: TaskPool<B>,
-    /// Tasks queued but not yet handed to the backend. Doubly linked so a cancel can take a
-    /// task out of the middle in O(1).
-    pub(crate) submission_q: List<Task<B>>,
-    /// Tasks whose completion was reaped, waiting for their callback. Completions are moved
-    /// here before any callback runs, because callbacks get `&mut Ring` and may submit, cancel
-    /// or even run out of room in the backend's queue while we would still be iterating it.
-    pub(crate) completions: Queue<Task<B>>,
-    pub(crate) in_flight: u32,
-    pub(crate) running: bool,
-    /// A mailbox send was admitted into the backend's queue and no `enter` has taken it
-    /// yet: `run` submits it before it returns.
-    pub(crate) admitted_unsubmitted: bool,
-    /// The task whose callback is running, recycled even if the callback panics.
-    pub(crate) current: Option<NonNull<Task<B>>>,
-    pub(crate) stats: RingStats,
-    pub(crate) buffers: Option<BufferPool>,
-    pub(crate) teardown_timeout: core::time::Duration,
-    /// The internal timer that bounds a deadline wait without `FEAT_EXT_ARG`, and its time.
-    pub(crate) wake: Option<(TaskId, Timespec)>,
-    /// Background tasks in flight: internal wake-up timers and mailbox reads. They are not
-    /// user work: `run(UntilDone)` does not wait for them.
-    pub(crate) background_in_flight: u32,
-    /// `statx` buffers of finished stats, reused so that a stat allocates only in warm-up.
-    /// Boxed, because the kernel writes into a buffer while the box moves with its task.
-    #[allow(clippy::vec_box)]
-    pub(crate) statx_cache: Vec<Box<libc::statx>>,
-    /// Where messages from other rings go.
-    pub(crate) message_ctx: Option<Context<B>>,
-    /// The ring's mailbox, once it talks to threads (real kernel only).
-    pub(crate) mailbox: Option<std::sync::Arc<crate::Mailbox>>,
+    /// The ring's state, owned (see the module's `# Safety`).
+    engine: NonNull<Engine<B>>,
+    _owns: PhantomData<Engine<B>>,
 }
 
 /// Options for a new ring.
@@ -219,36 +196,23 @@ impl RingBuilder {
 
     /// Creates a ring on `backend`, with these options' pool and buffer settings.
     pub fn build_with<B: Backend>(self, backend: B) -> Result<Ring<B>, RingError> {
-        let mut ring = Ring {
+        let mut engine = Engine::new(
             backend,
-            pool: TaskPool::new(self.chunk_size, self.initial_tasks),
-            submission_q: List::new(),
-            completions: Queue::new(),
-            in_flight: 0,
-            running: false,
-            admitted_unsubmitted: false,
-            current: None,
-            stats: RingStats::default(),
-            buffers: None,
-            teardown_timeout: self.teardown_timeout,
-            wake: None,
-            background_in_flight: 0,
-            statx_cache: Vec::new(),
-            message_ctx: None,
-            mailbox: None,
-        };
+            TaskPool::new(self.chunk_size, self.initial_tasks),
+            self.teardown_timeout,
+        );
         if let Some((count, size)) = self.buffers {
             let pool = BufferPool::new(count, size)
                 .ok_or(RingError::InvalidOptions("buffer pool size"))?;
             // Registration is an optimisation: without it (e.g. RLIMIT_MEMLOCK too low on an
             // old kernel) the same buffers work with plain READ/WRITE.
-            match ring.backend.register_buffers(&pool) {
+            match engine.backend.register_buffers(&pool) {
                 Ok(_) | Err(Errno::ENOMEM | Errno::EPERM | Errno::EOPNOTSUPP | Errno::EINVAL) => {}
                 Err(e) => return Err(RingError::Register(e)),
             }
-            ring.buffers = Some(pool);
+            engine.buffers = Some(pool);
         }
-        Ok(ring)
+        Ok(Ring::from_engine(engine))
     }
 }
 
@@ -266,7 +230,7 @@ impl Ring<Uring> {
 
     /// The ring's file descriptor.
     pub fn fd(&self) -> RawFd {
-        self.backend.fd()
+        self.engine_ref().backend.fd()
     }
 }
 
@@ -282,52 +246,52 @@ impl<B: Backend> Ring<B> {
 
     /// What the backend can do (clamped to the ring's kernel level).
     pub fn features(&self) -> &Features {
-        self.backend.features()
+        self.engine_ref().backend.features()
     }
 
     /// The backend.
     pub fn backend(&self) -> &B {
-        &self.backend
+        &self.engine_ref().backend
     }
 
     /// The backend, mutably (tests use this to steer the mock).
-    pub fn backend_mut(&mut self) -> &mut B {
-        &mut self.backend
+    pub fn backend_mut(&mut self) -> B::Control<'_> {
+        self.engine().backend.control()
     }
 
     /// The counters.
     pub fn stats(&self) -> RingStats {
-        self.stats
+        self.engine_ref().stats
     }
 
     /// The buffer pool, if the ring was built with one.
     pub fn buffers(&self) -> Option<&BufferPool> {
-        self.buffers.as_ref()
+        self.engine_ref().buffers.as_ref()
     }
 
     /// Tasks handed to the backend and not yet completed.
     pub fn in_flight(&self) -> u32 {
-        self.in_flight
+        self.engine_ref().in_flight
     }
 
     /// Tasks queued and not yet handed to the backend.
     pub fn queued(&self) -> usize {
-        self.submission_q.len()
+        self.engine_ref().submission_q.len()
     }
 
     /// Tasks completed whose callbacks have not run yet.
     pub fn ready(&self) -> usize {
-        self.completions.len()
+        self.engine_ref().completions.len()
     }
 
     /// The number of task slots (grows in chunks).
     pub fn capacity(&self) -> u32 {
-        self.pool.capacity()
+        self.engine_ref().pool.capacity()
     }
 
     /// Free task slots.
     pub fn free_tasks(&self) -> usize {
-        self.pool.free_len()
+        self.engine_ref().pool.free_len()
     }
 
     /// Whether nothing of the user's is queued, in flight or waiting for a callback. The
@@ -335,16 +299,18 @@ impl<B: Backend> Ring<B> {
     /// wake timer a deadline run leaves behind below 5.11) do not count: they never keep
     /// `run(UntilDone)` going either.
     pub fn is_idle(&self) -> bool {
-        self.in_flight == self.background_in_flight
-            && self.submission_q.is_empty()
-            && self.completions.is_empty()
+        let e = self.engine_ref();
+        e.in_flight == e.background_in_flight
+            && e.submission_q.is_empty()
+            && e.completions.is_empty()
     }
 
     /// How many task slots are in `state` right now. Walks every slot, so it costs
     /// O([`capacity`](Self::capacity)): for tests and diagnostics (the mock's invariant checks
     /// compare it with the list lengths above), not for hot paths.
     pub fn count_tasks(&self, state: TaskState) -> usize {
-        self.pool
+        self.engine_ref()
+            .pool
             .all()
             // SAFETY: the pool's pointers are valid for the ring's life; only the `Cell`
             // state is read.
@@ -354,47 +320,11 @@ impl<B: Backend> Ring<B> {
 
     // ----- operations -----
 
-    /// Queues a task for `op`; the common path of every op method.
-    #[inline]
-    pub(crate) fn queue(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
-        let task = self.pool.get();
-        // SAFETY: the pool's pointers are valid for the ring's life.
-        let t = unsafe { task.as_ref() };
-        t.class.set(OpClass::of(&op));
-        // SAFETY: a task fresh from the free list is `Free`: nothing else refers to its op,
-        // and recycling left an op that owns nothing.
-        unsafe { t.write_op(op) };
-        t.ctx.set(ctx);
-        t.state.set(TaskState::Queued);
-        let id = t.id.get();
-        // SAFETY: the task is live at a stable address until it is unlinked (the pool never
-        // frees chunks while the ring lives), and is accessed through shared references while
-        // linked.
-        unsafe { self.submission_q.push_back(task) };
-        TaskHandle::new(task, id)
-    }
-
-    /// Completes a task without the backend (it never reached it): its result is `op`'s
-    /// decoding of `-errno`.
-    pub(crate) fn complete_locally(&mut self, task: NonNull<Task<B>>, res: i32) {
-        // SAFETY: the task is `Free`/`Queued`/`Waiting` (not with the backend): the ring owns
-        // its op, and holds only pointers to the task.
-        unsafe { Task::store_result(task, res) };
-        self.make_ready(task);
-    }
-
-    fn make_ready(&mut self, task: NonNull<Task<B>>) {
-        // SAFETY: the pool's pointers are valid for the ring's life.
-        unsafe { task.as_ref() }.state.set(TaskState::Ready);
-        // SAFETY: as in `queue`: live, stable, shared access only while linked.
-        unsafe { self.completions.push_back(task) };
-    }
-
     /// `IORING_OP_NOP` (5.1): completes with [`OpResult::Noop`]. Useful to measure the
     /// runtime's own overhead, or to get a callback on the next `run`.
     #[inline]
     pub fn noop(&mut self, ctx: Context<B>) -> TaskHandle<B> {
-        self.queue(Op::Noop, ctx)
+        self.engine().queue(Op::Noop, ctx)
     }
 
     /// `IORING_OP_TIMEOUT` (5.4): fires `after` from now, completing with
@@ -402,7 +332,7 @@ impl<B: Backend> Ring<B> {
     /// the task.
     #[inline]
     pub fn timer(&mut self, after: Timespec, ctx: Context<B>) -> TaskHandle<B> {
-        self.queue(
+        self.engine().queue(
             Op::Timer {
                 ts: after.to_kernel(),
                 absolute: false,
@@ -415,7 +345,7 @@ impl<B: Backend> Ring<B> {
     /// (`IORING_TIMEOUT_ABS`, 5.5); see [`Timespec::now`].
     #[inline]
     pub fn timer_at(&mut self, deadline: Timespec, ctx: Context<B>) -> TaskHandle<B> {
-        self.queue(
+        self.engine().queue(
             Op::Timer {
                 ts: deadline.to_kernel(),
                 absolute: true,
@@ -438,8 +368,11 @@ impl<B: Backend> Ring<B> {
         ctx: Context<B>,
     ) -> TaskHandle<B> {
         let buf = buf.into();
-        let refuse = (!buf.is_writable()).then_some(libc::EFAULT);
-        self.queue_or_fail(Op::Read { fd, buf, offset }, refuse, ctx)
+        let refuse = (!buf.is_writable())
+            .then_some(libc::EFAULT)
+            .or(runtime_fd(fd));
+        self.engine()
+            .queue_or_fail(Op::Read { fd, buf, offset }, refuse, ctx)
     }
 
     /// `IORING_OP_WRITE` (5.6), like `pwrite(2)` (or `write(2)` with [`Offset::File`]):
@@ -454,14 +387,12 @@ impl<B: Backend> Ring<B> {
         offset: Offset,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        self.queue(
-            Op::Write {
-                fd,
-                buf: buf.into(),
-                offset,
-            },
-            ctx,
-        )
+        let op = Op::Write {
+            fd,
+            buf: buf.into(),
+            offset,
+        };
+        self.engine().queue_or_fail(op, runtime_fd(fd), ctx)
     }
 
     /// Like [`read`](Self::read) into memory the caller owns.
@@ -515,8 +446,9 @@ impl<B: Backend> Ring<B> {
         ctx: Context<B>,
     ) -> TaskHandle<B> {
         let writable = bufs.bufs().iter().all(IoBuf::is_writable);
-        let refuse = (!writable).then_some(libc::EFAULT);
-        self.queue_or_fail(Op::Readv { fd, bufs, offset }, refuse, ctx)
+        let refuse = (!writable).then_some(libc::EFAULT).or(runtime_fd(fd));
+        self.engine()
+            .queue_or_fail(Op::Readv { fd, bufs, offset }, refuse, ctx)
     }
 
     /// `IORING_OP_WRITEV` (5.1), like `pwritev2(2)`: writes several buffers in order.
@@ -527,7 +459,8 @@ impl<B: Backend> Ring<B> {
         offset: Offset,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        self.queue(Op::Writev { fd, bufs, offset }, ctx)
+        self.engine()
+            .queue_or_fail(Op::Writev { fd, bufs, offset }, runtime_fd(fd), ctx)
     }
 
     /// `IORING_OP_OPENAT` (5.6) relative to the current directory, like `open(2)`:
@@ -540,7 +473,7 @@ impl<B: Backend> Ring<B> {
         mode: u32,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        self.queue(
+        self.engine().queue(
             Op::Open {
                 path: path.into(),
                 flags,
@@ -552,50 +485,35 @@ impl<B: Backend> Ring<B> {
 
     /// `IORING_OP_CLOSE` (5.6), like `close(2)`: completes with `OpResult::Close(Ok(()))`.
     pub fn close(&mut self, fd: RawFd, ctx: Context<B>) -> TaskHandle<B> {
-        self.queue(Op::Close { fd }, ctx)
+        self.engine()
+            .queue_or_fail(Op::Close { fd }, runtime_fd(fd), ctx)
     }
 
     /// `IORING_OP_FSYNC` (5.1), like `fsync(2)`.
     pub fn fsync(&mut self, fd: RawFd, ctx: Context<B>) -> TaskHandle<B> {
-        self.queue(
-            Op::Fsync {
-                fd,
-                datasync: false,
-            },
-            ctx,
-        )
+        let op = Op::Fsync {
+            fd,
+            datasync: false,
+        };
+        self.engine().queue_or_fail(op, runtime_fd(fd), ctx)
     }
 
     /// `IORING_OP_FSYNC` with `IORING_FSYNC_DATASYNC` (5.1), like `fdatasync(2)`.
     pub fn fdatasync(&mut self, fd: RawFd, ctx: Context<B>) -> TaskHandle<B> {
-        self.queue(Op::Fsync { fd, datasync: true }, ctx)
+        let op = Op::Fsync { fd, datasync: true };
+        self.engine().queue_or_fail(op, runtime_fd(fd), ctx)
     }
 
     /// `IORING_OP_STATX` (5.6), like `stat(2)`: completes with `OpResult::Stat(Ok(stat))`.
     /// The kernel fills a `statx` buffer owned by the task (reused across stats).
     pub fn stat(&mut self, path: impl Into<CPath>, ctx: Context<B>) -> TaskHandle<B> {
-        self.stat_op(path.into(), false, ctx)
+        self.engine().stat_op(path.into(), false, ctx)
     }
 
     /// Like [`stat`](Self::stat) but does not follow a final symlink
     /// (`AT_SYMLINK_NOFOLLOW`), like `lstat(2)`.
     pub fn lstat(&mut self, path: impl Into<CPath>, ctx: Context<B>) -> TaskHandle<B> {
-        self.stat_op(path.into(), true, ctx)
-    }
-
-    fn stat_op(&mut self, path: CPath, nofollow: bool, ctx: Context<B>) -> TaskHandle<B> {
-        let buf = self
-            .statx_cache
-            .pop()
-            .unwrap_or_else(crate::stat::zeroed_statx);
-        self.queue(
-            Op::Stat {
-                path,
-                nofollow,
-                buf,
-            },
-            ctx,
-        )
+        self.engine().stat_op(path.into(), true, ctx)
     }
 
     /// `IORING_OP_SOCKET` (5.19), like `socket(2)` (`SOCK_CLOEXEC` is always added):
@@ -609,7 +527,7 @@ impl<B: Backend> Ring<B> {
         protocol: i32,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        self.queue_checked(
+        self.engine().queue_checked(
             Op::Socket {
                 domain,
                 ty,
@@ -626,26 +544,22 @@ impl<B: Backend> Ring<B> {
         addr: std::net::SocketAddr,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        self.queue(
-            Op::Connect {
-                fd,
-                addr: crate::SockAddrBuf::new(addr),
-            },
-            ctx,
-        )
+        let op = Op::Connect {
+            fd,
+            addr: crate::SockAddrBuf::new(addr),
+        };
+        self.engine().queue_or_fail(op, runtime_fd(fd), ctx)
     }
 
     /// `IORING_OP_ACCEPT` (5.5), like `accept4(2)` with `SOCK_CLOEXEC`: completes with
     /// `OpResult::Accept(Ok(Accepted { fd, peer }))`; the peer address is written into the
     /// task by the kernel.
     pub fn accept(&mut self, fd: RawFd, ctx: Context<B>) -> TaskHandle<B> {
-        self.queue(
-            Op::Accept {
-                fd,
-                addr: crate::SockAddrBuf::empty(),
-            },
-            ctx,
-        )
+        let op = Op::Accept {
+            fd,
+            addr: crate::SockAddrBuf::empty(),
+        };
+        self.engine().queue_or_fail(op, runtime_fd(fd), ctx)
     }
 
     /// `IORING_OP_RECV` (5.6), like `recv(2)`: receives up to `buf.len()` bytes.
@@ -657,8 +571,11 @@ impl<B: Backend> Ring<B> {
         ctx: Context<B>,
     ) -> TaskHandle<B> {
         let buf = buf.into();
-        let refuse = (!buf.is_writable()).then_some(libc::EFAULT);
-        self.queue_or_fail(Op::Recv { fd, buf, flags }, refuse, ctx)
+        let refuse = (!buf.is_writable())
+            .then_some(libc::EFAULT)
+            .or(runtime_fd(fd));
+        self.engine()
+            .queue_or_fail(Op::Recv { fd, buf, flags }, refuse, ctx)
     }
 
     /// `IORING_OP_SEND` (5.6), like `send(2)` with `MSG_NOSIGNAL` (a closed peer is an
@@ -670,20 +587,19 @@ impl<B: Backend> Ring<B> {
         flags: i32,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        self.queue(
-            Op::Send {
-                fd,
-                buf: buf.into(),
-                flags,
-            },
-            ctx,
-        )
+        let op = Op::Send {
+            fd,
+            buf: buf.into(),
+            flags,
+        };
+        self.engine().queue_or_fail(op, runtime_fd(fd), ctx)
     }
 
     /// `IORING_OP_POLL_ADD` (5.1), one shot, like `poll(2)` on one fd: completes with
     /// `OpResult::Poll(Ok(revents))` when one of `events` (`POLLIN`, `POLLOUT`, ...) is ready.
     pub fn poll(&mut self, fd: RawFd, events: u32, ctx: Context<B>) -> TaskHandle<B> {
-        self.queue(Op::Poll { fd, events }, ctx)
+        self.engine()
+            .queue_or_fail(Op::Poll { fd, events }, runtime_fd(fd), ctx)
     }
 
     /// `IORING_OP_SPLICE` (5.7), like `splice(2)`: moves up to `len` bytes between two fds,
@@ -701,29 +617,38 @@ impl<B: Backend> Ring<B> {
         flags: u32,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        self.queue_checked(
-            Op::Splice {
-                fd_in,
-                off_in,
-                fd_out,
-                off_out,
-                len,
-                flags,
-            },
-            ctx,
-        )
+        let op = Op::Splice {
+            fd_in,
+            off_in,
+            fd_out,
+            off_out,
+            len,
+            flags,
+        };
+        let handle = self.engine().queue_checked(op, ctx);
+        if let Some(errno) = runtime_fd(fd_in).or(runtime_fd(fd_out)) {
+            self.engine().fail_queued(handle, errno);
+        }
+        handle
     }
 
     /// `IORING_OP_MSG_RING` (5.18): posts `message` into the ring `target` (its fd, see
     /// [`Ring::fd`]), where it is delivered to that ring's [`on_message`](Self::on_message)
     /// handler. Completes with `OpResult::MsgRing(Ok(()))` once the kernel posted it (which
     /// does not prove anyone will read it), or `EOPNOTSUPP` where the kernel lacks the opcode.
-    /// `message.data` must fit in 63 bits (`EINVAL` otherwise).
+    /// `message.data` must fit in 62 bits (`EINVAL` otherwise: the top two bits of a
+    /// message's `user_data` are the runtime's).
     pub fn msg_ring(&mut self, target: RawFd, message: Message, ctx: Context<B>) -> TaskHandle<B> {
-        let valid = message.data & NOT_A_TASK == 0;
-        let handle = self.queue_checked(Op::MsgRing { target, message }, ctx);
-        if !valid {
-            self.fail_queued(handle, libc::EINVAL);
+        let refuse = if message.data & (NOT_A_TASK | THREAD_MAIL) != 0 {
+            Some(libc::EINVAL)
+        } else {
+            runtime_fd(target)
+        };
+        let handle = self
+            .engine()
+            .queue_checked(Op::MsgRing { target, message }, ctx);
+        if let Some(errno) = refuse {
+            self.engine().fail_queued(handle, errno);
         }
         handle
     }
@@ -732,43 +657,10 @@ impl<B: Backend> Ring<B> {
     /// whose result is `OpResult::Message(message)`. Without a handler, messages are counted
     /// ([`RingStats::unhandled_messages`]) and dropped.
     pub fn on_message(&mut self, ctx: Context<B>) {
-        self.message_ctx = Some(ctx);
-    }
-
-    /// Marks a queued task as background work (`run(UntilDone)` does not wait for it).
-    pub(crate) fn set_background(&mut self, handle: TaskHandle<B>) {
-        // SAFETY: the pool's pointers are valid for the ring's life.
-        unsafe { handle.as_non_null().as_ref() }
-            .background
-            .set(true);
-    }
-
-    /// Queues `op`, or, with `refuse = Some(errno)`, completes it with that error at the next
-    /// `run` without it reaching the backend (bad arguments the kernel must never see).
-    #[inline]
-    fn queue_or_fail(&mut self, op: Op, refuse: Option<i32>, ctx: Context<B>) -> TaskHandle<B> {
-        let handle = self.queue(op, ctx);
-        if let Some(errno) = refuse {
-            self.fail_queued(handle, errno);
-        }
-        handle
-    }
-
-    /// Completes a task that was just queued with `-errno`, without the backend.
-    pub(crate) fn fail_queued(&mut self, handle: TaskHandle<B>, errno: i32) {
-        self.unqueue(handle.as_non_null());
-        self.complete_locally(handle.as_non_null(), -errno);
+        self.engine().message_ctx = Some(ctx);
     }
 
     // ----- cancellation -----
-
-    /// Takes a queued task off the submission queue.
-    fn unqueue(&mut self, task: NonNull<Task<B>>) {
-        // SAFETY: the pool's pointers are valid for the ring's life.
-        let t = unsafe { task.as_ref() };
-        debug_assert_eq!(t.state.get(), TaskState::Queued);
-        self.submission_q.remove(t);
-    }
 
     /// Cancels the task `target`, completing with [`OpResult::Cancel`]:
     /// - still queued: it is taken off the queue and completes with `ECANCELED` without
@@ -778,409 +670,82 @@ impl<B: Backend> Ring<B> {
     ///   first) and the cancel with the kernel's verdict;
     /// - completed, or its slot reused by another task (different generation): the cancel
     ///   completes with `ENOENT` and nothing else happens.
+    ///
+    /// The ring's own background work (a [`Thread`](crate::Thread) mailbox's read, the wake
+    /// timer of a deadline run) is not the caller's to cancel: a cancel aimed at it completes
+    /// with `ENOENT`, as for a task that does not exist.
     pub fn cancel(&mut self, target: TaskId, ctx: Context<B>) -> TaskHandle<B> {
-        let found = self.pool.lookup(target);
-        // SAFETY: `lookup` returns pointers into the pool.
-        let state = found.map(|t| unsafe { t.as_ref() }.state.get());
-        match (found, state) {
-            (Some(task), Some(TaskState::Queued)) => {
-                self.unqueue(task);
-                self.complete_locally(task, -libc::ECANCELED);
-                let cancel = self.queue(
-                    Op::Cancel {
-                        target,
-                        via: CancelVia::AsyncCancel,
-                    },
-                    ctx,
-                );
-                self.unqueue(cancel.as_non_null());
-                self.complete_locally(cancel.as_non_null(), 0);
-                cancel
-            }
-            (Some(task), Some(TaskState::InFlight)) => {
-                // SAFETY: the pool's pointers are valid for the ring's life.
-                let t = unsafe { task.as_ref() };
-                // The op itself is not read: the kernel may be writing into it.
-                let via = if t.class.get() == OpClass::Timer {
-                    CancelVia::TimeoutRemove
-                } else {
-                    CancelVia::AsyncCancel
-                };
-                self.queue(Op::Cancel { target, via }, ctx)
-            }
-            _ => {
-                let cancel = self.queue(
-                    Op::Cancel {
-                        target,
-                        via: CancelVia::AsyncCancel,
-                    },
-                    ctx,
-                );
-                self.unqueue(cancel.as_non_null());
-                self.complete_locally(cancel.as_non_null(), -libc::ENOENT);
-                cancel
-            }
-        }
+        self.engine().cancel_user(target, ctx)
     }
 
     /// Cancels every queued and in-flight task, completing with `OpResult::CancelAll(Ok(n))`,
     /// `n` the number of tasks cancelled. Queued tasks complete with `ECANCELED` without
     /// reaching the kernel. In flight, this uses one `ASYNC_CANCEL` with `ALL | ANY` where the
-    /// kernel has them (5.19), and one cancel per in-flight task otherwise.
+    /// kernel has them (5.19), and one cancel per in-flight task otherwise. Cancels (including
+    /// an earlier `cancel_all` still queued) are not cancelled.
     ///
     /// The ring's own background work (a [`Thread`](crate::Thread) mailbox's read, the wake
-    /// timer of a deadline run) is neither counted nor, where the kernel allows, cancelled.
+    /// timer of a deadline run) is neither counted nor, where the kernel allows, cancelled;
+    /// where the kernel cancels it anyway (`ALL | ANY`), the ring re-arms it.
     pub fn cancel_all(&mut self, ctx: Context<B>) -> TaskHandle<B> {
-        let mut local = 0;
-        let mut background: List<Task<B>> = List::new();
-        while let Some(task) = self.submission_q.pop_front() {
-            // SAFETY: the pool's pointers are valid for the ring's life.
-            if unsafe { task.as_ref() }.background.get() {
-                // SAFETY: as in `queue`: live, stable, shared access only while linked.
-                unsafe { background.push_back(task) };
-                continue;
-            }
-            self.complete_locally(task, -libc::ECANCELED);
-            local += 1;
-        }
-        while let Some(task) = background.pop_front() {
-            // SAFETY: as above.
-            unsafe { self.submission_q.push_back(task) };
-        }
-        if self.cancel_any_supported() {
-            let background = self.background_in_flight;
-            return self.queue(Op::CancelAny { local, background }, ctx);
-        }
-        let join = self.queue(
-            Op::CancelAllJoin {
-                outstanding: 0,
-                cancelled: local,
-            },
-            ctx,
-        );
-        let join_ptr = join.as_non_null();
-        self.unqueue(join_ptr);
-        // SAFETY: the pool's pointers are valid for the ring's life.
-        unsafe { join_ptr.as_ref() }.state.set(TaskState::Waiting);
-        let targets: Vec<TaskId> = self
-            .in_flight_user_tasks()
-            .filter(|&id| {
-                let Some(task) = self.pool.lookup(id) else {
-                    return true;
-                };
-                // SAFETY: the pool's pointers are valid for the ring's life.
-                let t = unsafe { task.as_ref() };
-                !t.background.get()
-            })
-            .collect();
-        let mut outstanding = 0;
-        for target in targets {
-            let ctx = Context {
-                cb: on_cancel_all_part::<B>,
-                msg: 0,
-                userdata: Some(join_ptr.cast()),
-            };
-            self.cancel(target, ctx);
-            outstanding += 1;
-        }
-        if outstanding == 0 {
-            self.complete_locally(join_ptr, 0);
-        } else {
-            // SAFETY: the pool's pointers are valid for the ring's life.
-            let join_task = unsafe { join_ptr.as_ref() };
-            // SAFETY: the join task is `Waiting`: only the ring touches its op.
-            if let Op::CancelAllJoin { outstanding: o, .. } = unsafe { join_task.op_mut() } {
-                *o = outstanding;
-            }
-        }
-        join
+        self.engine().cancel_all(ctx)
     }
 
-    /// Whether `ASYNC_CANCEL` takes `ALL | ANY` here (5.19).
-    pub(crate) fn cancel_any_supported(&self) -> bool {
-        self.features().supports(Opcode::AsyncCancel)
-            && self
-                .features()
-                .cancel
-                .contains(CancelFlags::ALL | CancelFlags::ANY)
+    // ----- the handle -----
+
+    /// Takes ownership of `engine`.
+    pub(crate) fn from_engine(engine: Engine<B>) -> Ring<B> {
+        Ring {
+            engine: NonNull::from(Box::leak(Box::new(engine))),
+            _owns: PhantomData,
+        }
     }
 
-    /// In-flight tasks that a cancel can target (not cancels themselves).
-    pub(crate) fn in_flight_user_tasks(&self) -> impl Iterator<Item = TaskId> + '_ {
-        self.pool.all().filter_map(|task| {
-            // SAFETY: the pool's pointers are valid for the ring's life.
-            let t = unsafe { task.as_ref() };
-            if t.state.get() != TaskState::InFlight {
-                return None;
-            }
-            (t.class.get() != OpClass::Cancel).then(|| t.id.get())
-        })
-    }
-
-    // ----- the lifecycle, driven by `run` -----
-
-    /// Hands queued tasks to the backend while it has room.
-    pub(crate) fn flush(&mut self) {
-        self.flush_until(false);
-    }
-
-    /// [`flush`](Self::flush) before returning from `run` (the next `run` enters): stops at
-    /// the first marked op, which is decided (a mailbox send admitted) only right before an
-    /// `enter`, so a sender cannot hold an admitted send while it does something else, such
-    /// as joining the thread the send is for.
-    pub(crate) fn flush_unmarked(&mut self) {
-        self.flush_until(true);
-    }
-
+    /// The engine's address, which identifies the ring: a run compares it after each callback
+    /// to notice that the callback replaced its ring.
     #[inline]
-    fn flush_until(&mut self, stop_at_marked: bool) {
-        let mut space = self.backend.space();
-        while space > 0 {
-            let Some(task) = self.submission_q.pop_front() else {
-                break;
-            };
-            // SAFETY: the pool's pointers are valid for the ring's life.
-            let t = unsafe { task.as_ref() };
-            if t.fallback.get() {
-                if stop_at_marked {
-                    // SAFETY: as in `queue`.
-                    unsafe { self.submission_q.push_front(task) };
-                    break;
-                }
-                // SAFETY: a `Queued` task's op belongs to the ring.
-                if let Some(res) = self.fallback_result(unsafe { t.op() }) {
-                    self.complete_locally(task, res);
-                    continue;
-                }
-                // Admitted: it must reach the kernel before `run` returns.
-                self.admitted_unsubmitted = true;
-            }
-            let op = NonNull::new(t.op.get()).expect("UnsafeCell::get is never null");
-            // SAFETY: the op lives in the task, which stays at its address until it is
-            // recycled, and the ring does not touch it until its completion is reaped.
-            if unsafe { self.backend.push(op, t.id.get().to_u64()) }.is_err() {
-                // The backend's `space` was optimistic: keep the task first in line.
-                // SAFETY: as in `queue`.
-                unsafe { self.submission_q.push_front(task) };
-                break;
-            }
-            t.state.set(TaskState::InFlight);
-            if t.background.get() {
-                self.background_in_flight += 1;
-            }
-            self.in_flight += 1;
-            self.stats.submitted += 1;
-            space -= 1;
-        }
+    pub(crate) fn engine_ptr(&self) -> NonNull<Engine<B>> {
+        self.engine
     }
 
-    /// For an op marked at queue time, what to do at submission: `Some(res)` completes it
-    /// locally with `res` (a direct `socket(2)` for `SOCKET` before 5.19, `EPIPE` for a send
-    /// to a mailbox that has closed, `EOPNOTSUPP` for a missing opcode); `None` submits it.
-    #[cold]
-    fn fallback_result(&mut self, op: &Op) -> Option<i32> {
-        Some(match op {
-            Op::Socket {
-                domain,
-                ty,
-                protocol,
-            } => self.backend.socket_fallback(*domain, *ty, *protocol),
-            Op::MailboxSend {
-                mailbox,
-                message,
-                msg_ring,
-                admitted,
-            } => return mailbox.admit(*message, *msg_ring, admitted),
-            _ => -libc::EOPNOTSUPP,
-        })
+    /// The ring's state.
+    #[inline]
+    pub(crate) fn engine(&mut self) -> &mut Engine<B> {
+        // SAFETY: the handle owns a live engine (freed only in `Drop`, or by the run that
+        // drives it after this handle is gone), and `&mut self` makes this the only reference
+        // made from the handle; `run` holds no reference while it calls back (module docs).
+        unsafe { &mut *self.engine.as_ptr() }
     }
 
-    /// Queues `op`, marked so that `fallback_result` decides at submission.
-    pub(crate) fn queue_marked(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
-        let handle = self.queue(op, ctx);
-        // SAFETY: the pool's pointers are valid for the ring's life.
-        unsafe { handle.as_non_null().as_ref() }.fallback.set(true);
-        handle
+    /// The ring's state, read-only.
+    #[inline]
+    pub(crate) fn engine_ref(&self) -> &Engine<B> {
+        // SAFETY: as in `engine`, with `&self`: no `&mut` made from this handle is alive.
+        unsafe { self.engine.as_ref() }
     }
-
-    /// Queues `op`, marked for its fallback if the backend lacks its opcode. For the ops
-    /// newer than the 5.6 floor (the older ones are checked once, at setup).
-    fn queue_checked(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
-        let missing = op
-            .opcode()
-            .is_some_and(|code| !self.backend.features().supports(code));
-        let handle = self.queue(op, ctx);
-        if missing {
-            // SAFETY: the pool's pointers are valid for the ring's life.
-            unsafe { handle.as_non_null().as_ref() }.fallback.set(true);
-        }
-        handle
-    }
-
-    /// Moves every available completion to the completion list.
-    pub(crate) fn reap(&mut self) {
-        let pool = &mut self.pool;
-        let message_ctx = self.message_ctx;
-        let completions = &mut self.completions;
-        let stats = &mut self.stats;
-        let in_flight = &mut self.in_flight;
-        let wake = &mut self.wake;
-        let background_in_flight = &mut self.background_in_flight;
-        self.backend.reap(|c: Completion| {
-            if c.user_data & NOT_A_TASK != 0 {
-                stats.messages += 1;
-                let Some(ctx) = message_ctx else {
-                    stats.unhandled_messages += 1;
-                    return;
-                };
-                let message = Message {
-                    data: c.user_data & !NOT_A_TASK,
-                    value: c.res,
-                };
-                let task = pool.get();
-                // SAFETY: the pool's pointers are valid for the ring's life.
-                let t = unsafe { task.as_ref() };
-                // SAFETY: a task fresh from the free list is `Free`: the ring owns its op.
-                *unsafe { t.op_mut() } = Op::Received { message };
-                t.ctx.set(ctx);
-                t.state.set(TaskState::Ready);
-                // SAFETY: the ring holds only pointers to the free task.
-                unsafe { Task::write_result(task, Some(OpResult::Message(message))) };
-                // SAFETY: as in `queue`: live, stable, shared access only while linked.
-                unsafe { completions.push_back(task) };
-                return;
-            }
-            let Some(id) = TaskId::from_u64(c.user_data) else {
-                stats.foreign_completions += 1;
-                return;
-            };
-            let Some(task) = pool.lookup(id) else {
-                // An index this ring never had, or an old generation: never dereferenced.
-                if pool.slot(id.index()).is_some() {
-                    stats.stale_completions += 1;
-                } else {
-                    stats.foreign_completions += 1;
-                }
-                return;
-            };
-            // SAFETY: `lookup` returns pointers into the pool.
-            let t = unsafe { task.as_ref() };
-            if t.state.get() != TaskState::InFlight {
-                stats.stale_completions += 1;
-                return;
-            }
-            *in_flight -= 1;
-            if wake.is_some_and(|(w, _)| w == id) {
-                *wake = None;
-            }
-            if t.background.get() {
-                *background_in_flight -= 1;
-            }
-            t.state.set(TaskState::Ready);
-            // SAFETY: the completion for this task's id was just delivered, so the backend
-            // and kernel are done with its op; the ring holds only pointers to the task (`t`
-            // is not used below).
-            unsafe { Task::store_result(task, c.res) };
-            // SAFETY: as in `queue`: live, stable, shared access only while linked.
-            unsafe { completions.push_back(task) };
-        });
-    }
-
-    /// Runs the callbacks of the completed tasks, in completion order. Stops at the first
-    /// callback error, leaving the rest for the next `run`.
-    pub(crate) fn run_callbacks(&mut self) -> Result<u32, RingError> {
-        let mut ran = 0;
-        while let Some(task) = self.completions.pop_front() {
-            // SAFETY: the pool's pointers are valid for the ring's life.
-            let t = unsafe { task.as_ref() };
-            t.state.set(TaskState::Running);
-            self.current = Some(task);
-            let ctx = t.ctx.get();
-            let outcome = (ctx.cb)(self, t);
-            self.current = None;
-            self.recycle(task);
-            self.stats.callbacks += 1;
-            ran += 1;
-            outcome?;
-        }
-        Ok(ran)
-    }
-
-    /// Drops what a finished op owned, keeping `statx` buffers for the next stat. Runs after
-    /// the task is back in the pool, so a panicking buffer drop cannot lose the task.
-    #[cold]
-    fn drop_op(&mut self, op: Op) {
-        if let Op::Stat { buf, .. } = op {
-            self.statx_cache.push(buf);
-        }
-    }
-
-    /// Returns a finished task to the pool, dropping what its op still owns.
-    pub(crate) fn recycle(&mut self, task: NonNull<Task<B>>) {
-        // SAFETY: the task's callback has returned (or unwound), so no reference to it
-        // remains, and the backend is done with it.
-        unsafe { Task::write_result(task, None) };
-        // SAFETY: the pool's pointers are valid for the ring's life.
-        let t = unsafe { task.as_ref() };
-        // SAFETY: as above: nothing else accesses the op.
-        let op = unsafe { t.op_mut() };
-        // An op that owns nothing stays; the next `queue` overwrites it without a drop.
-        let owned = if op.owns_resources() {
-            Some(core::mem::take(op))
-        } else {
-            None
-        };
-        #[cfg(xuring_canary)]
-        let stale_id = t.id.get();
-        self.pool.put(task);
-        // Canary (`RUSTFLAGS="--cfg xuring_canary"`, see xuring-mock's `tests/canary.rs`): a
-        // deliberately broken recycle that keeps the old generation, so the slot's next task
-        // reuses its predecessor's `TaskId`. The mock's invariant checks must catch it. Never
-        // enable it anywhere else.
-        #[cfg(xuring_canary)]
-        t.id.set(stale_id);
-        if let Some(op) = owned {
-            self.drop_op(op);
-        }
-    }
-}
-
-/// The callback of each per-task cancel of a `cancel_all` on a kernel without `CANCEL_ALL`.
-fn on_cancel_all_part<B: Backend>(ring: &mut Ring<B>, task: &Task<B>) -> Result<(), RingError> {
-    let Some(join) = task.userdata() else {
-        return Ok(());
-    };
-    let join: NonNull<Task<B>> = join.cast();
-    let hit = matches!(task.result, Some(OpResult::Cancel(Ok(()))));
-    // SAFETY: the join task is `Waiting` until its last part reports here, so it is live.
-    let join_task = unsafe { join.as_ref() };
-    // SAFETY: a `Waiting` task's op is touched only by the ring (this code).
-    let done = match unsafe { join_task.op_mut() } {
-        Op::CancelAllJoin {
-            outstanding,
-            cancelled,
-        } => {
-            *cancelled += u32::from(hit);
-            *outstanding -= 1;
-            *outstanding == 0
-        }
-        _ => false,
-    };
-    if done {
-        ring.complete_locally(join, 0);
-    }
-    Ok(())
 }
 
 impl<B: Backend> Drop for Ring<B> {
     fn drop(&mut self) {
-        if let Some(mailbox) = &self.mailbox {
-            mailbox.close();
+        let engine = self.engine();
+        if engine.running {
+            // A callback of this ring's own run dropped it (assigned or swapped it away and
+            // dropped it): that callback may still hold `&Task` into the engine's pool, and
+            // the run goes on using the engine until the callback returns. The run tears the
+            // engine down and frees it then.
+            engine.orphaned = true;
+            return;
         }
-        self.teardown();
-        // Unlink everything before the pool frees its chunks.
-        self.submission_q.clear();
-        self.completions.clear();
-        self.pool.clear_free();
+        // SAFETY: the engine came from `Box::leak` in `from_engine`, this handle was its only
+        // owner, and it is not running, so no run will touch it again: freed exactly once.
+        drop(unsafe { Box::from_raw(self.engine.as_ptr()) });
     }
+}
+
+/// `Some(EPERM)` for a descriptor the runtime owns (a [`Thread`](crate::Thread) mailbox's
+/// eventfd or ring fd duplicate): user ops must not close, read or otherwise use it. Such an
+/// op completes with `EPERM` without reaching the kernel.
+#[inline]
+fn runtime_fd(fd: RawFd) -> Option<i32> {
+    xuring_sys::runtime_fds::is_claimed(fd).then_some(libc::EPERM)
 }

@@ -1,9 +1,19 @@
 //! The run loop: submit, wait, reap, call back; and teardown.
+//!
+//! # Safety
+//!
+//! A run keeps the address of the engine it drives and compares the ring handle's engine
+//! with it after every callback: a callback may assign, swap or drop its ring, and then the
+//! run stops (`RingError::Replaced`) without touching the handle's new engine. An engine
+//! whose handle was dropped meanwhile is only marked orphaned by the handle; [`Engine::end_run`]
+//! frees it, once, when the run ends. No reference to the engine is held across a callback.
 
+use core::ptr::NonNull;
 use core::time::Duration;
 
 use xuring_sys::{Errno, FeatureFlags};
 
+use crate::engine::Engine;
 use crate::task::TaskState;
 use crate::{Backend, Context, Op, Ring, RingError, TaskId, Timespec};
 
@@ -27,18 +37,27 @@ pub enum RunCondition {
     Until(Timespec),
 }
 
-/// Resets the ring's run state even if a callback panics: the running task is recycled, so
-/// the ring stays consistent and usable.
-struct RunGuard<'a, B: Backend> {
-    ring: &'a mut Ring<B>,
+/// Ends a run however it ends (returned, failed, unwound from a panicking callback, or cut
+/// short because a callback replaced the ring): see [`Engine::end_run`].
+struct RunGuard<B: Backend> {
+    engine: NonNull<Engine<B>>,
 }
 
-impl<B: Backend> Drop for RunGuard<'_, B> {
+impl<B: Backend> RunGuard<B> {
+    /// Ends the run normally, reporting `end_run`'s error.
+    fn finish(self) -> Result<(), RingError> {
+        let engine = self.engine;
+        core::mem::forget(self);
+        // SAFETY: as in `drop`, which will not run for this guard.
+        unsafe { Engine::end_run(engine) }
+    }
+}
+
+impl<B: Backend> Drop for RunGuard<B> {
     fn drop(&mut self) {
-        if let Some(task) = self.ring.current.take() {
-            self.ring.recycle(task);
-        }
-        self.ring.running = false;
+        // SAFETY: the guard's engine is the one its run set `running` on: alive until
+        // `end_run` frees it (only if orphaned), which happens here, once.
+        let _ = unsafe { Engine::end_run(self.engine) };
     }
 }
 
@@ -47,39 +66,33 @@ impl<B: Backend> Ring<B> {
     ///
     /// Errors: [`RingError::Reentrant`] if called from one of this ring's callbacks,
     /// [`RingError::Forked`] in a forked child, [`RingError::Enter`] if the kernel refuses
-    /// to submit or wait (other than the retried `EINTR`, `EAGAIN` and `EBUSY`), and a
+    /// to submit or wait (other than the retried `EINTR`, `EAGAIN` and `EBUSY`),
+    /// [`RingError::Replaced`] if a callback assigned, swapped or dropped this ring, and a
     /// callback's own error, which stops the run right after that callback. The ring stays
     /// usable after any of them: the next `run` continues with the remaining work.
+    ///
+    /// A callback's error stops the whole run: a server should handle per-connection
+    /// failures inside its callbacks and return `Err` only for what must stop the loop.
     pub fn run(&mut self, condition: RunCondition) -> Result<(), RingError> {
-        if self.running {
+        let engine = self.engine();
+        if engine.running {
             return Err(RingError::Reentrant);
         }
-        if self.backend.forked() {
+        if engine.backend.forked() {
             return Err(RingError::Forked);
         }
         let deadline = match condition {
-            RunCondition::For(d) => Some(self.backend.now().saturating_add(d)),
+            RunCondition::For(d) => Some(engine.backend.now().saturating_add(d)),
             RunCondition::Until(t) => Some(t),
             _ => None,
         };
-        self.running = true;
-        let guard = RunGuard { ring: self };
-        let result = guard.ring.run_loop(condition, deadline);
-        let submitted = if guard.ring.admitted_unsubmitted {
-            guard.ring.submit_admitted()
-        } else {
-            Ok(())
+        engine.running = true;
+        let guard = RunGuard {
+            engine: self.engine_ptr(),
         };
+        let result = self.run_loop(condition, deadline);
         // The run's own error, if it had one, is the one to report.
-        result.and(submitted)
-    }
-
-    /// Submits mailbox sends admitted but still in the backend's queue (left there by a
-    /// refused `enter`, or by a callback's error ending the run), so that a send is never
-    /// admitted while its ring waits elsewhere (say, in `Thread::join` on its receiver).
-    #[cold]
-    fn submit_admitted(&mut self) -> Result<(), RingError> {
-        self.enter(0, None)
+        result.and(guard.finish())
     }
 
     fn run_loop(
@@ -88,49 +101,150 @@ impl<B: Backend> Ring<B> {
         deadline: Option<Timespec>,
     ) -> Result<(), RingError> {
         if condition == RunCondition::NoWait {
-            self.flush();
-            self.enter(0, None)?;
-            self.reap();
-            self.flush_unmarked();
+            let engine = self.engine();
+            engine.flush();
+            engine.enter(0, None)?;
+            engine.reap();
+            engine.flush_unmarked();
             self.run_callbacks()?;
             return Ok(());
         }
         loop {
-            self.flush();
-            if self.completions.is_empty() {
+            let engine = self.engine();
+            // A mailbox send is admitted only right before an `enter`: with callbacks about
+            // to run, one of them could otherwise block (say, joining the send's receiver)
+            // while the send waits in the SQ.
+            if engine.completions.is_empty() {
+                engine.flush();
+            } else {
+                engine.flush_unmarked();
+            }
+            if engine.completions.is_empty() {
                 // Messages from other rings can arrive with nothing in flight: a ring with a
                 // message handler keeps waiting in `Once` and deadline runs.
                 let may_receive =
-                    self.message_ctx.is_some() && condition != RunCondition::UntilDone;
-                if self.has_no_user_work() && !may_receive {
+                    engine.receives_messages() && condition != RunCondition::UntilDone;
+                if engine.has_no_user_work() && !may_receive {
                     return Ok(());
                 }
                 if let Some(d) = deadline
-                    && self.backend.now() >= d
+                    && engine.backend.now() >= d
                 {
                     return Ok(());
                 }
-                if !self.submission_q.is_empty() {
+                if !engine.submission_q.is_empty() {
                     // The backend's queue is full and more work waits behind it: submit
                     // without waiting, so the rest gets in before we block.
-                    self.enter(0, None)?;
+                    engine.enter(0, None)?;
                 } else if let Some(d) = deadline {
-                    self.wait_until(d)?;
+                    engine.wait_until(d)?;
                 } else {
-                    self.enter(1, None)?;
+                    engine.enter(1, None)?;
                 }
-                self.reap();
+                engine.reap();
+            }
+            if engine.admitted_unsubmitted {
+                // An `enter` was refused (`EBUSY`) with sends admitted: get them out before a
+                // callback can wait for their receiver.
+                engine.submit_admitted()?;
             }
             let ran = self.run_callbacks()?;
             if condition == RunCondition::Once && ran > 0 {
-                self.flush_unmarked();
+                self.engine().flush_unmarked();
                 return Ok(());
             }
         }
     }
 
+    /// Runs the callbacks of the completed tasks, in completion order. Stops at the first
+    /// callback error, leaving the rest for the next `run`, and at once with
+    /// [`RingError::Replaced`] when a callback replaced this ring (the engine it ran on is
+    /// then no longer the handle's).
+    pub(crate) fn run_callbacks(&mut self) -> Result<u32, RingError> {
+        let engine_ptr = self.engine_ptr();
+        let mut ran = 0;
+        loop {
+            let engine = self.engine();
+            let Some(task) = engine.completions.pop_front() else {
+                return Ok(ran);
+            };
+            // SAFETY: the pool's pointers are valid for the engine's life, and the engine
+            // outlives this callback even if the callback drops the ring (`orphaned`).
+            let t = unsafe { task.as_ref() };
+            t.state.set(TaskState::Running);
+            engine.current = Some(task);
+            let cb = t.ctx.get().cb;
+            // No reference to the engine is alive across the call: the callback reaches it
+            // through `self` only.
+            let outcome = cb(self, t);
+            if self.engine_ptr() != engine_ptr {
+                // The callback assigned, swapped or dropped the ring: this run is over.
+                // `end_run` recycles the running task on the engine it belongs to.
+                return Err(RingError::Replaced);
+            }
+            let engine = self.engine();
+            engine.current = None;
+            engine.recycle(task);
+            engine.stats.callbacks += 1;
+            ran += 1;
+            outcome?;
+        }
+    }
+}
+
+impl<B: Backend> Engine<B> {
+    /// Ends the run on the engine at `engine`: recycles the task whose callback was running
+    /// (if the run stopped inside one), submits mailbox sends admitted but not yet submitted
+    /// (so that a send is never admitted while its ring waits elsewhere, say in
+    /// `Thread::join` on its receiver), and clears `running`. If the engine's handle was
+    /// dropped during the run, tears the engine down and frees it.
+    ///
+    /// # Safety
+    ///
+    /// `engine` must be the live engine of a run that set `running`, with no reference to it
+    /// alive, and this must be called once per such run.
+    pub(crate) unsafe fn end_run(engine: NonNull<Engine<B>>) -> Result<(), RingError> {
+        let ptr = engine.as_ptr();
+        // SAFETY: the caller guarantees a live engine with no other reference to it.
+        let this = unsafe { &mut *ptr };
+        if let Some(task) = this.current.take() {
+            this.recycle(task);
+        }
+        this.running = false;
+        if this.orphaned {
+            // SAFETY: the engine came from `Box::leak` in `Ring::from_engine`; its handle is
+            // gone (it set `orphaned` instead of freeing it), so this is the only owner, and
+            // `this` is not used again.
+            drop(unsafe { Box::from_raw(ptr) });
+            return Ok(());
+        }
+        if this.admitted_unsubmitted {
+            return this.submit_admitted();
+        }
+        Ok(())
+    }
+
     /// Nothing queued and nothing in flight but background tasks.
-    fn has_no_user_work(&self) -> bool {
+    /// Submits mailbox sends admitted but still in the backend's queue (left there by a
+    /// refused `enter`, or by a callback's error ending the run). `EBUSY` (a full CQ) is
+    /// retried a few times, reaping in between.
+    #[cold]
+    pub(crate) fn submit_admitted(&mut self) -> Result<(), RingError> {
+        for _ in 0..8 {
+            self.enter(0, None)?;
+            if !self.admitted_unsubmitted {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether messages from other rings may arrive: a user handler or a mailbox is set.
+    fn receives_messages(&self) -> bool {
+        self.message_ctx.is_some() || self.mailbox_ctx.is_some()
+    }
+
+    pub(crate) fn has_no_user_work(&self) -> bool {
         self.submission_q.is_empty() && self.in_flight == self.background_in_flight
     }
 
@@ -195,7 +309,7 @@ impl<B: Backend> Ring<B> {
     fn reap_and_recycle(&mut self) {
         self.reap();
         while let Some(task) = self.completions.pop_front() {
-            self.recycle(task);
+            self.recycle_undelivered(task);
         }
     }
 
@@ -210,7 +324,7 @@ impl<B: Backend> Ring<B> {
             self.recycle(task);
         }
         while let Some(task) = self.completions.pop_front() {
-            self.recycle(task);
+            self.recycle_undelivered(task);
         }
         if self.in_flight == 0 {
             return;

@@ -27,6 +27,9 @@ pub struct TaskId(u64);
 
 /// Bit 63 of `user_data` marks values that are not tasks (internal or cross-ring messages).
 pub(crate) const NOT_A_TASK: u64 = 1 << 63;
+/// Bit 62 of a message's `user_data` marks a [`Thread`](crate::Thread) message, which goes to
+/// the ring's mailbox; a user's `msg_ring` cannot set it.
+pub(crate) const THREAD_MAIL: u64 = 1 << 62;
 const GENERATION_MASK: u32 = (1 << 31) - 1;
 
 impl TaskId {

@@ -28,13 +28,14 @@
 //! I/O) and exits; [`Thread::join`] waits for that.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use xuring_sys::runtime_fds::RuntimeFd;
 use xuring_sys::{KernelLevel, Opcode, syscall};
 
 use crate::op::Message;
+use crate::task::THREAD_MAIL;
 use crate::{Context, IoBuf, Offset, Op, OpResult, Ring, RingError, Task, TaskHandle, Uring};
 
 /// What a message runs on the receiving ring: the ring, and the mail it came with.
@@ -94,19 +95,27 @@ fn handler_by_id(id: u32) -> Option<Handler> {
     Some(unsafe { core::mem::transmute::<usize, Handler>(raw) })
 }
 
-/// The low 31 bits of `res` carry the handler id, bit 31 the payload's top bit.
+/// Handler ids take the low 29 bits of `res`.
+const ID_BITS: u32 = 29;
+const ID_MASK: u32 = (1 << ID_BITS) - 1;
+const PAYLOAD_LOW: u64 = (1 << 62) - 1;
+
+/// A message's `data` carries the payload's low 62 bits and the [`THREAD_MAIL`] tag (so the
+/// receiving ring routes it to its mailbox, never to a user's message handler, and a user's
+/// `msg_ring`, which cannot set the tag, is never taken for one); `res` carries the handler
+/// id and the payload's top two bits (bits 29 and 30, leaving `res` non-negative).
 fn encode(id: u32, payload: u64) -> Message {
-    let top = ((payload >> 63) as u32) << 31;
+    let top = ((payload >> 62) as u32) << ID_BITS;
     Message {
-        data: payload & !(1 << 63),
-        value: (id & 0x7fff_ffff | top) as i32,
+        data: (payload & PAYLOAD_LOW) | THREAD_MAIL,
+        value: (id & ID_MASK | top) as i32,
     }
 }
 
 fn decode(message: Message) -> (u32, u64) {
     let value = message.value as u32;
-    let payload = message.data | (u64::from(value >> 31) << 63);
-    (value & 0x7fff_ffff, payload)
+    let top = u64::from((value >> ID_BITS) & 0b11) << 62;
+    (value & ID_MASK, (message.data & PAYLOAD_LOW) | top)
 }
 
 impl Mailbox {
@@ -167,12 +176,12 @@ impl Mailbox {
 
     /// The receiving ring's fd (a duplicate owned by the mailbox).
     pub(crate) fn ring_fd(&self) -> std::os::fd::RawFd {
-        self.ring_fd.as_raw_fd()
+        self.ring_fd.raw()
     }
 
     /// The mailbox's eventfd.
     pub(crate) fn eventfd(&self) -> std::os::fd::RawFd {
-        self.eventfd.as_raw_fd()
+        self.eventfd.raw()
     }
 }
 
@@ -187,9 +196,10 @@ struct Envelope {
 #[derive(Debug)]
 pub struct Mailbox {
     /// A duplicate of the ring's fd: it keeps the ring's file, and so the fd number senders
-    /// use, alive as long as any peer holds the mailbox.
-    ring_fd: OwnedFd,
-    eventfd: OwnedFd,
+    /// use, alive as long as any peer holds the mailbox. Like the eventfd, a runtime fd: user
+    /// ops refuse it.
+    ring_fd: RuntimeFd,
+    eventfd: RuntimeFd,
     queue: Mutex<VecDeque<Envelope>>,
     /// Set when the receiving ring stops taking messages.
     closed: AtomicBool,
@@ -237,7 +247,7 @@ impl Peer {
             msg_ring: ring.features().supports(Opcode::MsgRing),
             admitted: core::cell::Cell::new(false),
         };
-        ring.queue_marked(op, ctx)
+        ring.engine().queue_marked(op, ctx)
     }
 
     /// Whether the receiving ring has stopped taking messages.
@@ -250,14 +260,14 @@ impl Ring<Uring> {
     /// This ring's mailbox, created on first use: sets the message handler and arms the
     /// eventfd read.
     pub(crate) fn mailbox(&mut self, parent: Option<Peer>) -> Result<Arc<Mailbox>, RingError> {
-        if let Some(mailbox) = &self.mailbox {
+        if let Some(mailbox) = &self.engine_ref().mailbox {
             return Ok(Arc::clone(mailbox));
         }
         let os = RingError::Enter;
         let mailbox = Arc::new(Mailbox {
-            ring_fd: syscall::dup_cloexec(self.fd()).map_err(os)?,
+            ring_fd: RuntimeFd::new(syscall::dup_cloexec(self.fd()).map_err(os)?),
             // Non-blocking, so the pending read waits on poll instead of an io-wq thread.
-            eventfd: syscall::eventfd(true).map_err(os)?,
+            eventfd: RuntimeFd::new(syscall::eventfd(true).map_err(os)?),
             queue: Mutex::new(VecDeque::with_capacity(256)),
             closed: AtomicBool::new(false),
             admitted: AtomicU64::new(0),
@@ -269,14 +279,16 @@ impl Ring<Uring> {
             msg: 0,
             userdata: Some(core::ptr::NonNull::from(&*mailbox).cast()),
         };
-        self.on_message(ctx);
-        self.mailbox = Some(Arc::clone(&mailbox));
+        let engine = self.engine();
+        engine.mailbox_ctx = Some(ctx);
+        engine.mailbox = Some(Arc::clone(&mailbox));
         self.arm_mailbox_read(vec![0u8; 8]);
         Ok(mailbox)
     }
 
     fn arm_mailbox_read(&mut self, buf: Vec<u8>) {
-        let Some(mailbox) = &self.mailbox else {
+        let engine = self.engine();
+        let Some(mailbox) = &engine.mailbox else {
             return;
         };
         let ctx = Context {
@@ -284,9 +296,14 @@ impl Ring<Uring> {
             msg: 0,
             userdata: Some(core::ptr::NonNull::from(&**mailbox).cast()),
         };
-        let fd = mailbox.eventfd.as_raw_fd();
-        let read = self.read(fd, buf, Offset::File, ctx);
-        self.set_background(read);
+        // Straight to the engine: `Ring::read` refuses the runtime's own fds.
+        let op = Op::Read {
+            fd: mailbox.eventfd(),
+            buf: buf.into(),
+            offset: Offset::File,
+        };
+        let read = engine.queue(op, ctx);
+        engine.set_background(read);
     }
 
     /// A peer for this ring, so other rings (threads) can send it messages.
@@ -303,8 +320,9 @@ impl Ring<Uring> {
             target: -1,
             message: Message { data: 0, value: 0 },
         };
-        let handle = self.queue(unsent, ctx);
-        self.fail_queued(handle, errno);
+        let engine = self.engine();
+        let handle = engine.queue(unsent, ctx);
+        engine.fail_queued(handle, errno);
         handle
     }
 }
@@ -358,7 +376,13 @@ fn on_mailbox_read(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
 }
 
 fn drain_queue(ring: &mut Ring, mailbox: &Mailbox) -> Result<(), RingError> {
+    let engine = ring.engine_ptr();
     loop {
+        if ring.engine_ptr() != engine {
+            // A handler replaced the ring: these messages were for the old one, whose run
+            // ends when this callback returns. They stay queued, and are lost only with it.
+            return Ok(());
+        }
         let next = mailbox.lock_queue().pop_front();
         let Some(envelope) = next else {
             return Ok(());
@@ -436,7 +460,7 @@ impl Thread {
     pub fn kill(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         // A failed write means the eventfd is gone with a child that already exited.
-        let _ = syscall::eventfd_write(self.peer.mailbox.eventfd.as_raw_fd(), 1);
+        let _ = syscall::eventfd_write(self.peer.mailbox.eventfd(), 1);
     }
 
     /// Stops the child (see [`kill`](Self::kill)) and waits for it to exit. Returns the
@@ -580,9 +604,11 @@ mod tests {
             (1 << 63) - 1,
             0xdead_beef_cafe_f00d,
         ] {
-            for id in [1, 2, 1023, 0x7fff_ffff] {
+            for id in [1, 2, 1023, ID_MASK] {
                 let message = encode(id, payload);
                 assert_eq!(message.data >> 63, 0, "the top bit stays free");
+                assert_ne!(message.data & THREAD_MAIL, 0, "tagged as thread mail");
+                assert!(message.value >= 0);
                 assert_eq!(decode(message), (id, payload));
             }
         }
@@ -600,6 +626,14 @@ mod tests {
     /// `n` msg_ring sends to a fresh child, admitted into the parent's SQ but not submitted
     /// (as a refused `enter` leaves them), then the child is told to stop.
     fn admitted_then_killed(n: u64) -> (Ring, Thread) {
+        admitted_then_killed_after(n, |_, _| {})
+    }
+
+    /// [`admitted_then_killed`], doing `first` once the child runs.
+    fn admitted_then_killed_after(
+        n: u64,
+        first: impl FnOnce(&mut Ring, &Thread),
+    ) -> (Ring, Thread) {
         ARRIVED.store(0, Ordering::SeqCst);
         // Native whatever `XURING_KERNEL_LEVEL` says: the handshake is msg_ring's.
         let mut ring = Ring::builder(64)
@@ -608,11 +642,15 @@ mod tests {
             .expect("ring");
         let mut thread = Thread::spawn(&mut ring, 64).expect("spawn");
         assert!(ring.features().supports(Opcode::MsgRing), "native msg_ring");
+        first(&mut ring, &thread);
         for i in 0..n {
             thread.send(&mut ring, arrive, i, Context::default());
         }
-        ring.flush();
-        assert!(ring.admitted_unsubmitted, "admitted, still in the SQ");
+        ring.engine().flush();
+        assert!(
+            ring.engine().admitted_unsubmitted,
+            "admitted, still in the SQ"
+        );
         thread.kill();
         (ring, thread)
     }
@@ -634,6 +672,30 @@ mod tests {
             8,
             "every admitted send handled"
         );
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "needs a real ring")]
+    fn a_users_msg_ring_to_a_child_does_not_settle_a_thread_send() {
+        let _serial = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (mut ring, thread) = admitted_then_killed_after(3, |ring, thread| {
+            // What `ring.msg_ring(child_fd, ..)` posts, with the child's ring fd learned any
+            // way a user can (a handler replying `ring.fd()`): a message without the tag.
+            let op = Op::MsgRing {
+                target: thread.peer.mailbox.ring_fd(),
+                message: Message { data: 9, value: 1 },
+            };
+            ring.engine().queue(op, Context::default());
+            ring.run(crate::RunCondition::UntilDone).expect("posted");
+        });
+        let joined = thread.join();
+        assert!(
+            matches!(joined, Err(RingError::MessagesLost(3))),
+            "all three unsent sends are reported: {joined:?}"
+        );
+        ring.run(crate::RunCondition::NoWait).expect("submit");
     }
 
     #[test]

@@ -32,7 +32,7 @@
 //! ## Handlers
 //!
 //! By default a noop succeeds, a write writes everything, a read returns EOF (or bytes from
-//! the fd's [file](Mock::set_file) or [pipe](Mock::pipe)), a timer expires when virtual time
+//! the fd's [file](MockControl::set_file) or [pipe](MockControl::pipe)), a timer expires when virtual time
 //! reaches it and a cancel finds its target if that is still in flight. A handler replaces the
 //! default for one [`OpKind`]: it gets a [`Request`] (fd, length, offset, the bytes of a write,
 //! a cancel's target, the virtual time, ...) and answers a [`Reply`]:
@@ -60,7 +60,7 @@
 //! ```
 //!
 //! [`Reply::Pending`] keeps the op in flight (the handler is asked again at the next
-//! `enter`); [`Mock::block_fd`], an empty [pipe](Mock::pipe) and [`Mock::hold`] stage the
+//! `enter`); [`MockControl::block_fd`], an empty [pipe](MockControl::pipe) and [`MockControl::hold`] stage the
 //! in-flight states that cancel races need.
 //!
 //! ## Time
@@ -123,7 +123,8 @@ pub mod track;
 
 pub use invariants::check_invariants;
 pub use mock::{
-    DEADLOCK, Faults, Handler, Mock, MockBuilder, MockStats, OpKind, Order, Reply, Request,
+    DEADLOCK, Faults, Handler, Mock, MockBuilder, MockControl, MockStats, OpKind, Order, Reply,
+    Request,
 };
 pub use rng::SplitMix64;
 

@@ -23,7 +23,7 @@ pub const DEADLOCK: Errno = Errno::from_raw(libc::EDEADLK);
 
 // ----- operation kinds, requests and replies -----
 
-/// Which operation a [`Request`] is, for choosing a [handler](Mock::handle).
+/// Which operation a [`Request`] is, for choosing a [handler](MockControl::handle).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum OpKind {
@@ -68,7 +68,7 @@ impl OpKind {
     }
 }
 
-/// What a [handler](Mock::handle) is told about an operation the ring submitted.
+/// What a [handler](MockControl::handle) is told about an operation the ring submitted.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Request<'a> {
@@ -98,7 +98,7 @@ pub struct Request<'a> {
     pub polls: u32,
 }
 
-/// A [handler](Mock::handle)'s answer.
+/// A [handler](MockControl::handle)'s answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Reply {
@@ -136,7 +136,7 @@ pub enum Order {
 
 /// Fault injection rates (each a probability in `0.0..=1.0`), drawn from the seed.
 ///
-/// Faults apply to what the mock does by default; an operation a [handler](Mock::handle)
+/// Faults apply to what the mock does by default; an operation a [handler](MockControl::handle)
 /// answers is not faulted. Per-op errors and short transfers apply to noops, reads and writes,
 /// never to timers or cancels.
 #[derive(Clone, Debug, PartialEq)]
@@ -283,7 +283,7 @@ impl MockBuilder {
         self
     }
 
-    /// Whether a wait that nothing else can satisfy releases [held](Mock::hold) completions
+    /// Whether a wait that nothing else can satisfy releases [held](MockControl::hold) completions
     /// (default `true`: holding delays completions, as a slow kernel would, but never loses
     /// them, so dropping a ring always reaps everything). With `false` such a wait fails
     /// with [`DEADLOCK`] (or times out).
@@ -325,6 +325,8 @@ impl MockBuilder {
             last_enter_faulted: false,
             seen: BTreeSet::new(),
             reused: Vec::new(),
+            closed_undelivered: Vec::new(),
+            undelivered_close_watch: None,
             undelivered: 0,
             next_seq: 0,
             stats: MockStats::default(),
@@ -464,7 +466,7 @@ struct Source {
     data: Vec<u8>,
     /// The position `Offset::File` reads from (and advance).
     pos: usize,
-    /// A pipe: a read with nothing to read waits, until the writer is [closed](Mock::close).
+    /// A pipe: a read with nothing to read waits, until the writer is [closed](MockControl::close).
     pipe: bool,
     closed: bool,
 }
@@ -477,18 +479,18 @@ enum Outcome {
 /// A deterministic, kernel-free [`Backend`].
 ///
 /// Pushed operations wait in a bounded SQ ([`MockBuilder::sq_entries`]); `enter` consumes
-/// them in order and completes each one as its [handler](Self::handle) or the defaults say:
+/// them in order and completes each one as its [handler](MockControl::handle) or the defaults say:
 ///
 /// | op | default |
 /// | --- | --- |
 /// | noop | `0` |
 /// | write | everything written (recorded, see [`written`](Self::written)) |
-/// | read | from the fd's [file](Self::set_file) or [pipe](Self::pipe); `0` (EOF) for other fds |
+/// | read | from the fd's [file](MockControl::set_file) or [pipe](MockControl::pipe); `0` (EOF) for other fds |
 /// | timer | `-ETIME` when virtual time reaches it |
 /// | cancel | finds the target among the ops still in flight: target `-ECANCELED`, cancel `0`; else `-ENOENT` |
 /// | cancel-all | cancels every op in flight; the count, or `-ENOENT` if there was none |
 ///
-/// Reads and writes on a [blocked](Self::block_fd) fd, reads of an empty pipe and ops a
+/// Reads and writes on a [blocked](MockControl::block_fd) fd, reads of an empty pipe and ops a
 /// handler answers [`Reply::Pending`] stay in flight until unblocked, fed, answered, or
 /// cancelled. When the ring waits and only timers can complete, virtual time jumps to the
 /// earliest one; a wait with a timeout that nothing satisfies jumps to the timeout and returns
@@ -522,6 +524,10 @@ pub struct Mock {
     /// Every `user_data` ever pushed: a task's identity must never repeat.
     seen: BTreeSet<u64>,
     reused: Vec<u64>,
+    /// Descriptors the ring closed because no callback received them.
+    closed_undelivered: Vec<RawFd>,
+    /// Told of each of those as it is closed (the mock itself goes with the ring).
+    undelivered_close_watch: Option<Box<dyn FnMut(RawFd)>>,
     /// Pushed operations whose completion has not been handed to the ring.
     undelivered: u32,
     next_seq: u64,
@@ -590,99 +596,12 @@ impl Mock {
         self.trace.as_deref()
     }
 
-    // ----- handlers and byte sources -----
-
-    /// Sets the handler for `kind`, replacing any earlier one. It is called when an op of that
-    /// kind is consumed, and again at each `enter` while it answers [`Reply::Pending`].
-    ///
-    /// ```
-    /// use xuring_core::{Context, Errno, Offset, Ring, RunCondition};
-    /// use xuring_mock::{MockRingExt, OpKind, Reply};
-    ///
-    /// let mut ring = Ring::init_mock();
-    /// ring.backend_mut().handle(OpKind::Read, |req| match req.fd {
-    ///     Some(3) => Reply::Bytes(b"hello".to_vec()),
-    ///     _ => Reply::Err(Errno::EBADF),
-    /// });
-    /// ring.read(3, vec![0; 16], Offset::File, Context::default());
-    /// ring.run(RunCondition::UntilDone)?;
-    /// # Ok::<(), xuring_core::RingError>(())
-    /// ```
-    pub fn handle(&mut self, kind: OpKind, handler: impl FnMut(&Request<'_>) -> Reply + 'static) {
-        self.handlers[kind.index()] = Some(Box::new(handler));
-    }
-
-    /// Removes the handler for `kind`: the defaults apply again.
-    pub fn clear_handler(&mut self, kind: OpKind) {
-        self.handlers[kind.index()] = None;
-    }
-
-    /// Makes `fd` a file holding `data`: reads at [`Offset::File`] read on from the current
-    /// position, reads at [`Offset::At`] from that offset; the end reads as EOF.
-    pub fn set_file(&mut self, fd: RawFd, data: impl Into<Vec<u8>>) {
-        self.files.insert(
-            fd,
-            Source {
-                data: data.into(),
-                ..Source::default()
-            },
-        );
-    }
-
-    /// Makes `fd` an empty pipe: a read waits (in flight, cancellable) until bytes are
-    /// [fed](Self::feed) or the writer [closed](Self::close).
-    pub fn pipe(&mut self, fd: RawFd) {
-        self.files.insert(
-            fd,
-            Source {
-                pipe: true,
-                ..Source::default()
-            },
-        );
-    }
-
-    /// Appends bytes for reads of `fd` (making it a pipe if it is nothing yet). Waiting reads
-    /// complete at the next `enter`.
-    pub fn feed(&mut self, fd: RawFd, data: &[u8]) {
-        let source = self.files.entry(fd).or_insert_with(|| Source {
-            pipe: true,
-            ..Source::default()
-        });
-        source.data.extend_from_slice(data);
-    }
-
-    /// Closes the writing end of `fd`'s pipe: once its bytes are read, reads return 0.
-    pub fn close(&mut self, fd: RawFd) {
-        if let Some(source) = self.files.get_mut(&fd) {
-            source.closed = true;
-        }
-    }
+    // ----- inspection of what was written and held -----
 
     /// Everything written to `fd` by default-handled writes: [`Offset::File`] appends,
     /// [`Offset::At`] writes at that offset.
     pub fn written(&self, fd: RawFd) -> &[u8] {
         self.written.get(&fd).map_or(&[], Vec::as_slice)
-    }
-
-    /// Reads and writes on `fd` stay in flight (cancellable) until [`unblock_fd`].
-    ///
-    /// [`unblock_fd`]: Self::unblock_fd
-    pub fn block_fd(&mut self, fd: RawFd) {
-        self.blocked.insert(fd);
-    }
-
-    /// Lets the ops on `fd` proceed at the next `enter`.
-    pub fn unblock_fd(&mut self, fd: RawFd) {
-        self.blocked.remove(&fd);
-    }
-
-    // ----- holding completions -----
-
-    /// While `hold` is on, completions are produced (the op is done: a cancel no longer finds
-    /// it) but not posted to the CQ until [released](Self::release_held). Models completions
-    /// the kernel has not posted yet, to stage cancel races.
-    pub fn hold(&mut self, hold: bool) {
-        self.hold = hold;
     }
 
     /// How many completions are held.
@@ -694,35 +613,6 @@ impl Mock {
     pub fn held_user_data(&self) -> Vec<u64> {
         self.held.iter().map(|c| c.completion.user_data).collect()
     }
-
-    /// Posts every held completion now. Returns how many.
-    pub fn release_held(&mut self) -> usize {
-        self.release_held_where(|_| true)
-    }
-
-    /// Posts the held completions `keep` selects, in order. Returns how many.
-    pub fn release_held_where(&mut self, mut select: impl FnMut(&Completion) -> bool) -> usize {
-        let mut released = 0;
-        let mut kept = VecDeque::new();
-        while let Some(cqe) = self.held.pop_front() {
-            if select(&cqe.completion) {
-                self.post_cq(cqe);
-                released += 1;
-            } else {
-                kept.push_back(cqe);
-            }
-        }
-        self.held = kept;
-        released
-    }
-
-    // ----- time -----
-
-    /// Moves virtual time forward; timers due by then complete at the next `enter`.
-    pub fn advance(&mut self, by: Duration) {
-        self.now = self.now.saturating_add(by);
-    }
-
     /// The earliest deadline of a timer in flight.
     pub fn next_deadline(&self) -> Option<Timespec> {
         self.pending.iter().filter_map(|e| e.deadline).min()
@@ -760,6 +650,12 @@ impl Mock {
     /// calls it equals [`Ring::in_flight`].
     pub fn undelivered(&self) -> u32 {
         self.undelivered
+    }
+
+    /// Descriptors from completed opens, accepts and sockets that the ring closed because no
+    /// callback ever received them (it was dropped first), in order.
+    pub fn closed_undelivered(&self) -> &[RawFd] {
+        &self.closed_undelivered
     }
 
     /// `user_data` values pushed more than once (a task identity reused: a ring bug).
@@ -1145,7 +1041,174 @@ impl Mock {
     }
 }
 
-impl Backend for Mock {
+/// What [`Ring::backend_mut`](xuring_core::Ring::backend_mut) gives for a mock: its handlers,
+/// byte sources, held completions and clock, to steer; everything of [`Mock`] that only reads
+/// through `Deref`. It cannot replace the mock or drive it (push, enter, reap): those stay
+/// the ring's, so a test cannot make the ring and its backend disagree about what is in
+/// flight.
+pub struct MockControl<'a>(&'a mut Mock);
+
+impl core::ops::Deref for MockControl<'_> {
+    type Target = Mock;
+
+    fn deref(&self) -> &Mock {
+        self.0
+    }
+}
+
+impl fmt::Debug for MockControl<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("MockControl").field(&*self.0).finish()
+    }
+}
+
+impl MockControl<'_> {
+    /// Calls `watch` with each descriptor the ring closes because no callback received it
+    /// (a completed open, accept or socket whose ring was dropped first; see
+    /// [`Mock::closed_undelivered`]). That happens in the ring's teardown, when the mock goes
+    /// too: this is how a test sees it.
+    pub fn on_undelivered_close(&mut self, watch: impl FnMut(RawFd) + 'static) {
+        self.0.undelivered_close_watch = Some(Box::new(watch));
+    }
+
+    // ----- handlers and byte sources -----
+
+    /// Sets the handler for `kind`, replacing any earlier one. It is called when an op of that
+    /// kind is consumed, and again at each `enter` while it answers [`Reply::Pending`].
+    ///
+    /// ```
+    /// use xuring_core::{Context, Errno, Offset, Ring, RunCondition};
+    /// use xuring_mock::{MockRingExt, OpKind, Reply};
+    ///
+    /// let mut ring = Ring::init_mock();
+    /// ring.backend_mut().handle(OpKind::Read, |req| match req.fd {
+    ///     Some(3) => Reply::Bytes(b"hello".to_vec()),
+    ///     _ => Reply::Err(Errno::EBADF),
+    /// });
+    /// ring.read(3, vec![0; 16], Offset::File, Context::default());
+    /// ring.run(RunCondition::UntilDone)?;
+    /// # Ok::<(), xuring_core::RingError>(())
+    /// ```
+    pub fn handle(&mut self, kind: OpKind, handler: impl FnMut(&Request<'_>) -> Reply + 'static) {
+        self.0.handlers[kind.index()] = Some(Box::new(handler));
+    }
+
+    /// Removes the handler for `kind`: the defaults apply again.
+    pub fn clear_handler(&mut self, kind: OpKind) {
+        self.0.handlers[kind.index()] = None;
+    }
+
+    /// Makes `fd` a file holding `data`: reads at [`Offset::File`] read on from the current
+    /// position, reads at [`Offset::At`] from that offset; the end reads as EOF.
+    pub fn set_file(&mut self, fd: RawFd, data: impl Into<Vec<u8>>) {
+        self.0.files.insert(
+            fd,
+            Source {
+                data: data.into(),
+                ..Source::default()
+            },
+        );
+    }
+
+    /// Makes `fd` an empty pipe: a read waits (in flight, cancellable) until bytes are
+    /// [fed](MockControl::feed) or the writer [closed](MockControl::close).
+    pub fn pipe(&mut self, fd: RawFd) {
+        self.0.files.insert(
+            fd,
+            Source {
+                pipe: true,
+                ..Source::default()
+            },
+        );
+    }
+
+    /// Appends bytes for reads of `fd` (making it a pipe if it is nothing yet). Waiting reads
+    /// complete at the next `enter`.
+    pub fn feed(&mut self, fd: RawFd, data: &[u8]) {
+        let source = self.0.files.entry(fd).or_insert_with(|| Source {
+            pipe: true,
+            ..Source::default()
+        });
+        source.data.extend_from_slice(data);
+    }
+
+    /// Closes the writing end of `fd`'s pipe: once its bytes are read, reads return 0.
+    pub fn close(&mut self, fd: RawFd) {
+        if let Some(source) = self.0.files.get_mut(&fd) {
+            source.closed = true;
+        }
+    }
+
+    /// Reads and writes on `fd` stay in flight (cancellable) until [`unblock_fd`].
+    ///
+    /// [`unblock_fd`]: Self::unblock_fd
+    pub fn block_fd(&mut self, fd: RawFd) {
+        self.0.blocked.insert(fd);
+    }
+
+    /// Lets the ops on `fd` proceed at the next `enter`.
+    pub fn unblock_fd(&mut self, fd: RawFd) {
+        self.0.blocked.remove(&fd);
+    }
+
+    // ----- holding completions -----
+
+    /// While `hold` is on, completions are produced (the op is done: a cancel no longer finds
+    /// it) but not posted to the CQ until [released](MockControl::release_held). Models completions
+    /// the kernel has not posted yet, to stage cancel races.
+    pub fn hold(&mut self, hold: bool) {
+        self.0.hold = hold;
+    }
+
+    /// Posts every held completion now. Returns how many.
+    pub fn release_held(&mut self) -> usize {
+        self.release_held_where(|_| true)
+    }
+
+    /// Posts the held completions `keep` selects, in order. Returns how many.
+    pub fn release_held_where(&mut self, mut select: impl FnMut(&Completion) -> bool) -> usize {
+        let mut released = 0;
+        let mut kept = VecDeque::new();
+        while let Some(cqe) = self.0.held.pop_front() {
+            if select(&cqe.completion) {
+                self.0.post_cq(cqe);
+                released += 1;
+            } else {
+                kept.push_back(cqe);
+            }
+        }
+        self.0.held = kept;
+        released
+    }
+
+    // ----- time -----
+
+    /// Moves virtual time forward; timers due by then complete at the next `enter`.
+    pub fn advance(&mut self, by: Duration) {
+        self.0.now = self.0.now.saturating_add(by);
+    }
+}
+
+// SAFETY: the mock reports a `user_data` once, when it produces that op's completion, after
+// dropping its `OpPtr` (see `OpPtr`); duplicates come after the original, when the ring no
+// longer has that id in flight, and foreign values are ones no task can have
+// (`foreign_user_data`). `Control` is `MockControl`, which neither hands out `&mut Mock` nor
+// pushes, enters or reaps. Dropping the mock drops its `OpPtr`s without touching the ops.
+#[allow(unsafe_code)]
+unsafe impl Backend for Mock {
+    type Control<'a> = MockControl<'a>;
+
+    fn control(&mut self) -> MockControl<'_> {
+        MockControl(self)
+    }
+
+    fn close_undelivered(&mut self, fd: RawFd) {
+        self.closed_undelivered.push(fd);
+        if let Some(watch) = &mut self.undelivered_close_watch {
+            watch(fd);
+        }
+    }
+
     fn features(&self) -> &Features {
         &self.features
     }
@@ -1250,7 +1313,7 @@ impl Backend for Mock {
                 continue;
             }
             if self.auto_release && !self.held.is_empty() {
-                self.stats.auto_released += self.release_held() as u64;
+                self.stats.auto_released += self.control().release_held() as u64;
                 continue;
             }
             if let Some(l) = limit {

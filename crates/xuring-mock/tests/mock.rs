@@ -85,7 +85,7 @@ fn handlers_decide_results_and_read_bytes() {
     let mut ring = Ring::init_mock();
     let writes = Rc::new(RefCell::new(Vec::new()));
     let seen = Rc::clone(&writes);
-    let mock = ring.backend_mut();
+    let mut mock = ring.backend_mut();
     mock.handle(OpKind::Read, |req| match (req.fd, req.offset) {
         (Some(3), Some(Offset::At(10))) => Reply::Bytes(b"0123456789abcdef-too-long".to_vec()),
         _ => Reply::Err(Errno::EBADF),
@@ -189,7 +189,7 @@ fn a_cancel_handler_can_say_ealready() {
 fn files_pipes_and_written_bytes() {
     track::reset();
     let mut ring = Ring::init_mock();
-    let mock = ring.backend_mut();
+    let mut mock = ring.backend_mut();
     mock.set_file(3, b"abcdefgh".to_vec());
     mock.pipe(4);
     let r1 = track::expect(ring.read(3, vec![0; 3], Offset::File, track::context()));

@@ -93,7 +93,7 @@ impl Model {
             )
             .expect("ring");
         let pool = ring.buffers().expect("pool").clone();
-        let mock = ring.backend_mut();
+        let mut mock = ring.backend_mut();
         mock.set_file(FILE_FD, (0..=255u8).collect::<Vec<u8>>());
         mock.pipe(PIPE_FD);
         Model {
@@ -219,7 +219,7 @@ impl Model {
 
     /// Lets everything finish and checks that every op was called back exactly once.
     fn drain(mut self) {
-        let mock = self.ring.backend_mut();
+        let mut mock = self.ring.backend_mut();
         mock.hold(false);
         mock.release_held();
         mock.close(PIPE_FD);

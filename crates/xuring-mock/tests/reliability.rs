@@ -22,8 +22,8 @@ use xuring_core::{
     TaskState, Timespec,
 };
 use xuring_mock::{
-    DEADLOCK, Faults, Mock, MockBuilder, OpKind, Order, Reply, SplitMix64, check_invariants,
-    run_seeds, track,
+    DEADLOCK, Faults, Mock, MockBuilder, MockControl, OpKind, Order, Reply, SplitMix64,
+    check_invariants, run_seeds, track,
 };
 use xuring_sys::{CancelFlags, SqFull};
 
@@ -99,7 +99,30 @@ impl Spy {
     }
 }
 
-impl Backend for Spy {
+/// What `Ring<Spy>::backend_mut` gives: the mock's steering and the enter script, never the
+/// `Spy` itself.
+struct SpyControl<'a> {
+    mock: MockControl<'a>,
+    script: &'a mut VecDeque<Step>,
+}
+
+// SAFETY: the spy hands each op to its mock before the mock can complete it, and reports only
+// the mock's completions, so the mock's guarantees are the spy's; `SpyControl` exposes only
+// the mock's steering and the script, never the spy or the mock themselves.
+unsafe impl Backend for Spy {
+    type Control<'a> = SpyControl<'a>;
+
+    fn control(&mut self) -> SpyControl<'_> {
+        SpyControl {
+            mock: self.mock.control(),
+            script: &mut self.script,
+        }
+    }
+
+    fn close_undelivered(&mut self, fd: std::os::fd::RawFd) {
+        self.mock.close_undelivered(fd);
+    }
+
     fn features(&self) -> &Features {
         self.mock.features()
     }

@@ -18,6 +18,7 @@
 //!   the kernel requires, and [`Features`] from probes.
 //! - [`KernelLevel`]: a mask that clamps [`Features`] to an older kernel, selected with
 //!   `XURING_KERNEL_LEVEL=5.6` (etc.), so that fallback paths run on a new kernel.
+//! - [`runtime_fds`]: the process-wide set of fds the runtime owns, which user ops refuse.
 //! - [`compat`]: the kernel compatibility table that `docs/kernel-compat.md` is generated from.
 //!
 //! It knows nothing of tasks or callbacks: that is `xuring-core`. Decisions come from probes
@@ -54,6 +55,7 @@ mod mmap;
 mod opcode;
 #[allow(unsafe_code)]
 mod queue;
+pub mod runtime_fds;
 #[allow(unsafe_code)]
 mod setup;
 #[allow(unsafe_code)]

@@ -251,6 +251,21 @@ pub fn socket(domain: i32, ty: i32, protocol: i32) -> Result<RawFd, Errno> {
     Ok(fd)
 }
 
+/// `close(2)`.
+///
+/// # Safety
+///
+/// The caller must own `fd` (no one else may use or close it) and must not use it afterwards:
+/// its number can be reused at once.
+pub unsafe fn close(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: `close` takes no pointers; ownership is the caller's contract. Not retried on
+    // `EINTR`: Linux frees the descriptor even then.
+    if unsafe { libc::close(fd) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
 /// Duplicates `fd` with `FD_CLOEXEC` (`fcntl(F_DUPFD_CLOEXEC)`).
 pub fn dup_cloexec(fd: RawFd) -> Result<OwnedFd, Errno> {
     // SAFETY: `F_DUPFD_CLOEXEC` takes an integer argument only.

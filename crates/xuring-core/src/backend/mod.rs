@@ -30,7 +30,31 @@ pub struct Completion {
 }
 
 /// Something that executes operations for a ring.
-pub trait Backend: Sized {
+///
+/// # Safety
+///
+/// A ring trusts its backend with the memory of every op it pushes: it recycles a task (and
+/// drops the buffers its op owns) as soon as the backend reports the task's `user_data`. So an
+/// implementation must guarantee that:
+/// - [`reap`](Self::reap) reports a pushed op's `user_data` only once the op, and the executor
+///   behind it (the kernel), will never touch the op or its memory again;
+/// - the backend is bound to the ring it is given to for its whole life: nothing reachable
+///   from safe code (in particular [`Control`](Self::Control), the type
+///   [`Ring::backend_mut`](crate::Ring::backend_mut) returns) can replace it, move it to
+///   another ring, or call [`push`](Self::push), [`enter`](Self::enter) or
+///   [`reap`](Self::reap) on it;
+/// - dropping it stops the executor from using any pushed op (for io_uring: after every
+///   completion was reaped, closing the ring fd suffices).
+pub unsafe trait Backend: Sized {
+    /// What [`Ring::backend_mut`](crate::Ring::backend_mut) hands out: a view that can steer
+    /// the backend (the mock's handlers and faults) but neither replace nor drive it.
+    type Control<'a>
+    where
+        Self: 'a;
+
+    /// The steering view of this backend.
+    fn control(&mut self) -> Self::Control<'_>;
+
     /// What this backend can do. The ring checks it before using an opcode or flag.
     fn features(&self) -> &Features;
 
@@ -85,6 +109,10 @@ pub trait Backend: Sized {
         let _ = (domain, ty, protocol);
         -libc::EOPNOTSUPP
     }
+
+    /// Closes `fd`, a descriptor that a completed open, accept or socket created but no callback
+    /// ever received (its ring was dropped first): the ring owns it, and nobody else ever will.
+    fn close_undelivered(&mut self, fd: std::os::fd::RawFd);
 
     /// Registers the pool's buffers as fixed buffers, if the backend has such a thing.
     /// Returns whether they are registered.

@@ -277,7 +277,17 @@ unsafe fn prep(
     }
 }
 
-impl Backend for Uring {
+// SAFETY: `reap` reports a `user_data` only from the kernel's CQE for it, after which the
+// kernel no longer uses the request's memory; a CQE is reported once (the CQ head moves past
+// it). `Control` is `&Uring`, through which nothing can be replaced or driven. Dropping a
+// `Uring` closes the ring fd, after the ring has reaped (or leaked) everything in flight.
+unsafe impl Backend for Uring {
+    type Control<'a> = &'a Uring;
+
+    fn control(&mut self) -> &Uring {
+        self
+    }
+
     #[inline]
     fn features(&self) -> &Features {
         self.ring.features()
@@ -347,6 +357,13 @@ impl Backend for Uring {
             Ok(fd) => fd,
             Err(e) => -e.raw(),
         }
+    }
+
+    fn close_undelivered(&mut self, fd: std::os::fd::RawFd) {
+        // SAFETY: the kernel created `fd` for a request of this ring whose result no callback
+        // received, so no one else knows it; it is not used after this. A failed close leaves
+        // nothing to do.
+        let _ = unsafe { syscall::close(fd) };
     }
 
     fn register_buffers(&mut self, pool: &BufferPool) -> Result<bool, Errno> {

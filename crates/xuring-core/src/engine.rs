@@ -1,0 +1,627 @@
+//! `Engine`: a ring's state and its task lifecycle: queueing, submission, reaping,
+//! cancellation, recycling and teardown. [`Ring`](crate::Ring) is the handle users hold;
+//! `run.rs` drives the engine and calls back.
+//!
+//! # Safety
+//!
+//! The engine dereferences task pointers from its [`TaskPool`]. They are always valid
+//! (chunks are freed only when the engine is, after teardown). What the engine may do with a
+//! task depends on its [`TaskState`]:
+//! - `Free`, `Queued`, `Waiting`: the engine owns the task outright and writes its op and
+//!   result.
+//! - `InFlight`: the backend (and the kernel) owns the op; the engine reads only the `Cell`
+//!   fields (id, state, class, context) until the completion is reaped.
+//! - `Ready`: the engine owns it again.
+//! - `Running`: the callback holds `&Task`; the engine touches only `Cell` fields.
+//!
+//! The engine never creates `&mut Task`: it writes `result` and the op through raw pointers
+//! derived from the chunk allocation, in the states where nothing else looks at them.
+
+use core::ptr::NonNull;
+
+use xuring_queue::{List, Queue};
+use xuring_sys::{CancelFlags, Opcode};
+
+use crate::backend::Completion;
+use crate::op::{CPath, CancelVia, Message};
+use crate::pool::TaskPool;
+use crate::ring::RingStats;
+use crate::task::{NOT_A_TASK, OpClass, THREAD_MAIL, TaskState};
+use crate::{
+    Backend, BufferPool, Context, Op, OpResult, Ring, RingError, Task, TaskHandle, TaskId, Timespec,
+};
+
+/// A ring's state. Lives in its own heap allocation, owned by a [`Ring`] handle (see
+/// `ring.rs` for why).
+pub(crate) struct Engine<B: Backend> {
+    pub(crate) backend: B,
+    pub(crate) pool: TaskPool<B>,
+    /// Tasks queued but not yet handed to the backend. Doubly linked so a cancel can take a
+    /// task out of the middle in O(1).
+    pub(crate) submission_q: List<Task<B>>,
+    /// Tasks whose completion was reaped, waiting for their callback. Completions are moved
+    /// here before any callback runs, because callbacks get `&mut Ring` and may submit, cancel
+    /// or even run out of room in the backend's queue while we would still be iterating it.
+    pub(crate) completions: Queue<Task<B>>,
+    pub(crate) in_flight: u32,
+    pub(crate) running: bool,
+    /// The handle was dropped by a callback of this engine's own run: the run frees the
+    /// engine once that callback has returned.
+    pub(crate) orphaned: bool,
+    /// A mailbox send was admitted into the backend's queue and no `enter` has taken it
+    /// yet: `run` submits it before it returns.
+    pub(crate) admitted_unsubmitted: bool,
+    /// The task whose callback is running, recycled even if the callback panics.
+    pub(crate) current: Option<NonNull<Task<B>>>,
+    pub(crate) stats: RingStats,
+    pub(crate) buffers: Option<BufferPool>,
+    pub(crate) teardown_timeout: core::time::Duration,
+    /// The internal timer that bounds a deadline wait without `FEAT_EXT_ARG`, and its time.
+    pub(crate) wake: Option<(TaskId, Timespec)>,
+    /// Background tasks in flight: internal wake-up timers and mailbox reads. They are not
+    /// user work: `run(UntilDone)` does not wait for them.
+    pub(crate) background_in_flight: u32,
+    /// `statx` buffers of finished stats, reused so that a stat allocates only in warm-up.
+    /// Boxed, because the kernel writes into a buffer while the box moves with its task.
+    #[allow(clippy::vec_box)]
+    pub(crate) statx_cache: Vec<Box<libc::statx>>,
+    /// Where messages from other rings go (the user's [`Ring::on_message`] handler).
+    pub(crate) message_ctx: Option<Context<B>>,
+    /// Where [`Thread`](crate::Thread) messages go: the mailbox's own handler, which user
+    /// code cannot replace.
+    pub(crate) mailbox_ctx: Option<Context<B>>,
+    /// The ring's mailbox, once it talks to threads (real kernel only).
+    pub(crate) mailbox: Option<std::sync::Arc<crate::Mailbox>>,
+}
+
+impl<B: Backend> Engine<B> {
+    pub(crate) fn new(
+        backend: B,
+        pool: TaskPool<B>,
+        teardown_timeout: core::time::Duration,
+    ) -> Engine<B> {
+        Engine {
+            backend,
+            pool,
+            submission_q: List::new(),
+            completions: Queue::new(),
+            in_flight: 0,
+            running: false,
+            orphaned: false,
+            admitted_unsubmitted: false,
+            current: None,
+            stats: RingStats::default(),
+            buffers: None,
+            teardown_timeout,
+            wake: None,
+            background_in_flight: 0,
+            statx_cache: Vec::new(),
+            message_ctx: None,
+            mailbox_ctx: None,
+            mailbox: None,
+        }
+    }
+
+    /// Queues a task for `op`; the common path of every op method.
+    #[inline]
+    pub(crate) fn queue(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
+        let task = self.pool.get();
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        let t = unsafe { task.as_ref() };
+        t.class.set(OpClass::of(&op));
+        // SAFETY: a task fresh from the free list is `Free`: nothing else refers to its op,
+        // and recycling left an op that owns nothing.
+        unsafe { t.write_op(op) };
+        t.ctx.set(ctx);
+        t.state.set(TaskState::Queued);
+        let id = t.id.get();
+        // SAFETY: the task is live at a stable address until it is unlinked (the pool never
+        // frees chunks while the ring lives), and is accessed through shared references while
+        // linked.
+        unsafe { self.submission_q.push_back(task) };
+        TaskHandle::new(task, id)
+    }
+
+    /// Completes a task without the backend (it never reached it): its result is `op`'s
+    /// decoding of `-errno`.
+    pub(crate) fn complete_locally(&mut self, task: NonNull<Task<B>>, res: i32) {
+        // SAFETY: the task is `Free`/`Queued`/`Waiting` (not with the backend): the ring owns
+        // its op, and holds only pointers to the task.
+        unsafe { Task::store_result(task, res) };
+        self.make_ready(task);
+    }
+
+    fn make_ready(&mut self, task: NonNull<Task<B>>) {
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        unsafe { task.as_ref() }.state.set(TaskState::Ready);
+        // SAFETY: as in `queue`: live, stable, shared access only while linked.
+        unsafe { self.completions.push_back(task) };
+    }
+
+    pub(crate) fn stat_op(
+        &mut self,
+        path: CPath,
+        nofollow: bool,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        let buf = self
+            .statx_cache
+            .pop()
+            .unwrap_or_else(crate::stat::zeroed_statx);
+        self.queue(
+            Op::Stat {
+                path,
+                nofollow,
+                buf,
+            },
+            ctx,
+        )
+    }
+
+    /// Marks a queued task as background work (`run(UntilDone)` does not wait for it).
+    pub(crate) fn set_background(&mut self, handle: TaskHandle<B>) {
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        unsafe { handle.as_non_null().as_ref() }
+            .background
+            .set(true);
+    }
+
+    /// Queues `op`, or, with `refuse = Some(errno)`, completes it with that error at the next
+    /// `run` without it reaching the backend (bad arguments the kernel must never see).
+    #[inline]
+    pub(crate) fn queue_or_fail(
+        &mut self,
+        op: Op,
+        refuse: Option<i32>,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        let handle = self.queue(op, ctx);
+        if let Some(errno) = refuse {
+            self.fail_queued(handle, errno);
+        }
+        handle
+    }
+
+    /// Completes a task that was just queued with `-errno`, without the backend.
+    pub(crate) fn fail_queued(&mut self, handle: TaskHandle<B>, errno: i32) {
+        self.unqueue(handle.as_non_null());
+        self.complete_locally(handle.as_non_null(), -errno);
+    }
+
+    // ----- cancellation -----
+
+    /// Takes a queued task off the submission queue.
+    fn unqueue(&mut self, task: NonNull<Task<B>>) {
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        let t = unsafe { task.as_ref() };
+        debug_assert_eq!(t.state.get(), TaskState::Queued);
+        self.submission_q.remove(t);
+    }
+
+    /// [`Ring::cancel`] for the caller: the ring's own background tasks are not theirs to
+    /// cancel, so a cancel aimed at one misses (`ENOENT`) as if it did not exist.
+    pub(crate) fn cancel_user(&mut self, target: TaskId, ctx: Context<B>) -> TaskHandle<B> {
+        let background = self
+            .pool
+            .lookup(target)
+            // SAFETY: `lookup` returns pointers into the pool; only a `Cell` is read.
+            .is_some_and(|task| unsafe { task.as_ref() }.background.get());
+        if background {
+            return self.cancel_missed(target, ctx);
+        }
+        self.cancel(target, ctx)
+    }
+
+    /// A cancel that found nothing: completes with `ENOENT` at the next `run`.
+    fn cancel_missed(&mut self, target: TaskId, ctx: Context<B>) -> TaskHandle<B> {
+        let cancel = self.queue(
+            Op::Cancel {
+                target,
+                via: CancelVia::AsyncCancel,
+            },
+            ctx,
+        );
+        self.unqueue(cancel.as_non_null());
+        self.complete_locally(cancel.as_non_null(), -libc::ENOENT);
+        cancel
+    }
+
+    /// Cancels the task `target` (see [`Ring::cancel`]), background tasks included.
+    pub(crate) fn cancel(&mut self, target: TaskId, ctx: Context<B>) -> TaskHandle<B> {
+        let found = self.pool.lookup(target);
+        // SAFETY: `lookup` returns pointers into the pool.
+        let state = found.map(|t| unsafe { t.as_ref() }.state.get());
+        match (found, state) {
+            (Some(task), Some(TaskState::Queued)) => {
+                self.unqueue(task);
+                self.complete_locally(task, -libc::ECANCELED);
+                let cancel = self.queue(
+                    Op::Cancel {
+                        target,
+                        via: CancelVia::AsyncCancel,
+                    },
+                    ctx,
+                );
+                self.unqueue(cancel.as_non_null());
+                self.complete_locally(cancel.as_non_null(), 0);
+                cancel
+            }
+            (Some(task), Some(TaskState::InFlight)) => {
+                // SAFETY: the pool's pointers are valid for the ring's life.
+                let t = unsafe { task.as_ref() };
+                // The op itself is not read: the kernel may be writing into it.
+                let via = if t.class.get() == OpClass::Timer {
+                    CancelVia::TimeoutRemove
+                } else {
+                    CancelVia::AsyncCancel
+                };
+                self.queue(Op::Cancel { target, via }, ctx)
+            }
+            _ => self.cancel_missed(target, ctx),
+        }
+    }
+
+    /// [`Ring::cancel_all`].
+    pub(crate) fn cancel_all(&mut self, ctx: Context<B>) -> TaskHandle<B> {
+        let mut local = 0;
+        // Background work and cancels (an earlier `cancel_all` among them) stay queued.
+        let mut kept: List<Task<B>> = List::new();
+        while let Some(task) = self.submission_q.pop_front() {
+            // SAFETY: the pool's pointers are valid for the ring's life.
+            let t = unsafe { task.as_ref() };
+            if t.background.get() || t.class.get() == OpClass::Cancel {
+                // SAFETY: as in `queue`: live, stable, shared access only while linked.
+                unsafe { kept.push_back(task) };
+                continue;
+            }
+            self.complete_locally(task, -libc::ECANCELED);
+            local += 1;
+        }
+        while let Some(task) = kept.pop_front() {
+            // SAFETY: as above.
+            unsafe { self.submission_q.push_back(task) };
+        }
+        if self.cancel_any_supported() {
+            let background = self.background_in_flight;
+            return self.queue(Op::CancelAny { local, background }, ctx);
+        }
+        let join = self.queue(
+            Op::CancelAllJoin {
+                outstanding: 0,
+                cancelled: local,
+            },
+            ctx,
+        );
+        let join_ptr = join.as_non_null();
+        self.unqueue(join_ptr);
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        unsafe { join_ptr.as_ref() }.state.set(TaskState::Waiting);
+        let targets: Vec<TaskId> = self
+            .in_flight_user_tasks()
+            .filter(|&id| {
+                let Some(task) = self.pool.lookup(id) else {
+                    return true;
+                };
+                // SAFETY: the pool's pointers are valid for the ring's life.
+                let t = unsafe { task.as_ref() };
+                !t.background.get()
+            })
+            .collect();
+        let mut outstanding = 0;
+        for target in targets {
+            let ctx = Context {
+                cb: on_cancel_all_part::<B>,
+                msg: 0,
+                userdata: Some(join_ptr.cast()),
+            };
+            self.cancel(target, ctx);
+            outstanding += 1;
+        }
+        if outstanding == 0 {
+            self.complete_locally(join_ptr, 0);
+        } else {
+            // SAFETY: the pool's pointers are valid for the ring's life.
+            let join_task = unsafe { join_ptr.as_ref() };
+            // SAFETY: the join task is `Waiting`: only the ring touches its op.
+            if let Op::CancelAllJoin { outstanding: o, .. } = unsafe { join_task.op_mut() } {
+                *o = outstanding;
+            }
+        }
+        join
+    }
+
+    /// What the backend can do (clamped to the ring's kernel level).
+    pub(crate) fn features(&self) -> &xuring_sys::Features {
+        self.backend.features()
+    }
+
+    /// Whether `ASYNC_CANCEL` takes `ALL | ANY` here (5.19).
+    pub(crate) fn cancel_any_supported(&self) -> bool {
+        self.features().supports(Opcode::AsyncCancel)
+            && self
+                .features()
+                .cancel
+                .contains(CancelFlags::ALL | CancelFlags::ANY)
+    }
+
+    /// In-flight tasks that a cancel can target (not cancels themselves).
+    pub(crate) fn in_flight_user_tasks(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.pool.all().filter_map(|task| {
+            // SAFETY: the pool's pointers are valid for the ring's life.
+            let t = unsafe { task.as_ref() };
+            if t.state.get() != TaskState::InFlight {
+                return None;
+            }
+            (t.class.get() != OpClass::Cancel).then(|| t.id.get())
+        })
+    }
+
+    // ----- the lifecycle, driven by `run` -----
+
+    /// Hands queued tasks to the backend while it has room.
+    pub(crate) fn flush(&mut self) {
+        self.flush_until(false);
+    }
+
+    /// [`flush`](Self::flush) before returning from `run` (the next `run` enters): stops at
+    /// the first marked op, which is decided (a mailbox send admitted) only right before an
+    /// `enter`, so a sender cannot hold an admitted send while it does something else, such
+    /// as joining the thread the send is for.
+    pub(crate) fn flush_unmarked(&mut self) {
+        self.flush_until(true);
+    }
+
+    #[inline]
+    fn flush_until(&mut self, stop_at_marked: bool) {
+        let mut space = self.backend.space();
+        while space > 0 {
+            let Some(task) = self.submission_q.pop_front() else {
+                break;
+            };
+            // SAFETY: the pool's pointers are valid for the ring's life.
+            let t = unsafe { task.as_ref() };
+            if t.fallback.get() {
+                if stop_at_marked {
+                    // SAFETY: as in `queue`.
+                    unsafe { self.submission_q.push_front(task) };
+                    break;
+                }
+                // SAFETY: a `Queued` task's op belongs to the ring.
+                if let Some(res) = self.fallback_result(unsafe { t.op() }) {
+                    self.complete_locally(task, res);
+                    continue;
+                }
+                // Admitted: it must reach the kernel before `run` returns.
+                self.admitted_unsubmitted = true;
+            }
+            let op = NonNull::new(t.op.get()).expect("UnsafeCell::get is never null");
+            // SAFETY: the op lives in the task, which stays at its address until it is
+            // recycled, and the ring does not touch it until its completion is reaped.
+            if unsafe { self.backend.push(op, t.id.get().to_u64()) }.is_err() {
+                // The backend's `space` was optimistic: keep the task first in line.
+                // SAFETY: as in `queue`.
+                unsafe { self.submission_q.push_front(task) };
+                break;
+            }
+            t.state.set(TaskState::InFlight);
+            if t.background.get() {
+                self.background_in_flight += 1;
+            }
+            self.in_flight += 1;
+            self.stats.submitted += 1;
+            space -= 1;
+        }
+    }
+
+    /// For an op marked at queue time, what to do at submission: `Some(res)` completes it
+    /// locally with `res` (a direct `socket(2)` for `SOCKET` before 5.19, `EPIPE` for a send
+    /// to a mailbox that has closed, `EOPNOTSUPP` for a missing opcode); `None` submits it.
+    #[cold]
+    fn fallback_result(&mut self, op: &Op) -> Option<i32> {
+        Some(match op {
+            Op::Socket {
+                domain,
+                ty,
+                protocol,
+            } => self.backend.socket_fallback(*domain, *ty, *protocol),
+            Op::MailboxSend {
+                mailbox,
+                message,
+                msg_ring,
+                admitted,
+            } => return mailbox.admit(*message, *msg_ring, admitted),
+            _ => -libc::EOPNOTSUPP,
+        })
+    }
+
+    /// Queues `op`, marked so that `fallback_result` decides at submission.
+    pub(crate) fn queue_marked(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
+        let handle = self.queue(op, ctx);
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        unsafe { handle.as_non_null().as_ref() }.fallback.set(true);
+        handle
+    }
+
+    /// Queues `op`, marked for its fallback if the backend lacks its opcode. For the ops
+    /// newer than the 5.6 floor (the older ones are checked once, at setup).
+    pub(crate) fn queue_checked(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
+        let missing = op
+            .opcode()
+            .is_some_and(|code| !self.backend.features().supports(code));
+        let handle = self.queue(op, ctx);
+        if missing {
+            // SAFETY: the pool's pointers are valid for the ring's life.
+            unsafe { handle.as_non_null().as_ref() }.fallback.set(true);
+        }
+        handle
+    }
+
+    /// Moves every available completion to the completion list.
+    pub(crate) fn reap(&mut self) {
+        let pool = &mut self.pool;
+        let message_ctx = self.message_ctx;
+        let mailbox_ctx = self.mailbox_ctx;
+        let completions = &mut self.completions;
+        let stats = &mut self.stats;
+        let in_flight = &mut self.in_flight;
+        let wake = &mut self.wake;
+        let background_in_flight = &mut self.background_in_flight;
+        self.backend.reap(|c: Completion| {
+            if c.user_data & NOT_A_TASK != 0 {
+                stats.messages += 1;
+                let to = if c.user_data & THREAD_MAIL != 0 {
+                    mailbox_ctx
+                } else {
+                    message_ctx
+                };
+                let Some(ctx) = to else {
+                    stats.unhandled_messages += 1;
+                    return;
+                };
+                let message = Message {
+                    data: c.user_data & !NOT_A_TASK,
+                    value: c.res,
+                };
+                let task = pool.get();
+                // SAFETY: the pool's pointers are valid for the ring's life.
+                let t = unsafe { task.as_ref() };
+                // SAFETY: a task fresh from the free list is `Free`: the ring owns its op.
+                *unsafe { t.op_mut() } = Op::Received { message };
+                t.ctx.set(ctx);
+                t.state.set(TaskState::Ready);
+                // SAFETY: the ring holds only pointers to the free task.
+                unsafe { Task::write_result(task, Some(OpResult::Message(message))) };
+                // SAFETY: as in `queue`: live, stable, shared access only while linked.
+                unsafe { completions.push_back(task) };
+                return;
+            }
+            let Some(id) = TaskId::from_u64(c.user_data) else {
+                stats.foreign_completions += 1;
+                return;
+            };
+            let Some(task) = pool.lookup(id) else {
+                // An index this ring never had, or an old generation: never dereferenced.
+                if pool.slot(id.index()).is_some() {
+                    stats.stale_completions += 1;
+                } else {
+                    stats.foreign_completions += 1;
+                }
+                return;
+            };
+            // SAFETY: `lookup` returns pointers into the pool.
+            let t = unsafe { task.as_ref() };
+            if t.state.get() != TaskState::InFlight {
+                stats.stale_completions += 1;
+                return;
+            }
+            *in_flight -= 1;
+            if wake.is_some_and(|(w, _)| w == id) {
+                *wake = None;
+            }
+            if t.background.get() {
+                *background_in_flight -= 1;
+            }
+            t.state.set(TaskState::Ready);
+            // SAFETY: the completion for this task's id was just delivered, so the backend
+            // and kernel are done with its op; the ring holds only pointers to the task (`t`
+            // is not used below).
+            unsafe { Task::store_result(task, c.res) };
+            // SAFETY: as in `queue`: live, stable, shared access only while linked.
+            unsafe { completions.push_back(task) };
+        });
+    }
+
+    /// Drops what a finished op owned, keeping `statx` buffers for the next stat. Runs after
+    /// the task is back in the pool, so a panicking buffer drop cannot lose the task.
+    #[cold]
+    fn drop_op(&mut self, op: Op) {
+        if let Op::Stat { buf, .. } = op {
+            self.statx_cache.push(buf);
+        }
+    }
+
+    /// Recycles a task whose callback will never run (the ring is going away). A result that
+    /// carries a new descriptor (open, accept, socket) is closed first: no one else will ever
+    /// learn its number.
+    pub(crate) fn recycle_undelivered(&mut self, task: NonNull<Task<B>>) {
+        // SAFETY: the task is reaped or completed locally and off every list, and no callback
+        // runs for it: nothing else refers to it.
+        let fd = unsafe { task.as_ref() }
+            .result
+            .as_ref()
+            .and_then(OpResult::created_fd);
+        if let Some(fd) = fd {
+            self.backend.close_undelivered(fd);
+        }
+        self.recycle(task);
+    }
+
+    /// Returns a finished task to the pool, dropping what its op still owns.
+    pub(crate) fn recycle(&mut self, task: NonNull<Task<B>>) {
+        // SAFETY: the task's callback has returned (or unwound), so no reference to it
+        // remains, and the backend is done with it.
+        unsafe { Task::write_result(task, None) };
+        // SAFETY: the pool's pointers are valid for the ring's life.
+        let t = unsafe { task.as_ref() };
+        // SAFETY: as above: nothing else accesses the op.
+        let op = unsafe { t.op_mut() };
+        // An op that owns nothing stays; the next `queue` overwrites it without a drop.
+        let owned = if op.owns_resources() {
+            Some(core::mem::take(op))
+        } else {
+            None
+        };
+        #[cfg(xuring_canary)]
+        let stale_id = t.id.get();
+        self.pool.put(task);
+        // Canary (`RUSTFLAGS="--cfg xuring_canary"`, see xuring-mock's `tests/canary.rs`): a
+        // deliberately broken recycle that keeps the old generation, so the slot's next task
+        // reuses its predecessor's `TaskId`. The mock's invariant checks must catch it. Never
+        // enable it anywhere else.
+        #[cfg(xuring_canary)]
+        t.id.set(stale_id);
+        if let Some(op) = owned {
+            self.drop_op(op);
+        }
+    }
+}
+
+/// The callback of each per-task cancel of a `cancel_all` on a kernel without `CANCEL_ALL`.
+fn on_cancel_all_part<B: Backend>(ring: &mut Ring<B>, task: &Task<B>) -> Result<(), RingError> {
+    let Some(join) = task.userdata() else {
+        return Ok(());
+    };
+    let join: NonNull<Task<B>> = join.cast();
+    let hit = matches!(task.result, Some(OpResult::Cancel(Ok(()))));
+    // SAFETY: the join task is `Waiting` until its last part reports here, so it is live.
+    let join_task = unsafe { join.as_ref() };
+    // SAFETY: a `Waiting` task's op is touched only by the ring (this code).
+    let done = match unsafe { join_task.op_mut() } {
+        Op::CancelAllJoin {
+            outstanding,
+            cancelled,
+        } => {
+            *cancelled += u32::from(hit);
+            *outstanding -= 1;
+            *outstanding == 0
+        }
+        _ => false,
+    };
+    if done {
+        ring.engine().complete_locally(join, 0);
+    }
+    Ok(())
+}
+
+impl<B: Backend> Drop for Engine<B> {
+    fn drop(&mut self) {
+        if let Some(mailbox) = &self.mailbox {
+            mailbox.close();
+        }
+        self.teardown();
+        // Unlink everything before the pool frees its chunks.
+        self.submission_q.clear();
+        self.completions.clear();
+        self.pool.clear_free();
+    }
+}

@@ -1,0 +1,369 @@
+//! The safe API's guarantees on the real kernel (docs/reliability.md, "What the safe API
+//! guarantees"): a callback may replace its ring, teardown closes the descriptors no callback
+//! received, a `Thread` is never joined with a message admitted but unsent, user ops cannot
+//! touch the runtime's own fds, and a user's `msg_ring` cannot pass for a `Thread` message.
+//! The memory cases also run on the mock under Miri (xuring-mock's `tests/soundness.rs`).
+
+mod common;
+
+use std::cell::RefCell;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use xuring_core::{
+    Context, Errno, KernelLevel, Mail, Message, Offset, OpResult, Ring, RingError, RunCondition,
+    Task, Thread,
+};
+
+fn ctx(cb: fn(&mut Ring, &Task) -> Result<(), RingError>) -> Context {
+    Context {
+        cb,
+        ..Context::default()
+    }
+}
+
+fn ring_at(level: KernelLevel) -> Ring {
+    Ring::builder(16).kernel_level(level).build().expect("ring")
+}
+
+thread_local! {
+    static RESULTS: RefCell<Vec<OpResult>> = const { RefCell::new(Vec::new()) };
+}
+
+fn record(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    if let Some(result) = task.result {
+        RESULTS.with(|r| r.borrow_mut().push(result));
+    }
+    Ok(())
+}
+
+fn results() -> Vec<OpResult> {
+    RESULTS.with(|r| r.borrow_mut().drain(..).collect())
+}
+
+fn stop(_ring: &mut Ring, _task: &Task) -> Result<(), RingError> {
+    Err(RingError::callback("stop"))
+}
+
+fn replace(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    *ring = Ring::init(8).expect("a second ring");
+    // The finished ring's task is still readable here.
+    assert_eq!(task.result, Some(OpResult::Noop));
+    ring.noop(ctx(record));
+    Ok(())
+}
+
+#[test]
+fn a_callback_may_replace_its_ring_with_reads_in_flight() {
+    let (rd, wr) = common::pipe();
+    let mut ring = Ring::init(8).expect("ring");
+    ring.read(rd.raw(), vec![0u8; 64], Offset::File, ctx(record));
+    ring.noop(ctx(replace));
+    assert!(matches!(
+        ring.run(RunCondition::UntilDone),
+        Err(RingError::Replaced)
+    ));
+    // The replaced ring was torn down when its run stopped: the read was cancelled, so the
+    // bytes written now stay in the pipe for us.
+    common::write_all(wr.raw(), b"late");
+    let mut got = [0u8; 8];
+    // SAFETY: `got` is a live 8-byte buffer.
+    let n = unsafe { libc::read(rd.raw(), got.as_mut_ptr().cast(), got.len()) };
+    assert_eq!(n, 4);
+    assert_eq!(&got[..4], b"late");
+    ring.run(RunCondition::UntilDone).expect("the new ring");
+    assert_eq!(results(), [OpResult::Noop]);
+}
+
+/// A FIFO with its read end open (non-blocking): it reads EOF only once every writer is
+/// closed, so it shows whether fds opened for writing by the ring were closed.
+struct Fifo {
+    path: std::path::PathBuf,
+    reader: std::fs::File,
+}
+
+impl Fifo {
+    fn new(name: &str) -> Fifo {
+        let path = std::env::temp_dir().join(format!("xuring-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: `c` is a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .expect("fifo reader");
+        Fifo { path, reader }
+    }
+
+    fn c_path(&self) -> std::ffi::CString {
+        std::ffi::CString::new(self.path.as_os_str().as_encoded_bytes()).expect("path")
+    }
+
+    /// `Ok(0)` once every writer is closed, `WouldBlock` while one is open.
+    fn read(&mut self) -> std::io::Result<usize> {
+        self.reader.read(&mut [0u8; 8])
+    }
+}
+
+impl Drop for Fifo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+fn teardown_closes_undelivered_opens(level: KernelLevel, name: &str) {
+    let mut fifo = Fifo::new(name);
+    let mut ring = ring_at(level);
+    ring.noop(ctx(stop));
+    for _ in 0..10 {
+        ring.open(fifo.c_path(), libc::O_WRONLY as u32, 0, ctx(record));
+    }
+    // The run stops at the noop's error; the opens finish in the kernel, uncalled back.
+    assert!(matches!(
+        ring.run(RunCondition::UntilDone),
+        Err(RingError::Callback(_))
+    ));
+    while ring.in_flight() > 0 {
+        let _ = ring.run(RunCondition::NoWait);
+    }
+    assert_eq!(
+        fifo.read().map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::WouldBlock),
+        "the ring holds open writers"
+    );
+    drop(ring);
+    assert_eq!(fifo.read().expect("EOF"), 0, "every writer was closed");
+    assert!(results().len() < 10, "not every open was called back");
+}
+
+#[test]
+fn teardown_closes_files_opened_for_no_callback() {
+    teardown_closes_undelivered_opens(KernelLevel::Native, "open-native");
+    teardown_closes_undelivered_opens(KernelLevel::V5_6, "open-5.6");
+}
+
+#[test]
+fn teardown_closes_accepted_sockets_no_callback_received() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let mut client =
+        std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .expect("timeout");
+    let mut ring = Ring::init(8).expect("ring");
+    ring.noop(ctx(stop));
+    ring.accept(listener.as_raw_fd(), ctx(record));
+    assert!(ring.run(RunCondition::UntilDone).is_err());
+    // The connection waited in the backlog, so the accept completes at once; drain it
+    // without running its callback.
+    while ring.in_flight() > 0 {
+        let _ = ring.run(RunCondition::NoWait);
+    }
+    drop(ring);
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        client.read(&mut byte).expect("EOF, not a timeout"),
+        0,
+        "the accepted end was closed"
+    );
+    drop(listener);
+}
+
+// ----- Thread -----
+
+thread_local! {
+    static THREAD: RefCell<Option<Thread>> = const { RefCell::new(None) };
+    static JOINED: RefCell<Option<Result<(), String>>> = const { RefCell::new(None) };
+}
+
+/// Thread messages handled (on any child): the tests that count them hold `SERIAL`.
+static HANDLED: AtomicU32 = AtomicU32::new(0);
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn handled(_ring: &mut Ring, _mail: Mail<'_>) -> Result<(), RingError> {
+    HANDLED.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+fn send_then_miss(ring: &mut Ring, _task: &Task) -> Result<(), RingError> {
+    THREAD.with(|t| {
+        let thread = t.borrow();
+        let thread = thread.as_ref().expect("thread");
+        thread.send(ring, handled, 1, ctx(record));
+    });
+    // Completes locally: the run has callbacks to run again before it enters.
+    ring.cancel(
+        xuring_core::TaskId::from_u64(1 << 32).expect("id"),
+        ctx(join_now),
+    );
+    Ok(())
+}
+
+fn join_now(_ring: &mut Ring, _task: &Task) -> Result<(), RingError> {
+    let thread = THREAD.with(|t| t.borrow_mut().take()).expect("thread");
+    let joined = thread.join().map_err(|e| e.to_string());
+    JOINED.with(|j| *j.borrow_mut() = Some(joined));
+    Ok(())
+}
+
+fn join_after_send_in_the_same_run(level: KernelLevel) {
+    let _serial = serial();
+    HANDLED.store(0, Ordering::SeqCst);
+    let mut ring = ring_at(level);
+    let thread = Thread::spawn(&mut ring, 16).expect("spawn");
+    THREAD.with(|t| *t.borrow_mut() = Some(thread));
+    ring.noop(ctx(send_then_miss));
+    ring.run(RunCondition::UntilDone).expect("run");
+    assert_eq!(JOINED.with(|j| j.borrow_mut().take()), Some(Ok(())));
+    // The send was queued when the child stopped: it is refused, never reported sent and lost.
+    let sent = results();
+    let handled = HANDLED.load(Ordering::SeqCst);
+    match sent.as_slice() {
+        [OpResult::MsgRing(Err(Errno::EPIPE))] => assert_eq!(handled, 0),
+        [OpResult::MsgRing(Ok(()))] => assert_eq!(handled, 1, "sent, so handled"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn joining_from_a_callback_after_a_send_in_the_same_run_loses_nothing() {
+    join_after_send_in_the_same_run(KernelLevel::Native);
+    join_after_send_in_the_same_run(KernelLevel::V5_6);
+}
+
+static CHILD_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+fn tell_fd(ring: &mut Ring, _mail: Mail<'_>) -> Result<(), RingError> {
+    CHILD_FD.store(ring.fd(), std::sync::atomic::Ordering::SeqCst);
+    Ok(())
+}
+
+/// The eventfds this process has open.
+fn eventfds() -> Vec<i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            let fd: i32 = e.file_name().to_str()?.parse().ok()?;
+            (target.to_str()? == "anon_inode:[eventfd]").then_some(fd)
+        })
+        .collect()
+}
+
+fn runtime_fds_are_not_the_users(level: KernelLevel) {
+    let _serial = serial();
+    HANDLED.store(0, Ordering::SeqCst);
+    let before = eventfds();
+    let mut ring = ring_at(level);
+    let thread = Thread::spawn(&mut ring, 16).expect("spawn");
+    let mailboxes: Vec<i32> = eventfds()
+        .into_iter()
+        .filter(|fd| !before.contains(fd))
+        .collect();
+    assert_eq!(mailboxes.len(), 2, "the parent's and the child's mailbox");
+    for &fd in &mailboxes {
+        ring.close(fd, ctx(record));
+        ring.read(fd, vec![0u8; 8], Offset::File, ctx(record));
+        ring.write(fd, 1u64.to_ne_bytes().to_vec(), Offset::File, ctx(record));
+    }
+    ring.run(RunCondition::UntilDone).expect("run");
+    let refused = [
+        OpResult::Close(Err(Errno::EPERM)),
+        OpResult::Read(Err(Errno::EPERM)),
+        OpResult::Write(Err(Errno::EPERM)),
+    ];
+    assert_eq!(results(), [refused, refused].concat());
+    // The mailboxes still work.
+    thread.send(&mut ring, handled, 1, ctx(record));
+    ring.run(RunCondition::UntilDone).expect("run");
+    // Joining finishes what the child received.
+    thread.join().expect("join");
+    assert_eq!(HANDLED.load(Ordering::SeqCst), 1);
+    assert_eq!(results(), [OpResult::MsgRing(Ok(()))]);
+    drop(ring);
+    assert_eq!(
+        eventfds(),
+        before,
+        "the mailboxes' eventfds were closed with them"
+    );
+}
+
+#[test]
+fn user_ops_refuse_the_mailbox_eventfds() {
+    runtime_fds_are_not_the_users(KernelLevel::Native);
+    runtime_fds_are_not_the_users(KernelLevel::V5_6);
+}
+
+#[test]
+fn a_users_msg_ring_cannot_pass_for_thread_mail() {
+    let mut ring = Ring::init(16).expect("ring");
+    if !ring.features().supports(xuring_sys::Opcode::MsgRing) {
+        return;
+    }
+    let _serial = serial();
+    HANDLED.store(0, Ordering::SeqCst);
+    let thread = Thread::spawn(&mut ring, 16).expect("spawn");
+    thread.send(&mut ring, tell_fd, 0, Context::default());
+    // The child stores its ring's fd; nothing comes back to this ring, so poll in slices.
+    while CHILD_FD.load(std::sync::atomic::Ordering::SeqCst) < 0 {
+        ring.run(RunCondition::For(std::time::Duration::from_millis(10)))
+            .expect("run");
+    }
+    let child = CHILD_FD.load(std::sync::atomic::Ordering::SeqCst);
+    // Reserved bits are refused; a plain message reaches the child's ring, not its mailbox.
+    ring.msg_ring(
+        child,
+        Message {
+            data: 1 << 62,
+            value: 1,
+        },
+        ctx(record),
+    );
+    ring.msg_ring(child, Message { data: 5, value: 1 }, ctx(record));
+    ring.run(RunCondition::UntilDone).expect("run");
+    assert_eq!(
+        results(),
+        [
+            OpResult::MsgRing(Err(Errno::EINVAL)),
+            OpResult::MsgRing(Ok(()))
+        ]
+    );
+    thread.send(&mut ring, handled, 1, Context::default());
+    ring.run(RunCondition::UntilDone).expect("run");
+    thread
+        .join()
+        .expect("the child saw one thread message, and handled it");
+    assert_eq!(HANDLED.load(Ordering::SeqCst), 1);
+}
+
+fn replace_the_child(ring: &mut Ring, _mail: Mail<'_>) -> Result<(), RingError> {
+    *ring = Ring::init(8).expect("ring");
+    Ok(())
+}
+
+#[test]
+fn a_handler_replacing_the_child_ring_ends_the_child_cleanly() {
+    let _serial = serial();
+    let mut ring = Ring::init(16).expect("ring");
+    let thread = Thread::spawn(&mut ring, 16).expect("spawn");
+    thread.send(&mut ring, replace_the_child, 0, Context::default());
+    ring.run(RunCondition::UntilDone).expect("run");
+    while !thread.is_finished() {
+        ring.run(RunCondition::For(std::time::Duration::from_millis(10)))
+            .expect("run");
+    }
+    assert!(matches!(thread.join(), Err(RingError::Replaced)));
+}

@@ -1,0 +1,371 @@
+//! What safe code can do to a ring from inside its own callbacks, and to its backend through
+//! `backend_mut`, without reaching freed memory or desynchronising the ring (docs/reliability.md,
+//! "What the safe API guarantees"). Every test here runs under Miri, which is what catches a
+//! use-after-free; natively they check the behaviour.
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use xuring_core::{
+    Context, KernelLevel, Offset, OpResult, Ring, RingError, RunCondition, Task, TaskId,
+};
+use xuring_mock::{Mock, MockBuilder, MockRingExt, OpKind, Reply};
+
+type MockRing = Ring<Mock>;
+
+const PIPE_FD: i32 = 4;
+
+thread_local! {
+    /// A second ring for callbacks to swap with.
+    static SPARE: RefCell<Option<MockRing>> = const { RefCell::new(None) };
+    /// What callbacks saw.
+    static SEEN: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    static CALLS: Cell<u32> = const { Cell::new(0) };
+}
+
+fn reset() {
+    SPARE.with(|s| s.borrow_mut().take());
+    SEEN.with(|s| s.borrow_mut().clear());
+    CALLS.with(|c| c.set(0));
+}
+
+fn seen() -> Vec<String> {
+    SEEN.with(|s| s.borrow().clone())
+}
+
+fn note(what: String) {
+    SEEN.with(|s| s.borrow_mut().push(what));
+}
+
+fn count(_ring: &mut MockRing, _task: &Task<Mock>) -> Result<(), RingError> {
+    CALLS.with(|c| c.set(c.get() + 1));
+    Ok(())
+}
+
+fn ctx(cb: fn(&mut MockRing, &Task<Mock>) -> Result<(), RingError>) -> Context<Mock> {
+    Context {
+        cb,
+        ..Context::default()
+    }
+}
+
+/// A ring with `noops` noops queued after the one whose callback is `first`, and a read of an
+/// empty pipe in flight behind them (its buffer is what a freed ring would lose).
+fn staged(first: fn(&mut MockRing, &Task<Mock>) -> Result<(), RingError>, noops: u32) -> MockRing {
+    let mut ring = Ring::init_mock();
+    ring.backend_mut().pipe(PIPE_FD);
+    ring.read(PIPE_FD, vec![0u8; 64], Offset::File, ctx(count));
+    ring.noop(ctx(first));
+    for _ in 0..noops {
+        ring.noop(ctx(count));
+    }
+    ring
+}
+
+fn assign(ring: &mut MockRing, task: &Task<Mock>) -> Result<(), RingError> {
+    *ring = Ring::init_mock();
+    // The task belongs to the ring just dropped: it must still be readable.
+    note(format!("{:?} {:?}", task.result, task.state()));
+    ring.noop(ctx(count));
+    Ok(())
+}
+
+#[test]
+fn assigning_the_ring_in_its_callback_stops_that_run_and_frees_nothing_under_it() {
+    reset();
+    let mut ring = staged(assign, 3);
+    assert!(matches!(
+        ring.run(RunCondition::UntilDone),
+        Err(RingError::Replaced)
+    ));
+    assert_eq!(seen(), ["Some(Noop) Running"]);
+    assert_eq!(
+        CALLS.with(Cell::get),
+        0,
+        "the old ring's other callbacks never ran"
+    );
+    // The handle now holds the new ring, with the noop the callback queued on it.
+    assert_eq!(ring.queued(), 1);
+    ring.run(RunCondition::UntilDone)
+        .expect("the new ring runs");
+    assert_eq!(CALLS.with(Cell::get), 1);
+    assert!(ring.is_idle());
+}
+
+fn swap_out(ring: &mut MockRing, _task: &Task<Mock>) -> Result<(), RingError> {
+    SPARE.with(|s| {
+        let mut spare = s.borrow_mut();
+        let other = spare.as_mut().expect("a spare ring");
+        core::mem::swap(ring, other);
+    });
+    ring.noop(ctx(count));
+    Ok(())
+}
+
+#[test]
+fn swapping_the_ring_in_its_callback_leaves_both_rings_whole() {
+    reset();
+    SPARE.with(|s| *s.borrow_mut() = Some(Ring::init_mock()));
+    let mut ring = staged(swap_out, 3);
+    assert!(matches!(
+        ring.run(RunCondition::UntilDone),
+        Err(RingError::Replaced)
+    ));
+    assert_eq!(CALLS.with(Cell::get), 0);
+    // `ring` is now the spare, holding the callback's noop.
+    ring.run(RunCondition::UntilDone).expect("the spare runs");
+    assert_eq!(CALLS.with(Cell::get), 1);
+    // The original, now in the slot, still has its three noops and the read, and runs on.
+    let mut original = SPARE.with(|s| s.borrow_mut().take()).expect("the original");
+    assert_eq!(original.ready() + original.queued(), 3);
+    assert_eq!(original.in_flight(), 1, "the pipe read is still in flight");
+    original.backend_mut().feed(PIPE_FD, b"late");
+    original
+        .run(RunCondition::UntilDone)
+        .expect("the original runs");
+    assert_eq!(CALLS.with(Cell::get), 5, "three noops and the read");
+    assert!(original.is_idle());
+    xuring_mock::check_invariants(&original);
+}
+
+fn swap_and_back(ring: &mut MockRing, _task: &Task<Mock>) -> Result<(), RingError> {
+    let other = core::mem::replace(ring, Ring::init_mock());
+    let _unused = core::mem::replace(ring, other);
+    Ok(())
+}
+
+#[test]
+fn a_ring_swapped_away_and_back_keeps_running() {
+    reset();
+    let mut ring = staged(swap_and_back, 3);
+    ring.backend_mut().feed(PIPE_FD, b"x");
+    ring.run(RunCondition::UntilDone)
+        .expect("the same ring again");
+    assert_eq!(CALLS.with(Cell::get), 4);
+    xuring_mock::check_invariants(&ring);
+}
+
+fn drop_it(ring: &mut MockRing, task: &Task<Mock>) -> Result<(), RingError> {
+    drop(core::mem::replace(ring, Ring::init_mock()));
+    note(format!("{:?}", task.result));
+    Ok(())
+}
+
+#[test]
+fn dropping_the_ring_in_its_callback_tears_it_down_after_the_callback() {
+    reset();
+    let mut ring = staged(drop_it, 2);
+    assert!(matches!(
+        ring.run(RunCondition::UntilDone),
+        Err(RingError::Replaced)
+    ));
+    assert_eq!(seen(), ["Some(Noop)"]);
+    assert!(ring.is_idle(), "the replacement is a fresh ring");
+}
+
+fn replace_then_panic(ring: &mut MockRing, _task: &Task<Mock>) -> Result<(), RingError> {
+    *ring = Ring::init_mock();
+    ring.noop(ctx(count));
+    panic!("after replacing the ring");
+}
+
+#[test]
+fn a_callback_that_replaces_its_ring_and_panics_leaves_both_sound() {
+    reset();
+    let mut ring = staged(replace_then_panic, 2);
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ring.run(RunCondition::UntilDone)
+    }));
+    assert!(unwound.is_err());
+    ring.run(RunCondition::UntilDone)
+        .expect("the new ring runs");
+    assert_eq!(CALLS.with(Cell::get), 1);
+}
+
+fn run_the_swapped_out_ring(ring: &mut MockRing, _task: &Task<Mock>) -> Result<(), RingError> {
+    let mut original = core::mem::replace(ring, Ring::init_mock());
+    // The run of `original` is on the stack: running it again is re-entry.
+    let again = original.run(RunCondition::NoWait);
+    note(format!("{again:?}"));
+    // Running the replacement from here is a run of another ring: allowed.
+    ring.noop(ctx(count));
+    ring.run(RunCondition::UntilDone)?;
+    SPARE.with(|s| *s.borrow_mut() = Some(original));
+    Ok(())
+}
+
+#[test]
+fn a_swapped_out_ring_refuses_reentry_and_its_replacement_runs_nested() {
+    reset();
+    let mut ring = staged(run_the_swapped_out_ring, 1);
+    assert!(matches!(
+        ring.run(RunCondition::UntilDone),
+        Err(RingError::Replaced)
+    ));
+    assert_eq!(seen(), ["Err(Reentrant)"]);
+    assert_eq!(CALLS.with(Cell::get), 1, "the nested run called back");
+    let mut original = SPARE.with(|s| s.borrow_mut().take()).expect("the original");
+    original.backend_mut().close(PIPE_FD);
+    original
+        .run(RunCondition::UntilDone)
+        .expect("the original runs on");
+    assert_eq!(CALLS.with(Cell::get), 3, "its noop and its read");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "leaks the ring on purpose")]
+fn a_ring_forgotten_in_its_callback_is_leaked_not_freed() {
+    fn forget(ring: &mut MockRing, _task: &Task<Mock>) -> Result<(), RingError> {
+        core::mem::forget(core::mem::replace(ring, Ring::init_mock()));
+        Ok(())
+    }
+    reset();
+    let mut ring = staged(forget, 1);
+    assert!(matches!(
+        ring.run(RunCondition::UntilDone),
+        Err(RingError::Replaced)
+    ));
+}
+
+#[test]
+fn steering_views_cannot_trade_backends() {
+    // Swapping the views trades two borrows, not the mocks: each ring keeps its own.
+    let mut a = Ring::init_mock();
+    let mut b = Ring::init_mock();
+    a.backend_mut()
+        .handle(OpKind::Read, |_| Reply::Bytes(b"a".to_vec()));
+    b.backend_mut()
+        .handle(OpKind::Read, |_| Reply::Bytes(b"bb".to_vec()));
+    {
+        let (mut va, mut vb) = (a.backend_mut(), b.backend_mut());
+        core::mem::swap(&mut va, &mut vb);
+        va.handle(OpKind::Noop, |_| Reply::Default);
+    }
+    fn read_one(ring: &mut MockRing, task: &Task<Mock>) -> Result<(), RingError> {
+        let n = match task.result {
+            Some(OpResult::Read(Ok(n))) => n,
+            ref other => panic!("{other:?}"),
+        };
+        note(format!("{n}"));
+        let _ = ring;
+        Ok(())
+    }
+    reset();
+    a.read(3, vec![0u8; 8], Offset::File, ctx(read_one));
+    b.read(3, vec![0u8; 8], Offset::File, ctx(read_one));
+    a.run(RunCondition::UntilDone).expect("a");
+    b.run(RunCondition::UntilDone).expect("b");
+    assert_eq!(seen(), ["1", "2"]);
+}
+
+fn record(ring: &mut MockRing, task: &Task<Mock>) -> Result<(), RingError> {
+    let _ = ring;
+    note(format!("{} {:?}", task.msg(), task.result));
+    Ok(())
+}
+
+#[test]
+fn the_rings_wake_timer_is_not_the_users_to_cancel() {
+    reset();
+    let mut ring = MockBuilder::new().level(KernelLevel::V5_6).build_ring();
+    // The noop completes before the deadline: the run returns and leaves its wake timer.
+    ring.noop(ctx(count));
+    ring.run(RunCondition::For(Duration::from_secs(1)))
+        .expect("a deadline run");
+    let kinds = ring.backend().pending_kinds();
+    let wake = kinds
+        .iter()
+        .position(|k| *k == OpKind::Wake)
+        .expect("below 5.11 a deadline run leaves its wake timer in flight");
+    let id = TaskId::from_u64(ring.backend().pending_user_data()[wake]).expect("a task id");
+    ring.cancel(
+        id,
+        Context {
+            msg: 7,
+            ..ctx(record)
+        },
+    );
+    ring.run(RunCondition::NoWait).expect("run");
+    assert_eq!(seen(), ["7 Some(Cancel(Err(ENOENT)))"]);
+    assert_eq!(
+        ring.backend()
+            .pending_kinds()
+            .iter()
+            .filter(|k| **k == OpKind::Wake)
+            .count(),
+        1,
+        "the wake timer is untouched"
+    );
+    ring.cancel_all(Context {
+        msg: 8,
+        ..ctx(record)
+    });
+    ring.run(RunCondition::UntilDone).expect("drain");
+    assert_eq!(
+        seen()[1..],
+        ["8 Some(CancelAll(Ok(0)))"],
+        "cancel_all counts no background task"
+    );
+}
+
+#[test]
+fn a_second_cancel_all_leaves_the_first_alone() {
+    reset();
+    let mut ring = Ring::init_mock();
+    for _ in 0..3 {
+        ring.noop(ctx(count));
+    }
+    ring.cancel_all(Context {
+        msg: 1,
+        ..ctx(record)
+    });
+    ring.cancel_all(Context {
+        msg: 2,
+        ..ctx(record)
+    });
+    ring.run(RunCondition::UntilDone).expect("run");
+    let mut seen = seen();
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["1 Some(CancelAll(Ok(3)))", "2 Some(CancelAll(Ok(0)))"],
+        "the first counts the noops; the second finds nothing of the user's"
+    );
+    assert_eq!(
+        CALLS.with(Cell::get),
+        3,
+        "the noops' callbacks ran, cancelled"
+    );
+}
+
+#[test]
+fn teardown_closes_descriptors_no_callback_received() {
+    fn stop(_ring: &mut MockRing, _task: &Task<Mock>) -> Result<(), RingError> {
+        Err(RingError::callback("stop here"))
+    }
+    let mut ring = Ring::init_mock();
+    let next = Cell::new(100);
+    ring.backend_mut().handle(OpKind::Other, move |_req| {
+        next.set(next.get() + 1);
+        Reply::Complete(next.get())
+    });
+    let closed = std::rc::Rc::new(RefCell::new(Vec::new()));
+    let spy = std::rc::Rc::clone(&closed);
+    ring.backend_mut()
+        .on_undelivered_close(move |fd| spy.borrow_mut().push(fd));
+    ring.noop(ctx(stop));
+    for _ in 0..5 {
+        ring.open(c"/nowhere", 0, 0, Context::default());
+    }
+    // The run stops at the noop's error, with the five opens completed but not called back.
+    assert!(matches!(
+        ring.run(RunCondition::UntilDone),
+        Err(RingError::Callback(_))
+    ));
+    assert!(
+        closed.borrow().is_empty(),
+        "nothing is closed while the ring lives"
+    );
+    drop(ring);
+    assert_eq!(*closed.borrow(), [101, 102, 103, 104, 105]);
+}
