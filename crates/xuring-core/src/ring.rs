@@ -464,13 +464,14 @@ impl<B: Backend> Ring<B> {
         )
     }
 
-    /// Like [`read`](Self::read) into memory the caller owns.
+    /// Like [`read`](Self::read) into memory the caller owns (see
+    /// [`IoBuf::from_raw_parts_mut`]).
     ///
     /// # Safety
     ///
-    /// `ptr` must be valid for writes of `len` bytes, and not accessed by anything else,
-    /// until this task's callback has run or the ring has been dropped; if the ring is leaked
-    /// (`mem::forget`), for the rest of the process.
+    /// `ptr` must be valid for reads and writes of `len` bytes, and not accessed by anything
+    /// else, until this task's callback has run or the ring has been dropped; if the ring is
+    /// leaked (`mem::forget`), for the rest of the process.
     pub unsafe fn read_raw(
         &mut self,
         fd: RawFd,
@@ -479,17 +480,18 @@ impl<B: Backend> Ring<B> {
         offset: Offset,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        // SAFETY: the caller's contract is `IoBuf::from_raw_parts`'s.
-        let buf = unsafe { IoBuf::from_raw_parts(ptr, len) };
+        // SAFETY: the caller's contract is `IoBuf::from_raw_parts_mut`'s.
+        let buf = unsafe { IoBuf::from_raw_parts_mut(ptr, len) };
         self.read(fd, buf, offset, ctx)
     }
 
-    /// Like [`write`](Self::write) from memory the caller owns.
+    /// Like [`write`](Self::write) from memory the caller owns, which may be read-only (see
+    /// [`IoBuf::from_raw_parts`]).
     ///
     /// # Safety
     ///
-    /// `ptr` must be valid for reads of `len` bytes, and not written by anything else, until
-    /// this task's callback has run or the ring has been dropped; if the ring is leaked
+    /// `ptr` must be valid for reads of `len` bytes, and not written by anything, until this
+    /// task's callback has run or the ring has been dropped; if the ring is leaked
     /// (`mem::forget`), for the rest of the process.
     pub unsafe fn write_raw(
         &mut self,
@@ -499,7 +501,7 @@ impl<B: Backend> Ring<B> {
         offset: Offset,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        // SAFETY: the caller's contract is `IoBuf::from_raw_parts`'s.
+        // SAFETY: the caller's contract is `IoBuf::from_raw_parts`'s (read-only memory).
         let buf = unsafe { IoBuf::from_raw_parts(ptr, len) };
         self.write(fd, buf, offset, ctx)
     }

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use xuring_core::{
-    Backend, Context, Errno, KernelLevel, Offset, OpResult, Ring, RingBuilder, RingError,
+    Backend, Context, Errno, IoBuf, KernelLevel, Offset, OpResult, Ring, RingBuilder, RingError,
     RunCondition, Task, TaskId, Timespec,
 };
 use xuring_mock::{
@@ -221,6 +221,42 @@ fn files_pipes_and_written_bytes() {
     ring.backend_mut().close(4);
     ring.run(RunCondition::UntilDone).expect("run");
     assert_eq!(expect_result(p2.id()), OpResult::Read(Ok(0)), "closed: EOF");
+    check_invariants(&ring);
+    track::check_complete();
+}
+
+/// Caller-owned bytes in a `static`, which may sit in read-only memory.
+static OUTGOING: [u8; 5] = *b"raw!!";
+
+#[test]
+fn raw_buffers_read_only_for_writes_writable_for_reads() {
+    track::reset();
+    let mut ring = Ring::init_mock();
+    ring.backend_mut().set_file(3, b"fresh".to_vec());
+    let out = std::ptr::NonNull::from(&OUTGOING).cast::<u8>();
+    // SAFETY: `OUTGOING` is valid for reads for the whole program and never written.
+    let w = track::expect(unsafe {
+        ring.write_raw(6, out, OUTGOING.len(), Offset::File, track::context())
+    });
+    // A read into read-only memory is refused before the backend sees it.
+    // SAFETY: as above.
+    let ro = unsafe { IoBuf::from_raw_parts(out, OUTGOING.len()) };
+    assert!(!ro.is_writable());
+    let refused = track::expect(ring.read(3, ro, Offset::At(0), track::context()));
+    let mut memory = Box::new([0u8; 5]);
+    let into = std::ptr::NonNull::from(&mut *memory).cast::<u8>();
+    // SAFETY: `memory` is valid for reads and writes of 5 bytes and untouched until the run
+    // below has completed the read.
+    let r = track::expect(unsafe { ring.read_raw(3, into, 5, Offset::At(0), track::context()) });
+    ring.run(RunCondition::UntilDone).expect("run");
+    assert_eq!(expect_result(w.id()), OpResult::Write(Ok(5)));
+    assert_eq!(ring.backend().written(6), b"raw!!");
+    assert_eq!(
+        expect_result(refused.id()),
+        OpResult::Read(Err(Errno::EFAULT))
+    );
+    assert_eq!(expect_result(r.id()), OpResult::Read(Ok(5)));
+    assert_eq!(&*memory, b"fresh");
     check_invariants(&ring);
     track::check_complete();
 }
