@@ -151,6 +151,13 @@ impl RingBuilder {
 
     /// The setup flags to try (each dropped if the kernel refuses it). The default is
     /// `SUBMIT_ALL | COOP_TASKRUN | SINGLE_ISSUER | DEFER_TASKRUN`.
+    ///
+    /// Accepted: those four, `TASKRUN_FLAG`, and `CLAMP`, `CQSIZE` and `ATTACH_WQ`, which
+    /// the ring sets itself (always, with [`cq_entries`](Self::cq_entries), and with
+    /// [`attach_wq`](Self::attach_wq)): [`xuring_sys::SetupFlags::DRIVEN`]. Any other flag
+    /// (`SQPOLL`, `SQ_AFF`, `IOPOLL`, `R_DISABLED`, `SQE128`, `CQE32`, or a bit newer than
+    /// xuring) makes [`build`](Self::build) fail with
+    /// [`SetupError::UnsupportedFlags`](xuring_sys::SetupError::UnsupportedFlags).
     pub fn setup_flags(mut self, flags: xuring_sys::SetupFlags) -> Self {
         self.setup = Some(flags);
         self

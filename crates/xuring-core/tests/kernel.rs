@@ -247,3 +247,35 @@ fn dropping_a_ring_with_pipe_reads_pending_stops_them() {
     }
     assert_eq!(xuring_core::leaked_tasks(), 0);
 }
+
+#[test]
+fn setup_flags_the_ring_cannot_drive_are_refused() {
+    use xuring_sys::{SetupError, SetupFlags};
+    for flags in [
+        SetupFlags::SQE128,
+        SetupFlags::CQE32,
+        SetupFlags::SQPOLL,
+        SetupFlags::SQPOLL | SetupFlags::SQ_AFF,
+        SetupFlags::IOPOLL,
+        SetupFlags::R_DISABLED,
+        // IORING_SETUP_NO_SQARRAY (6.6), unknown to xuring's table.
+        SetupFlags::from_bits_retain(1 << 16),
+    ] {
+        match Ring::builder(8).setup_flags(flags).build() {
+            Err(RingError::Setup(SetupError::UnsupportedFlags { flags: refused })) => {
+                assert_eq!(refused, flags);
+            }
+            Err(e) => panic!("{flags:?}: expected UnsupportedFlags, got {e}"),
+            Ok(ring) => panic!("{flags:?}: built a ring with {:?}", ring.features().setup),
+        }
+    }
+    // Every flag the ring drives still builds, and runs.
+    let mut ring = Ring::builder(8)
+        .setup_flags(SetupFlags::DRIVEN)
+        .build()
+        .expect("driven flags");
+    reset();
+    ring.noop(counted());
+    ring.run(RunCondition::UntilDone).expect("run");
+    assert_eq!(results(), [OpResult::Noop]);
+}
