@@ -110,6 +110,68 @@ fn deadline_without_ext_arg_uses_a_wake_timer() {
     deadline_run_returns_in_time(KernelLevel::V5_6);
 }
 
+fn unnormalised_timespecs_at(level: KernelLevel, whole_second: bool) {
+    reset();
+    let mut ring = Ring::builder(8).kernel_level(level).build().expect("ring");
+    // 10 ms written with a negative second: the kernel refuses a timeout with a negative
+    // tv_sec, so this fires only if it gets the normalised value.
+    ring.timer(
+        Timespec {
+            sec: -1,
+            nsec: 1_010_000_000,
+        },
+        counted(),
+    );
+    if whole_second {
+        // All of it in nsec (1.005 s).
+        ring.timer(
+            Timespec {
+                sec: 0,
+                nsec: 1_005_000_000,
+            },
+            counted(),
+        );
+    }
+    let now = Timespec::now();
+    ring.timer_at(
+        Timespec {
+            sec: now.sec - 1,
+            nsec: now.nsec + 1_020_000_000,
+        },
+        counted(),
+    );
+    ring.run(RunCondition::UntilDone).expect("run");
+    let fired = results();
+    assert_eq!(fired.len(), 2 + usize::from(whole_second), "{level}");
+    assert!(
+        fired.iter().all(|r| *r == OpResult::Timer(Ok(()))),
+        "{level}: {fired:?}"
+    );
+    // A deadline 30 ms away, with two seconds' worth in nsec: the run lasts until then.
+    ring.timer(Timespec { sec: 3600, nsec: 0 }, counted());
+    let now = Timespec::now();
+    let deadline = Timespec {
+        sec: now.sec - 2,
+        nsec: now.nsec + 2_030_000_000,
+    };
+    ring.run(RunCondition::Until(deadline)).expect("run");
+    let after = Timespec::now();
+    assert!(
+        after >= deadline,
+        "{level}: returned at {after:?}, before {deadline:?}"
+    );
+}
+
+#[test]
+fn unnormalised_timespecs_native() {
+    unnormalised_timespecs_at(KernelLevel::Native, true);
+}
+
+#[test]
+fn unnormalised_timespecs_with_a_wake_timer() {
+    unnormalised_timespecs_at(KernelLevel::V5_6, false);
+}
+
 fn cancel_all_at(level: KernelLevel) {
     reset();
     let mut ring = Ring::builder(16).kernel_level(level).build().expect("ring");

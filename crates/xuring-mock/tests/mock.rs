@@ -325,6 +325,67 @@ fn deadline_runs_stop_at_the_deadline_with_a_wake_timer() {
     run_for_with_a_long_timer(KernelLevel::V5_6);
 }
 
+/// `run(Until(deadline))` with the deadline written unnormalised (`nsec` of 3.5 s): a timer
+/// firing on the way must not end the run early, whether the wait uses `EXT_ARG` or a wake
+/// timer.
+fn run_until_an_unnormalised_deadline(level: KernelLevel) {
+    track::reset();
+    let mut ring = MockBuilder::new().level(level).build_ring();
+    // Move the clock off whole seconds first.
+    let half = Timespec {
+        sec: 0,
+        nsec: 500_000_000,
+    };
+    track::expect(ring.timer(half, track::context()));
+    ring.run(RunCondition::UntilDone).expect("run");
+    let now = ring.backend().now();
+    assert_eq!(now, half);
+    let deadline = Timespec {
+        sec: now.sec,
+        nsec: now.nsec + 3_000_000_000,
+    };
+    let early = track::expect(ring.timer(Timespec { sec: 1, nsec: 0 }, track::context()));
+    let long = track::expect(ring.timer(hours(10), track::context()));
+    ring.run(RunCondition::Until(deadline)).expect("run");
+    assert_eq!(expect_result(early.id()), OpResult::Timer(Ok(())));
+    assert_eq!(
+        ring.backend().now(),
+        Timespec {
+            sec: 3,
+            nsec: 500_000_000
+        },
+        "{level}: the run lasts until now + 3 s"
+    );
+    assert_eq!(track::calls(long.id()), Some(0));
+    // The same with nothing but a message handler to wait for.
+    ring.on_message(track::context());
+    let now = ring.backend().now();
+    let deadline = Timespec {
+        sec: now.sec,
+        nsec: now.nsec + 2_500_000_000,
+    };
+    ring.run(RunCondition::Until(deadline)).expect("run");
+    assert_eq!(
+        ring.backend().now(),
+        Timespec { sec: 6, nsec: 0 },
+        "{level}"
+    );
+    ring.run(RunCondition::UntilDone).expect("run");
+    assert_eq!(expect_result(long.id()), OpResult::Timer(Ok(())));
+    check_invariants(&ring);
+    track::check_complete();
+}
+
+#[test]
+fn unnormalised_deadlines_are_not_cut_short_with_ext_arg() {
+    run_until_an_unnormalised_deadline(KernelLevel::Native);
+}
+
+#[test]
+fn unnormalised_deadlines_are_not_cut_short_with_a_wake_timer() {
+    run_until_an_unnormalised_deadline(KernelLevel::V5_6);
+}
+
 #[test]
 fn held_completions_stage_a_cancel_race() {
     track::reset();
