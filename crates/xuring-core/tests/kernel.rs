@@ -341,3 +341,31 @@ fn setup_flags_the_ring_cannot_drive_are_refused() {
     ring.run(RunCondition::UntilDone).expect("run");
     assert_eq!(results(), [OpResult::Noop]);
 }
+
+#[test]
+fn attach_wq_to_an_fd_that_is_not_a_ring_falls_back_to_a_private_io_wq() {
+    // No process can have this fd open (fs.nr_open is at most 2^30): the kernel says ENXIO.
+    let closed = i32::MAX;
+    // A pipe is open but not an io_uring: the kernel says EINVAL.
+    let (r, _w) = pipe();
+    let plain = Ring::builder(8).build().expect("ring").features().setup;
+    for fd in [closed, r.raw()] {
+        reset();
+        let mut ring = Ring::builder(8)
+            .attach_wq(fd)
+            .build()
+            .unwrap_or_else(|e| panic!("attach_wq({fd}): {e}"));
+        assert!(
+            !ring.features().has_setup(xuring_sys::SetupFlags::ATTACH_WQ),
+            "fd {fd}: no sharing"
+        );
+        assert_eq!(
+            ring.features().setup,
+            plain,
+            "fd {fd}: the setup flags a ring gets without attach_wq"
+        );
+        ring.noop(counted());
+        ring.run(RunCondition::UntilDone).expect("run");
+        assert_eq!(results(), [OpResult::Noop]);
+    }
+}

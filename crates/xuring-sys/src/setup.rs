@@ -38,7 +38,8 @@ pub struct SetupOptions {
     pub wanted: SetupFlags,
     /// Flags setup must not go without; the same rules as [`wanted`](Self::wanted).
     pub required: SetupFlags,
-    /// Share the io-wq of this ring (`SETUP_ATTACH_WQ`); dropped when the kernel refuses.
+    /// Share the io-wq of this ring (`SETUP_ATTACH_WQ`); dropped when the kernel refuses it:
+    /// the fd is not open (`ENXIO`, or `EBADF` on older kernels) or not an io_uring (`EINVAL`).
     pub attach_wq: Option<RawFd>,
     /// Clamp the result to this kernel level.
     pub level: KernelLevel,
@@ -243,6 +244,7 @@ pub struct RawRing {
 impl RawRing {
     /// Creates a ring: tries the wanted setup flags, dropping the newest on `EINVAL`; on
     /// `ENOMEM` raises the `RLIMIT_MEMLOCK` soft limit to the hard limit and retries once.
+    /// An `attach_wq` fd the kernel refuses is dropped, and costs no flag.
     ///
     /// Flags outside [`SetupFlags::DRIVEN`] in `wanted` or `required` fail with
     /// [`SetupError::UnsupportedFlags`] before anything is created.
@@ -267,6 +269,8 @@ impl RawRing {
         let mut attach = options
             .attach_wq
             .filter(|_| SetupFlags::ATTACH_WQ.clamp(options.level) == SetupFlags::ATTACH_WQ);
+        // The attach set aside to learn whether an `EINVAL` is the fd's or a flag's.
+        let mut set_aside = None;
         let mut raised_memlock = false;
         loop {
             let mut flags = required | optional;
@@ -281,13 +285,23 @@ impl RawRing {
             params.flags = flags.bits();
             match syscall::io_uring_setup(options.entries, &mut params) {
                 Ok(fd) => return Self::from_fd(fd, params, options),
+                Err(Errno::EINVAL) if attach.is_some() => {
+                    // An fd that is open but not an io_uring (the other ring exited and its
+                    // fd number was reused) and a refused flag both give EINVAL. Try without
+                    // sharing first, so that a bad fd does not cost the flags.
+                    set_aside = attach.take();
+                }
                 Err(Errno::EINVAL) if !optional.is_empty() => {
                     optional.remove(newest(optional));
+                    // A flag was refused even without sharing: share again with the rest.
+                    attach = set_aside.take();
                 }
-                Err(Errno::EINVAL) if attach.is_some() => {
-                    // The other ring may have exited or be of another process: go without
-                    // sharing rather than fail.
+                Err(Errno::ENXIO | Errno::EBADF) if attach.is_some() => {
+                    // The fd is not open (the other ring exited and closed it): the kernel
+                    // says ENXIO (EBADF on older kernels). Nothing else in the parameters
+                    // names an fd, so go without sharing rather than fail.
                     attach = None;
+                    set_aside = None;
                 }
                 Err(Errno::EINVAL) => {
                     return Err(SetupError::InvalidArgument {

@@ -131,3 +131,44 @@ fn driven_flags_still_build() {
     drop(ring);
     assert_eq!(open_fds(), before, "no fd leaked");
 }
+
+#[test]
+fn attach_wq_falls_back_without_costing_flags_or_sharing() {
+    let _serial = serial();
+    let before = open_fds();
+    let plain = RawRing::new(&SetupOptions::new(8, KernelLevel::Native)).expect("ring");
+    let plain_flags = SetupFlags::from_bits_retain(plain.params().flags);
+    let pipe = {
+        let mut fds = [0i32; 2];
+        // SAFETY: `fds` is an array of two ints for `pipe2` to fill.
+        let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+        assert_eq!(ret, 0, "pipe2");
+        fds
+    };
+    // Not open (ENXIO; no process can have fd i32::MAX) and open but not a ring (EINVAL):
+    // a private io-wq, with every flag a ring gets without attach_wq.
+    for fd in [i32::MAX, pipe[0]] {
+        let mut options = SetupOptions::new(8, KernelLevel::Native);
+        options.attach_wq = Some(fd);
+        let ring = RawRing::new(&options).unwrap_or_else(|e| panic!("attach_wq({fd}): {e}"));
+        let set = SetupFlags::from_bits_retain(ring.params().flags);
+        assert_eq!(set, plain_flags, "fd {fd}");
+    }
+    // A refused flag (DEFER_TASKRUN needs SINGLE_ISSUER) costs the flag, not the sharing.
+    let mut options = SetupOptions::new(8, KernelLevel::Native);
+    options.wanted = SetupFlags::SUBMIT_ALL | SetupFlags::DEFER_TASKRUN;
+    options.attach_wq = Some(plain.fd());
+    let shared = RawRing::new(&options).expect("shared ring");
+    let set = SetupFlags::from_bits_retain(shared.params().flags);
+    assert_eq!(
+        set,
+        SetupFlags::CLAMP | SetupFlags::SUBMIT_ALL | SetupFlags::ATTACH_WQ
+    );
+    drop(shared);
+    drop(plain);
+    for fd in pipe {
+        // SAFETY: the pipe's fds are ours and closed once, here.
+        unsafe { libc::close(fd) };
+    }
+    assert_eq!(open_fds(), before, "no fd leaked");
+}
