@@ -17,8 +17,10 @@ use std::rc::Rc;
 
 /// A buffer for an operation: owned, so it can never be freed while the kernel uses it.
 ///
-/// Build one from a `Vec<u8>`, a `Box<[u8]>`, a [`PoolBuf`] or (for writes only) a
-/// `&'static [u8]`. The kernel reads (write ops) or writes (read ops) the first
+/// Build one from a `Vec<u8>`, a `Box<[u8]>`, a [`PoolBuf`], or (for writes only) a
+/// `&'static [u8]`; memory the caller owns comes in through
+/// [`from_raw_parts_mut`](IoBuf::from_raw_parts_mut), or, read-only and for writes only,
+/// [`from_raw_parts`](IoBuf::from_raw_parts). The kernel reads (write ops) or writes (read ops) the first
 /// [`len`](IoBuf::len) bytes; the length never changes, and the completion tells how many bytes
 /// were transferred. Take the buffer back with [`Task::take_buf`](crate::Task::take_buf) in the
 /// callback to reuse it without allocating.
@@ -31,22 +33,51 @@ enum Repr {
     Boxed(Box<[u8]>),
     Static(&'static [u8]),
     Pool(PoolBuf),
-    Raw { ptr: NonNull<u8>, len: usize },
+    /// Caller-owned memory that may only be read (`from_raw_parts`).
+    RawRead {
+        ptr: NonNull<u8>,
+        len: usize,
+    },
+    /// Caller-owned memory that may be read and written (`from_raw_parts_mut`).
+    RawMut {
+        ptr: NonNull<u8>,
+        len: usize,
+    },
 }
 
 impl IoBuf {
-    /// A buffer the caller keeps ownership of.
+    /// A read-only buffer over memory the caller keeps ownership of, for operations that
+    /// only read it (writes, sends). Like a `&'static [u8]` it is not
+    /// [writable](Self::is_writable): [`as_mut_ptr`](Self::as_mut_ptr) and
+    /// [`as_mut_slice`](Self::as_mut_slice) return `None`, and a read or receive given it
+    /// completes with `EFAULT` without reaching the kernel. The memory may be read-only
+    /// (a `static`, a read-only mapping). For memory the kernel may write, use
+    /// [`from_raw_parts_mut`](Self::from_raw_parts_mut).
     ///
     /// # Safety
     ///
-    /// `ptr` must be valid for reads, and for writes if the buffer is given to a read
-    /// operation, of `len` bytes for as long as this `IoBuf` exists, and once it is given to
-    /// an operation, until that operation's callback has run or the ring running it has been
-    /// dropped (dropping a ring waits for its operations). Leaking the ring with `mem::forget`
-    /// leaves the operation running: the memory must then stay valid for as long as the
-    /// process lives. Nothing else may access the memory meanwhile.
+    /// `ptr` must be valid for reads of `len` bytes for as long as this `IoBuf` exists, and
+    /// once it is given to an operation, until that operation's callback has run or the ring
+    /// running it has been dropped (dropping a ring waits for its operations). Leaking the
+    /// ring with `mem::forget` leaves the operation running: the memory must then stay valid
+    /// for as long as the process lives. Nothing may write the memory meanwhile.
     pub unsafe fn from_raw_parts(ptr: NonNull<u8>, len: usize) -> IoBuf {
-        IoBuf(Repr::Raw { ptr, len })
+        IoBuf(Repr::RawRead { ptr, len })
+    }
+
+    /// A writable buffer over memory the caller keeps ownership of, for any operation: the
+    /// kernel (or a backend, through [`as_mut_slice`](Self::as_mut_slice)) may write it.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid for reads and writes of `len` bytes for as long as this `IoBuf`
+    /// exists, and once it is given to an operation, until that operation's callback has run
+    /// or the ring running it has been dropped (dropping a ring waits for its operations).
+    /// Leaking the ring with `mem::forget` leaves the operation running: the memory must then
+    /// stay valid for as long as the process lives. Nothing else may access the memory
+    /// meanwhile.
+    pub unsafe fn from_raw_parts_mut(ptr: NonNull<u8>, len: usize) -> IoBuf {
+        IoBuf(Repr::RawMut { ptr, len })
     }
 
     /// The number of bytes the operation transfers at most.
@@ -56,7 +87,7 @@ impl IoBuf {
             Repr::Boxed(b) => b.len(),
             Repr::Static(s) => s.len(),
             Repr::Pool(p) => p.len(),
-            Repr::Raw { len, .. } => *len,
+            Repr::RawRead { len, .. } | Repr::RawMut { len, .. } => *len,
         }
     }
 
@@ -65,9 +96,10 @@ impl IoBuf {
         self.len() == 0
     }
 
-    /// Whether the kernel may write into the buffer (everything but `&'static [u8]`).
+    /// Whether the kernel may write into the buffer (everything but `&'static [u8]` and
+    /// [`from_raw_parts`](Self::from_raw_parts)).
     pub fn is_writable(&self) -> bool {
-        !matches!(self.0, Repr::Static(_))
+        !matches!(self.0, Repr::Static(_) | Repr::RawRead { .. })
     }
 
     /// The start of the bytes, for the kernel to read.
@@ -77,18 +109,19 @@ impl IoBuf {
             Repr::Boxed(b) => b.as_ptr(),
             Repr::Static(s) => s.as_ptr(),
             Repr::Pool(p) => p.as_ptr(),
-            Repr::Raw { ptr, .. } => ptr.as_ptr(),
+            Repr::RawRead { ptr, .. } | Repr::RawMut { ptr, .. } => ptr.as_ptr(),
         }
     }
 
-    /// The start of the bytes, for the kernel to write; `None` for `&'static [u8]`.
+    /// The start of the bytes, for the kernel to write; `None` for a read-only buffer
+    /// (`&'static [u8]`, [`from_raw_parts`](Self::from_raw_parts)).
     pub fn as_mut_ptr(&mut self) -> Option<*mut u8> {
         Some(match &mut self.0 {
             Repr::Vec(v) => v.as_mut_ptr(),
             Repr::Boxed(b) => b.as_mut_ptr(),
-            Repr::Static(_) => return None,
+            Repr::Static(_) | Repr::RawRead { .. } => return None,
             Repr::Pool(p) => p.as_mut_ptr(),
-            Repr::Raw { ptr, .. } => ptr.as_ptr(),
+            Repr::RawMut { ptr, .. } => ptr.as_ptr(),
         })
     }
 
@@ -99,24 +132,28 @@ impl IoBuf {
             Repr::Boxed(b) => b,
             Repr::Static(s) => s,
             Repr::Pool(p) => p,
-            Repr::Raw { ptr, len } => {
-                // SAFETY: `from_raw_parts`'s contract makes `ptr` valid for reads of `len`
-                // bytes while the operation is pending, which it is while a backend holds it.
+            Repr::RawRead { ptr, len } | Repr::RawMut { ptr, len } => {
+                // SAFETY: the contracts of `from_raw_parts` and `from_raw_parts_mut` make
+                // `ptr` valid for reads of `len` bytes, with no writer, for as long as this
+                // `IoBuf` exists, and the slice borrows `self`.
                 unsafe { core::slice::from_raw_parts(ptr.as_ptr(), *len) }
             }
         }
     }
 
-    /// The bytes, for a backend that fills them (the mock); `None` for `&'static [u8]`.
+    /// The bytes, for a backend that fills them (the mock); `None` for a read-only buffer
+    /// (`&'static [u8]`, [`from_raw_parts`](Self::from_raw_parts)).
     pub fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
         Some(match &mut self.0 {
             Repr::Vec(v) => v,
             Repr::Boxed(b) => b,
-            Repr::Static(_) => return None,
+            Repr::Static(_) | Repr::RawRead { .. } => return None,
             Repr::Pool(p) => p,
-            Repr::Raw { ptr, len } => {
-                // SAFETY: `from_raw_parts`'s contract makes `ptr` valid for reads and writes
-                // of `len` bytes while the operation is pending, with no other access.
+            Repr::RawMut { ptr, len } => {
+                // SAFETY: `from_raw_parts_mut`'s contract makes `ptr` valid for reads and
+                // writes of `len` bytes, with no other access, for as long as this `IoBuf`
+                // exists, and the slice borrows `self` mutably. Read-only memory never gets
+                // here: `from_raw_parts` makes a `RawRead`.
                 unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), *len) }
             }
         })
@@ -436,6 +473,50 @@ mod tests {
         assert!(!s.is_writable());
         assert!(s.as_mut_ptr().is_none());
         assert_eq!(v.into_vec(), Some(vec![1, 2, 3]));
+    }
+
+    /// Bytes in a `static`: the compiler may place them in read-only memory, so a write
+    /// through any pointer to them is undefined behaviour (and a crash where they are).
+    static READ_ONLY: [u8; 4] = *b"abcd";
+
+    #[test]
+    fn read_only_raw_buffer_gives_no_mutable_access() {
+        let ptr = NonNull::from(&READ_ONLY).cast::<u8>();
+        // SAFETY: `READ_ONLY` is valid for reads of 4 bytes for the whole program and nothing
+        // writes it.
+        let mut buf = unsafe { IoBuf::from_raw_parts(ptr, READ_ONLY.len()) };
+        assert_eq!(buf.len(), 4);
+        assert!(!buf.is_writable(), "a read-only buffer is not writable");
+        assert!(buf.as_mut_ptr().is_none(), "no pointer to write through");
+        assert!(buf.as_mut_slice().is_none(), "no mutable slice");
+        assert_eq!(buf.as_ptr(), ptr.as_ptr().cast_const());
+        assert_eq!(buf.as_slice(), b"abcd");
+        // A read-only raw buffer cannot be the target of a vectored read either.
+        let mut vecs = IoVecs::new(vec![buf]);
+        assert!(vecs.prepare(true).is_none());
+        let iov = vecs.prepare(false).expect("fine for a write");
+        assert_eq!(
+            iov[0].iov_base.cast_const(),
+            ptr.as_ptr().cast_const().cast()
+        );
+    }
+
+    #[test]
+    fn writable_raw_buffer_writes_reach_the_callers_memory() {
+        let mut memory = [0u8; 4];
+        let ptr = NonNull::from(&mut memory).cast::<u8>();
+        {
+            // SAFETY: `memory` is valid for reads and writes of 4 bytes while `buf` lives, and
+            // nothing else touches it meanwhile.
+            let mut buf = unsafe { IoBuf::from_raw_parts_mut(ptr, 4) };
+            assert!(buf.is_writable());
+            assert_eq!(buf.as_mut_ptr(), Some(ptr.as_ptr()));
+            buf.as_mut_slice()
+                .expect("writable")
+                .copy_from_slice(b"wxyz");
+            assert_eq!(buf.as_slice(), b"wxyz");
+        }
+        assert_eq!(&memory, b"wxyz");
     }
 
     #[test]

@@ -25,6 +25,15 @@ pub enum RingError {
     Enter(Errno),
     /// Registering the buffer pool with the kernel failed.
     Register(Errno),
+    /// A system call the runtime makes for its own needs failed (e.g. the `eventfd` and the
+    /// `dup` of a ring's fd that a [`Thread`](crate::Thread) mailbox needs, which fail with
+    /// `EMFILE` when the process is out of file descriptors).
+    Os {
+        /// The call that failed.
+        call: &'static str,
+        /// Its error.
+        errno: Errno,
+    },
     /// `run` was called from inside a callback of the same ring. Return from the callback
     /// instead: work it submits runs in the current `run`.
     Reentrant,
@@ -62,6 +71,7 @@ impl fmt::Display for RingError {
             Self::InvalidOptions(what) => write!(f, "invalid ring options: {what}"),
             Self::Enter(e) => write!(f, "io_uring_enter failed: {e}"),
             Self::Register(e) => write!(f, "registering the buffer pool failed: {e}"),
+            Self::Os { call, errno } => write!(f, "{call} failed: {errno}"),
             Self::Reentrant => f.write_str(
                 "Ring::run was called from inside one of its callbacks; return from the \
                  callback instead (work it submits runs in the current run)",
@@ -88,7 +98,7 @@ impl std::error::Error for RingError {
         match self {
             Self::Setup(e) => Some(e),
             Self::KernelLevel(e) => Some(e),
-            Self::Enter(e) | Self::Register(e) => Some(e),
+            Self::Enter(e) | Self::Register(e) | Self::Os { errno: e, .. } => Some(e),
             Self::Callback(e) => Some(&**e),
             _ => None,
         }

@@ -128,6 +128,13 @@ impl RingBuilder {
 
     /// The setup flags to try (each dropped if the kernel refuses it). The default is
     /// `SUBMIT_ALL | COOP_TASKRUN | SINGLE_ISSUER | DEFER_TASKRUN`.
+    ///
+    /// Accepted: those four, `TASKRUN_FLAG`, and `CLAMP`, `CQSIZE` and `ATTACH_WQ`, which
+    /// the ring sets itself (always, with [`cq_entries`](Self::cq_entries), and with
+    /// [`attach_wq`](Self::attach_wq)): [`xuring_sys::SetupFlags::DRIVEN`]. Any other flag
+    /// (`SQPOLL`, `SQ_AFF`, `IOPOLL`, `R_DISABLED`, `SQE128`, `CQE32`, or a bit newer than
+    /// xuring) makes [`build`](Self::build) fail with
+    /// [`SetupError::UnsupportedFlags`](xuring_sys::SetupError::UnsupportedFlags).
     pub fn setup_flags(mut self, flags: xuring_sys::SetupFlags) -> Self {
         self.setup = Some(flags);
         self
@@ -395,13 +402,14 @@ impl<B: Backend> Ring<B> {
         self.engine().queue_or_fail(op, runtime_fd(fd), ctx)
     }
 
-    /// Like [`read`](Self::read) into memory the caller owns.
+    /// Like [`read`](Self::read) into memory the caller owns (see
+    /// [`IoBuf::from_raw_parts_mut`]).
     ///
     /// # Safety
     ///
-    /// `ptr` must be valid for writes of `len` bytes, and not accessed by anything else,
-    /// until this task's callback has run or the ring has been dropped; if the ring is leaked
-    /// (`mem::forget`), for the rest of the process.
+    /// `ptr` must be valid for reads and writes of `len` bytes, and not accessed by anything
+    /// else, until this task's callback has run or the ring has been dropped; if the ring is
+    /// leaked (`mem::forget`), for the rest of the process.
     pub unsafe fn read_raw(
         &mut self,
         fd: RawFd,
@@ -410,17 +418,18 @@ impl<B: Backend> Ring<B> {
         offset: Offset,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        // SAFETY: the caller's contract is `IoBuf::from_raw_parts`'s.
-        let buf = unsafe { IoBuf::from_raw_parts(ptr, len) };
+        // SAFETY: the caller's contract is `IoBuf::from_raw_parts_mut`'s.
+        let buf = unsafe { IoBuf::from_raw_parts_mut(ptr, len) };
         self.read(fd, buf, offset, ctx)
     }
 
-    /// Like [`write`](Self::write) from memory the caller owns.
+    /// Like [`write`](Self::write) from memory the caller owns, which may be read-only (see
+    /// [`IoBuf::from_raw_parts`]).
     ///
     /// # Safety
     ///
-    /// `ptr` must be valid for reads of `len` bytes, and not written by anything else, until
-    /// this task's callback has run or the ring has been dropped; if the ring is leaked
+    /// `ptr` must be valid for reads of `len` bytes, and not written by anything, until this
+    /// task's callback has run or the ring has been dropped; if the ring is leaked
     /// (`mem::forget`), for the rest of the process.
     pub unsafe fn write_raw(
         &mut self,
@@ -430,7 +439,7 @@ impl<B: Backend> Ring<B> {
         offset: Offset,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        // SAFETY: the caller's contract is `IoBuf::from_raw_parts`'s.
+        // SAFETY: the caller's contract is `IoBuf::from_raw_parts`'s (read-only memory).
         let buf = unsafe { IoBuf::from_raw_parts(ptr, len) };
         self.write(fd, buf, offset, ctx)
     }

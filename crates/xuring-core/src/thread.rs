@@ -263,11 +263,13 @@ impl Ring<Uring> {
         if let Some(mailbox) = &self.engine_ref().mailbox {
             return Ok(Arc::clone(mailbox));
         }
-        let os = RingError::Enter;
+        let os = |call| move |errno| RingError::Os { call, errno };
         let mailbox = Arc::new(Mailbox {
-            ring_fd: RuntimeFd::new(syscall::dup_cloexec(self.fd()).map_err(os)?),
+            ring_fd: RuntimeFd::new(
+                syscall::dup_cloexec(self.fd()).map_err(os("fcntl(F_DUPFD_CLOEXEC)"))?,
+            ),
             // Non-blocking, so the pending read waits on poll instead of an io-wq thread.
-            eventfd: RuntimeFd::new(syscall::eventfd(true).map_err(os)?),
+            eventfd: RuntimeFd::new(syscall::eventfd(true).map_err(os("eventfd"))?),
             queue: Mutex::new(VecDeque::with_capacity(256)),
             closed: AtomicBool::new(false),
             admitted: AtomicU64::new(0),

@@ -110,6 +110,68 @@ fn deadline_without_ext_arg_uses_a_wake_timer() {
     deadline_run_returns_in_time(KernelLevel::V5_6);
 }
 
+fn unnormalised_timespecs_at(level: KernelLevel, whole_second: bool) {
+    reset();
+    let mut ring = Ring::builder(8).kernel_level(level).build().expect("ring");
+    // 10 ms written with a negative second: the kernel refuses a timeout with a negative
+    // tv_sec, so this fires only if it gets the normalised value.
+    ring.timer(
+        Timespec {
+            sec: -1,
+            nsec: 1_010_000_000,
+        },
+        counted(),
+    );
+    if whole_second {
+        // All of it in nsec (1.005 s).
+        ring.timer(
+            Timespec {
+                sec: 0,
+                nsec: 1_005_000_000,
+            },
+            counted(),
+        );
+    }
+    let now = Timespec::now();
+    ring.timer_at(
+        Timespec {
+            sec: now.sec - 1,
+            nsec: now.nsec + 1_020_000_000,
+        },
+        counted(),
+    );
+    ring.run(RunCondition::UntilDone).expect("run");
+    let fired = results();
+    assert_eq!(fired.len(), 2 + usize::from(whole_second), "{level}");
+    assert!(
+        fired.iter().all(|r| *r == OpResult::Timer(Ok(()))),
+        "{level}: {fired:?}"
+    );
+    // A deadline 30 ms away, with two seconds' worth in nsec: the run lasts until then.
+    ring.timer(Timespec { sec: 3600, nsec: 0 }, counted());
+    let now = Timespec::now();
+    let deadline = Timespec {
+        sec: now.sec - 2,
+        nsec: now.nsec + 2_030_000_000,
+    };
+    ring.run(RunCondition::Until(deadline)).expect("run");
+    let after = Timespec::now();
+    assert!(
+        after >= deadline,
+        "{level}: returned at {after:?}, before {deadline:?}"
+    );
+}
+
+#[test]
+fn unnormalised_timespecs_native() {
+    unnormalised_timespecs_at(KernelLevel::Native, true);
+}
+
+#[test]
+fn unnormalised_timespecs_with_a_wake_timer() {
+    unnormalised_timespecs_at(KernelLevel::V5_6, false);
+}
+
 fn cancel_all_at(level: KernelLevel) {
     reset();
     let mut ring = Ring::builder(16).kernel_level(level).build().expect("ring");
@@ -246,4 +308,64 @@ fn dropping_a_ring_with_pipe_reads_pending_stops_them() {
         }
     }
     assert_eq!(xuring_core::leaked_tasks(), 0);
+}
+
+#[test]
+fn setup_flags_the_ring_cannot_drive_are_refused() {
+    use xuring_sys::{SetupError, SetupFlags};
+    for flags in [
+        SetupFlags::SQE128,
+        SetupFlags::CQE32,
+        SetupFlags::SQPOLL,
+        SetupFlags::SQPOLL | SetupFlags::SQ_AFF,
+        SetupFlags::IOPOLL,
+        SetupFlags::R_DISABLED,
+        // IORING_SETUP_NO_SQARRAY (6.6), unknown to xuring's table.
+        SetupFlags::from_bits_retain(1 << 16),
+    ] {
+        match Ring::builder(8).setup_flags(flags).build() {
+            Err(RingError::Setup(SetupError::UnsupportedFlags { flags: refused })) => {
+                assert_eq!(refused, flags);
+            }
+            Err(e) => panic!("{flags:?}: expected UnsupportedFlags, got {e}"),
+            Ok(ring) => panic!("{flags:?}: built a ring with {:?}", ring.features().setup),
+        }
+    }
+    // Every flag the ring drives still builds, and runs.
+    let mut ring = Ring::builder(8)
+        .setup_flags(SetupFlags::DRIVEN)
+        .build()
+        .expect("driven flags");
+    reset();
+    ring.noop(counted());
+    ring.run(RunCondition::UntilDone).expect("run");
+    assert_eq!(results(), [OpResult::Noop]);
+}
+
+#[test]
+fn attach_wq_to_an_fd_that_is_not_a_ring_falls_back_to_a_private_io_wq() {
+    // No process can have this fd open (fs.nr_open is at most 2^30): the kernel says ENXIO.
+    let closed = i32::MAX;
+    // A pipe is open but not an io_uring: the kernel says EINVAL.
+    let (r, _w) = pipe();
+    let plain = Ring::builder(8).build().expect("ring").features().setup;
+    for fd in [closed, r.raw()] {
+        reset();
+        let mut ring = Ring::builder(8)
+            .attach_wq(fd)
+            .build()
+            .unwrap_or_else(|e| panic!("attach_wq({fd}): {e}"));
+        assert!(
+            !ring.features().has_setup(xuring_sys::SetupFlags::ATTACH_WQ),
+            "fd {fd}: no sharing"
+        );
+        assert_eq!(
+            ring.features().setup,
+            plain,
+            "fd {fd}: the setup flags a ring gets without attach_wq"
+        );
+        ring.noop(counted());
+        ring.run(RunCondition::UntilDone).expect("run");
+        assert_eq!(results(), [OpResult::Noop]);
+    }
 }

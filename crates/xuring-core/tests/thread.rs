@@ -403,3 +403,122 @@ fn a_parent_with_a_mailbox_is_idle_when_its_own_work_is_done() {
         thread.join().expect("join");
     }
 }
+
+// ----- out of file descriptors -----
+
+const NOFILE_CHILD: &str = "XURING_THREAD_NOFILE_CHILD";
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+/// The lowest fd numbers not open, `n` of them.
+fn free_fds(n: usize) -> Vec<libc::rlim_t> {
+    (0..)
+        .filter(|&fd| {
+            // SAFETY: `F_GETFD` takes no argument and only reads the fd table.
+            let ret = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            ret < 0
+        })
+        .take(n)
+        .map(|fd| fd as libc::rlim_t)
+        .collect()
+}
+
+fn set_nofile(soft: libc::rlim_t, hard: libc::rlim_t) {
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `limit` is a valid rlimit for `setrlimit` to read.
+    let ret = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    assert_eq!(ret, 0, "setrlimit: {}", std::io::Error::last_os_error());
+}
+
+/// Runs in a child process (it lowers the process's fd limit): each fd `Thread::spawn`
+/// needs, in the order it is made, is refused in turn with `EMFILE`.
+fn spawn_out_of_fds() {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `old` is a valid rlimit for `getrlimit` to fill.
+    let ret = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) };
+    assert_eq!(ret, 0, "getrlimit");
+    let before = open_fds();
+    let mut ring = parent(KernelLevel::Native);
+    let os = |call| RingError::Os {
+        call,
+        errno: xuring_core::Errno::EMFILE,
+    };
+    // Room for this many new fds, and the error: the parent's mailbox needs a dup of its ring
+    // fd, then an eventfd; once it has them (it keeps them), the child needs a ring, then a
+    // dup and an eventfd for its own mailbox.
+    let steps = [
+        (0, os("fcntl(F_DUPFD_CLOEXEC)")),
+        (1, os("eventfd")),
+        (
+            2,
+            RingError::Setup(xuring_sys::SetupError::Os {
+                call: "io_uring_setup",
+                errno: xuring_core::Errno::EMFILE,
+            }),
+        ),
+        (1, os("fcntl(F_DUPFD_CLOEXEC)")),
+        (2, os("eventfd")),
+    ];
+    for (room, expected) in steps {
+        let free = free_fds(room + 1);
+        set_nofile(free[room], old.rlim_max);
+        let outcome = Thread::spawn(&mut ring, 8);
+        set_nofile(old.rlim_cur, old.rlim_max);
+        let err = match outcome {
+            Ok(thread) => panic!("spawned with room for {room} fds: {:?}", thread.join()),
+            Err(e) => e,
+        };
+        // RingError is not PartialEq (a callback's error is a trait object).
+        assert_eq!(
+            format!("{err:?}"),
+            format!("{expected:?}"),
+            "room for {room} fds"
+        );
+        if let RingError::Os { call, .. } = &err {
+            assert_eq!(
+                err.to_string(),
+                format!("{call} failed: EMFILE: Too many open files (os error 24)")
+            );
+            assert!(std::error::Error::source(&err).is_some());
+        }
+    }
+    // With the limit back, the same ring spawns a thread that works.
+    let thread = Thread::spawn(&mut ring, 8).expect("spawn");
+    thread.join().expect("join");
+    drop(ring);
+    assert_eq!(open_fds(), before, "no fd leaked");
+}
+
+#[test]
+fn spawn_out_of_fds_is_an_os_error_naming_the_call() {
+    if std::env::var_os(NOFILE_CHILD).is_some() {
+        spawn_out_of_fds();
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "spawn_out_of_fds_is_an_os_error_naming_the_call",
+            "--test-threads=1",
+        ])
+        .env(NOFILE_CHILD, "1")
+        .output()
+        .expect("spawn the child");
+    assert!(
+        out.status.success(),
+        "child failed: {}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use xuring_core::{
-    Backend, Context, Errno, KernelLevel, Offset, OpResult, Ring, RingBuilder, RingError,
+    Backend, Context, Errno, IoBuf, KernelLevel, Offset, OpResult, Ring, RingBuilder, RingError,
     RunCondition, Task, TaskId, Timespec,
 };
 use xuring_mock::{
@@ -225,6 +225,42 @@ fn files_pipes_and_written_bytes() {
     track::check_complete();
 }
 
+/// Caller-owned bytes in a `static`, which may sit in read-only memory.
+static OUTGOING: [u8; 5] = *b"raw!!";
+
+#[test]
+fn raw_buffers_read_only_for_writes_writable_for_reads() {
+    track::reset();
+    let mut ring = Ring::init_mock();
+    ring.backend_mut().set_file(3, b"fresh".to_vec());
+    let out = std::ptr::NonNull::from(&OUTGOING).cast::<u8>();
+    // SAFETY: `OUTGOING` is valid for reads for the whole program and never written.
+    let w = track::expect(unsafe {
+        ring.write_raw(6, out, OUTGOING.len(), Offset::File, track::context())
+    });
+    // A read into read-only memory is refused before the backend sees it.
+    // SAFETY: as above.
+    let ro = unsafe { IoBuf::from_raw_parts(out, OUTGOING.len()) };
+    assert!(!ro.is_writable());
+    let refused = track::expect(ring.read(3, ro, Offset::At(0), track::context()));
+    let mut memory = Box::new([0u8; 5]);
+    let into = std::ptr::NonNull::from(&mut *memory).cast::<u8>();
+    // SAFETY: `memory` is valid for reads and writes of 5 bytes and untouched until the run
+    // below has completed the read.
+    let r = track::expect(unsafe { ring.read_raw(3, into, 5, Offset::At(0), track::context()) });
+    ring.run(RunCondition::UntilDone).expect("run");
+    assert_eq!(expect_result(w.id()), OpResult::Write(Ok(5)));
+    assert_eq!(ring.backend().written(6), b"raw!!");
+    assert_eq!(
+        expect_result(refused.id()),
+        OpResult::Read(Err(Errno::EFAULT))
+    );
+    assert_eq!(expect_result(r.id()), OpResult::Read(Ok(5)));
+    assert_eq!(&*memory, b"fresh");
+    check_invariants(&ring);
+    track::check_complete();
+}
+
 #[test]
 fn blocked_fds_hold_io_until_unblocked() {
     track::reset();
@@ -287,6 +323,67 @@ fn deadline_runs_stop_at_the_deadline_with_a_wake_timer() {
     let ring = MockBuilder::new().level(KernelLevel::V5_6).build_ring();
     assert!(!ring.features().has(xuring_sys::FeatureFlags::EXT_ARG));
     run_for_with_a_long_timer(KernelLevel::V5_6);
+}
+
+/// `run(Until(deadline))` with the deadline written unnormalised (`nsec` of 3.5 s): a timer
+/// firing on the way must not end the run early, whether the wait uses `EXT_ARG` or a wake
+/// timer.
+fn run_until_an_unnormalised_deadline(level: KernelLevel) {
+    track::reset();
+    let mut ring = MockBuilder::new().level(level).build_ring();
+    // Move the clock off whole seconds first.
+    let half = Timespec {
+        sec: 0,
+        nsec: 500_000_000,
+    };
+    track::expect(ring.timer(half, track::context()));
+    ring.run(RunCondition::UntilDone).expect("run");
+    let now = ring.backend().now();
+    assert_eq!(now, half);
+    let deadline = Timespec {
+        sec: now.sec,
+        nsec: now.nsec + 3_000_000_000,
+    };
+    let early = track::expect(ring.timer(Timespec { sec: 1, nsec: 0 }, track::context()));
+    let long = track::expect(ring.timer(hours(10), track::context()));
+    ring.run(RunCondition::Until(deadline)).expect("run");
+    assert_eq!(expect_result(early.id()), OpResult::Timer(Ok(())));
+    assert_eq!(
+        ring.backend().now(),
+        Timespec {
+            sec: 3,
+            nsec: 500_000_000
+        },
+        "{level}: the run lasts until now + 3 s"
+    );
+    assert_eq!(track::calls(long.id()), Some(0));
+    // The same with nothing but a message handler to wait for.
+    ring.on_message(track::context());
+    let now = ring.backend().now();
+    let deadline = Timespec {
+        sec: now.sec,
+        nsec: now.nsec + 2_500_000_000,
+    };
+    ring.run(RunCondition::Until(deadline)).expect("run");
+    assert_eq!(
+        ring.backend().now(),
+        Timespec { sec: 6, nsec: 0 },
+        "{level}"
+    );
+    ring.run(RunCondition::UntilDone).expect("run");
+    assert_eq!(expect_result(long.id()), OpResult::Timer(Ok(())));
+    check_invariants(&ring);
+    track::check_complete();
+}
+
+#[test]
+fn unnormalised_deadlines_are_not_cut_short_with_ext_arg() {
+    run_until_an_unnormalised_deadline(KernelLevel::Native);
+}
+
+#[test]
+fn unnormalised_deadlines_are_not_cut_short_with_a_wake_timer() {
+    run_until_an_unnormalised_deadline(KernelLevel::V5_6);
 }
 
 #[test]

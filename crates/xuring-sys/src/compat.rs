@@ -39,13 +39,16 @@ pub fn markdown() -> String {
             info.c_name, info.opcode as u8, info.since, info.fallback
         );
     }
-    section(
-        &mut out,
-        "Setup flags",
-        "Probed by trial: `io_uring_setup` with the flag, dropped on `EINVAL`.",
-        SetupFlags::TABLE,
-        |f| u64::from(f.bits()),
+    let setup = format!(
+        "Probed by trial: `io_uring_setup` with the flag, dropped on `EINVAL`. Only the flags \
+         xuring drives are accepted ({}); a ring asked for any other bit, in this table or \
+         newer than it, is refused with `SetupError::UnsupportedFlags` before `io_uring_setup` \
+         is called.",
+        crate::setup::setup_flag_names(SetupFlags::DRIVEN)
     );
+    section(&mut out, "Setup flags", &setup, SetupFlags::TABLE, |f| {
+        u64::from(f.bits())
+    });
     section(
         &mut out,
         "Feature bits",

@@ -86,29 +86,29 @@ flag_families! {
     /// `io_uring_params.flags` (`IORING_SETUP_*`).
     pub struct SetupFlags: u32 {
         /// Busy-poll for completions (O_DIRECT on polled block devices only).
-        const IOPOLL = 1 << 0, "IORING_SETUP_IOPOLL", since (5, 1), "not used";
+        const IOPOLL = 1 << 0, "IORING_SETUP_IOPOLL", since (5, 1), "refused (SetupError::UnsupportedFlags): the run loop never polls for completions";
         /// A kernel thread polls the SQ.
-        const SQPOLL = 1 << 1, "IORING_SETUP_SQPOLL", since (5, 1), "not used";
+        const SQPOLL = 1 << 1, "IORING_SETUP_SQPOLL", since (5, 1), "refused (SetupError::UnsupportedFlags): the run loop never wakes a sleeping SQ poll thread";
         /// Pin the SQ poll thread to `sq_thread_cpu`.
-        const SQ_AFF = 1 << 2, "IORING_SETUP_SQ_AFF", since (5, 1), "not used";
+        const SQ_AFF = 1 << 2, "IORING_SETUP_SQ_AFF", since (5, 1), "refused (SetupError::UnsupportedFlags), like SQPOLL";
         /// `cq_entries` is set by the application.
-        const CQSIZE = 1 << 3, "IORING_SETUP_CQSIZE", since (5, 5), "used when a CQ size is asked for";
+        const CQSIZE = 1 << 3, "IORING_SETUP_CQSIZE", since (5, 5), "set when a CQ size is asked for (cq_entries), and only then";
         /// Clamp oversized ring sizes instead of failing.
         const CLAMP = 1 << 4, "IORING_SETUP_CLAMP", since (5, 6), "always set";
         /// Share the io-wq of the ring `wq_fd`.
-        const ATTACH_WQ = 1 << 5, "IORING_SETUP_ATTACH_WQ", since (5, 6), "Thread child rings; a private io-wq without it";
+        const ATTACH_WQ = 1 << 5, "IORING_SETUP_ATTACH_WQ", since (5, 6), "set when a ring to share with is given (attach_wq), and only then: Thread child rings; a private io-wq without it or when the kernel refuses the fd";
         /// Create the ring disabled.
-        const R_DISABLED = 1 << 6, "IORING_SETUP_R_DISABLED", since (5, 10), "not used";
+        const R_DISABLED = 1 << 6, "IORING_SETUP_R_DISABLED", since (5, 10), "refused (SetupError::UnsupportedFlags): rings are never enabled later";
         /// Keep submitting after an SQE fails inline.
         const SUBMIT_ALL = 1 << 7, "IORING_SETUP_SUBMIT_ALL", since (5, 18), "tried first; without it the run loop resubmits the rest of a batch";
         /// Run task work cooperatively, on the next kernel transition.
         const COOP_TASKRUN = 1 << 8, "IORING_SETUP_COOP_TASKRUN", since (5, 19), "tried first; without it the kernel interrupts the task to run task work";
         /// Set `IORING_SQ_TASKRUN` when task work is pending.
-        const TASKRUN_FLAG = 1 << 9, "IORING_SETUP_TASKRUN_FLAG", since (5, 19), "not used";
+        const TASKRUN_FLAG = 1 << 9, "IORING_SETUP_TASKRUN_FLAG", since (5, 19), "accepted, not asked for by default: every enter passes GETEVENTS, which runs pending task work, so the hint is not needed";
         /// 128-byte SQEs.
-        const SQE128 = 1 << 10, "IORING_SETUP_SQE128", since (5, 19), "not used";
+        const SQE128 = 1 << 10, "IORING_SETUP_SQE128", since (5, 19), "refused (SetupError::UnsupportedFlags): the SQ is laid out for 64-byte SQEs";
         /// 32-byte CQEs.
-        const CQE32 = 1 << 11, "IORING_SETUP_CQE32", since (5, 19), "not used";
+        const CQE32 = 1 << 11, "IORING_SETUP_CQE32", since (5, 19), "refused (SetupError::UnsupportedFlags): the CQ is read as 16-byte CQEs";
         /// Only one task submits.
         const SINGLE_ISSUER = 1 << 12, "IORING_SETUP_SINGLE_ISSUER", since (6, 0), "tried first; rings are not Send, so one thread is the only issuer either way";
         /// Run task work only when the application waits for completions.
@@ -258,6 +258,24 @@ flag_families! {
         /// Multishot accept.
         const MULTISHOT = 1 << 0, "IORING_ACCEPT_MULTISHOT", since (5, 19), "not used: accepts are one-shot";
     }
+}
+
+impl SetupFlags {
+    /// The setup flags xuring drives; `RawRing::new` refuses any other bit, known or not,
+    /// before calling `io_uring_setup`.
+    ///
+    /// The rest change what the queues must do: `SQE128`/`CQE32` change the SQE and CQE sizes
+    /// (the queues use 64 and 16 bytes), `SQPOLL` (and `SQ_AFF` with it) needs the SQ poll
+    /// thread woken, `IOPOLL` needs completions polled for, `R_DISABLED` needs the ring enabled
+    /// later, and newer flags such as `NO_SQARRAY` (6.6) change the ring layout itself.
+    pub const DRIVEN: SetupFlags = SetupFlags::CQSIZE
+        .union(SetupFlags::CLAMP)
+        .union(SetupFlags::ATTACH_WQ)
+        .union(SetupFlags::SUBMIT_ALL)
+        .union(SetupFlags::COOP_TASKRUN)
+        .union(SetupFlags::TASKRUN_FLAG)
+        .union(SetupFlags::SINGLE_ISSUER)
+        .union(SetupFlags::DEFER_TASKRUN);
 }
 
 #[cfg(test)]

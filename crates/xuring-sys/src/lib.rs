@@ -13,9 +13,10 @@
 //!   [`EnterFlags`], [`TimeoutFlags`], [`CancelFlags`], [`FsyncFlags`], ...), so a flag of one
 //!   family cannot be stored in another's field.
 //! - [`Opcode`]: every opcode up to 6.1, declared once with its kernel version.
-//! - [`RawRing`]: setup with flag fallback, the mappings (one with `FEAT_SINGLE_MMAP`, two
-//!   without), the [`SubmissionQueue`] and [`CompletionQueue`] views with the memory orderings
-//!   the kernel requires, and [`Features`] from probes.
+//! - [`RawRing`]: setup with flag fallback (refusing, with [`SetupError::UnsupportedFlags`],
+//!   flags outside [`SetupFlags::DRIVEN`], which the queues cannot drive), the mappings (one
+//!   with `FEAT_SINGLE_MMAP`, two without), the [`SubmissionQueue`] and [`CompletionQueue`]
+//!   views with the memory orderings the kernel requires, and [`Features`] from probes.
 //! - [`KernelLevel`]: a mask that clamps [`Features`] to an older kernel, selected with
 //!   `XURING_KERNEL_LEVEL=5.6` (etc.), so that fallback paths run on a new kernel.
 //! - [`runtime_fds`]: the process-wide set of fds the runtime owns, which user ops refuse.

@@ -30,10 +30,16 @@ pub struct SetupOptions {
     pub cq_entries: Option<u32>,
     /// Flags to use where the kernel accepts them: on `EINVAL` the newest is dropped and
     /// setup retried.
+    ///
+    /// `wanted | required` must lie within [`SetupFlags::DRIVEN`], or setup fails with
+    /// [`SetupError::UnsupportedFlags`]. `CLAMP` is always set; `CQSIZE` and `ATTACH_WQ` are
+    /// set from [`cq_entries`](Self::cq_entries) and [`attach_wq`](Self::attach_wq) and
+    /// ignored here (without a CQ size or a ring to share with they mean nothing).
     pub wanted: SetupFlags,
-    /// Flags setup must not go without.
+    /// Flags setup must not go without; the same rules as [`wanted`](Self::wanted).
     pub required: SetupFlags,
-    /// Share the io-wq of this ring (`SETUP_ATTACH_WQ`); dropped when the kernel refuses.
+    /// Share the io-wq of this ring (`SETUP_ATTACH_WQ`); dropped when the kernel refuses it:
+    /// the fd is not open (`ENXIO`, or `EBADF` on older kernels) or not an io_uring (`EINVAL`).
     pub attach_wq: Option<RawFd>,
     /// Clamp the result to this kernel level.
     pub level: KernelLevel,
@@ -90,6 +96,14 @@ pub enum SetupError {
         /// SQ entries asked for.
         entries: u32,
         /// The flags of the last attempt.
+        flags: SetupFlags,
+    },
+    /// The options ask for setup flags outside [`SetupFlags::DRIVEN`]: flags that change what
+    /// the queues must do (SQE or CQE size, SQ polling, completion polling, enabling the ring
+    /// later, the ring layout) in ways xuring does not implement. Refused before
+    /// `io_uring_setup` is called.
+    UnsupportedFlags {
+        /// The flags refused (unknown bits included).
         flags: SetupFlags,
     },
     /// The kernel lacks something xuring cannot do without (it is older than 5.6).
@@ -153,6 +167,14 @@ impl fmt::Display for SetupError {
                 f,
                 "io_uring_setup rejected {entries} entries with flags {flags:?} (EINVAL); use \
                  1..={MAX_ENTRIES} entries"
+            ),
+            Self::UnsupportedFlags { flags } => write!(
+                f,
+                "xuring does not drive the setup flags {}: its queues use 64-byte SQEs and \
+                 16-byte CQEs, read the standard ring layout, and never wake an SQ poll \
+                 thread, poll for completions or enable a disabled ring; use only {}",
+                setup_flag_names(*flags),
+                setup_flag_names(SetupFlags::DRIVEN)
             ),
             Self::KernelTooOld { missing } => write!(
                 f,
@@ -222,15 +244,33 @@ pub struct RawRing {
 impl RawRing {
     /// Creates a ring: tries the wanted setup flags, dropping the newest on `EINVAL`; on
     /// `ENOMEM` raises the `RLIMIT_MEMLOCK` soft limit to the hard limit and retries once.
+    /// An `attach_wq` fd the kernel refuses is dropped, and costs no flag.
+    ///
+    /// Flags outside [`SetupFlags::DRIVEN`] in `wanted` or `required` fail with
+    /// [`SetupError::UnsupportedFlags`] before anything is created.
     pub fn new(options: &SetupOptions) -> Result<RawRing, SetupError> {
-        let mut required = options.required | SetupFlags::CLAMP;
+        // The queues below hard-code the SQE and CQE sizes and the standard layout, and the
+        // layers above never wake an SQ poll thread, poll or enable a ring: a flag that needs
+        // any of that would give a ring that misreads its queues or never completes.
+        // On the raw bits, so that bits no flag names (newer kernels' flags) count too.
+        let asked = options.wanted.bits() | options.required.bits();
+        let refused = SetupFlags::from_bits_retain(asked & !SetupFlags::DRIVEN.bits());
+        if !refused.is_empty() {
+            return Err(SetupError::UnsupportedFlags { flags: refused });
+        }
+        // CQSIZE and ATTACH_WQ come from their options only: without a size or an fd the
+        // kernel would read a CQ size of 0 or the fd 0.
+        let from_options = SetupFlags::CQSIZE | SetupFlags::ATTACH_WQ;
+        let mut required = (options.required - from_options) | SetupFlags::CLAMP;
         if options.cq_entries.is_some() {
             required |= SetupFlags::CQSIZE;
         }
-        let mut optional = options.wanted.clamp(options.level) - required;
+        let mut optional = options.wanted.clamp(options.level) - required - from_options;
         let mut attach = options
             .attach_wq
             .filter(|_| SetupFlags::ATTACH_WQ.clamp(options.level) == SetupFlags::ATTACH_WQ);
+        // The attach set aside to learn whether an `EINVAL` is the fd's or a flag's.
+        let mut set_aside = None;
         let mut raised_memlock = false;
         loop {
             let mut flags = required | optional;
@@ -245,13 +285,23 @@ impl RawRing {
             params.flags = flags.bits();
             match syscall::io_uring_setup(options.entries, &mut params) {
                 Ok(fd) => return Self::from_fd(fd, params, options),
+                Err(Errno::EINVAL) if attach.is_some() => {
+                    // An fd that is open but not an io_uring (the other ring exited and its
+                    // fd number was reused) and a refused flag both give EINVAL. Try without
+                    // sharing first, so that a bad fd does not cost the flags.
+                    set_aside = attach.take();
+                }
                 Err(Errno::EINVAL) if !optional.is_empty() => {
                     optional.remove(newest(optional));
+                    // A flag was refused even without sharing: share again with the rest.
+                    attach = set_aside.take();
                 }
-                Err(Errno::EINVAL) if attach.is_some() => {
-                    // The other ring may have exited or be of another process: go without
-                    // sharing rather than fail.
+                Err(Errno::ENXIO | Errno::EBADF) if attach.is_some() => {
+                    // The fd is not open (the other ring exited and closed it): the kernel
+                    // says ENXIO (EBADF on older kernels). Nothing else in the parameters
+                    // names an fd, so go without sharing rather than fail.
                     attach = None;
+                    set_aside = None;
                 }
                 Err(Errno::EINVAL) => {
                     return Err(SetupError::InvalidArgument {
@@ -465,6 +515,25 @@ const _: () = {
         i += 1;
     }
 };
+
+/// `flags` by their C names, ` | `-separated; bits no table row names as `bit N`.
+pub(crate) fn setup_flag_names(flags: SetupFlags) -> String {
+    let mut names: Vec<String> = SetupFlags::TABLE
+        .iter()
+        .filter(|info| flags.contains(info.flag))
+        .map(|info| info.c_name.to_owned())
+        .collect();
+    let unknown = flags.bits() & !SetupFlags::all().bits();
+    names.extend(
+        (0..u32::BITS)
+            .filter(|bit| unknown & (1 << bit) != 0)
+            .map(|bit| format!("bit {bit}")),
+    );
+    if names.is_empty() {
+        return "none".to_owned();
+    }
+    names.join(" | ")
+}
 
 /// The newest flag in `flags` (highest kernel version, then highest bit).
 fn newest(flags: SetupFlags) -> SetupFlags {
