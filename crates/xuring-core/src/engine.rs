@@ -199,14 +199,20 @@ impl<B: Backend> Engine<B> {
     }
 
     /// [`Ring::cancel`] for the caller: the ring's own background tasks are not theirs to
-    /// cancel, so a cancel aimed at one misses (`ENOENT`) as if it did not exist.
-    pub(crate) fn cancel_user(&mut self, target: TaskId, ctx: Context<B>) -> TaskHandle<B> {
-        let background = self
-            .pool
-            .lookup(target)
-            // SAFETY: `lookup` returns pointers into the pool; only a `Cell` is read.
-            .is_some_and(|task| unsafe { task.as_ref() }.background.get());
-        if background {
+    /// cancel, so a cancel aimed at one misses (`ENOENT`) as if it did not exist. With `at`
+    /// (a handle's or a task's address), it also misses unless `target` is the task at that
+    /// address in this ring: ids repeat across rings, addresses do not.
+    pub(crate) fn cancel_user(
+        &mut self,
+        target: TaskId,
+        at: Option<NonNull<Task<B>>>,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        let found = self.pool.lookup(target);
+        let elsewhere = at.is_some_and(|at| found != Some(at));
+        // SAFETY: `lookup` returns pointers into the pool; only a `Cell` is read.
+        let background = found.is_some_and(|task| unsafe { task.as_ref() }.background.get());
+        if background || elsewhere {
             return self.cancel_missed(target, ctx);
         }
         self.cancel(target, ctx)
@@ -264,12 +270,16 @@ impl<B: Backend> Engine<B> {
     /// [`Ring::cancel_all`].
     pub(crate) fn cancel_all(&mut self, ctx: Context<B>) -> TaskHandle<B> {
         let mut local = 0;
-        // Background work and cancels (an earlier `cancel_all` among them) stay queued.
+        // Background work and cancels (an earlier `cancel_all` among them) stay queued. The
+        // background tasks go in ahead of this cancel, so `ALL | ANY` cancels them too: they
+        // are subtracted from its count with those already in flight.
         let mut kept: List<Task<B>> = List::new();
+        let mut background = self.background_in_flight;
         while let Some(task) = self.submission_q.pop_front() {
             // SAFETY: the pool's pointers are valid for the ring's life.
             let t = unsafe { task.as_ref() };
             if t.background.get() || t.class.get() == OpClass::Cancel {
+                background += u32::from(t.background.get());
                 // SAFETY: as in `queue`: live, stable, shared access only while linked.
                 unsafe { kept.push_back(task) };
                 continue;
@@ -282,7 +292,6 @@ impl<B: Backend> Engine<B> {
             unsafe { self.submission_q.push_back(task) };
         }
         if self.cancel_any_supported() {
-            let background = self.background_in_flight;
             return self.queue(Op::CancelAny { local, background }, ctx);
         }
         let join = self.queue(

@@ -23,8 +23,6 @@ pub enum RingError {
     /// `io_uring_enter` failed with an error other than the retried `EINTR`, `EAGAIN` and
     /// `EBUSY`.
     Enter(Errno),
-    /// Registering the buffer pool with the kernel failed.
-    Register(Errno),
     /// A system call the runtime makes for its own needs failed (e.g. the `eventfd` and the
     /// `dup` of a ring's fd that a [`Thread`](crate::Thread) mailbox needs, which fail with
     /// `EMFILE` when the process is out of file descriptors).
@@ -70,7 +68,6 @@ impl fmt::Display for RingError {
             Self::KernelLevel(e) => e.fmt(f),
             Self::InvalidOptions(what) => write!(f, "invalid ring options: {what}"),
             Self::Enter(e) => write!(f, "io_uring_enter failed: {e}"),
-            Self::Register(e) => write!(f, "registering the buffer pool failed: {e}"),
             Self::Os { call, errno } => write!(f, "{call} failed: {errno}"),
             Self::Reentrant => f.write_str(
                 "Ring::run was called from inside one of its callbacks; return from the \
@@ -98,7 +95,7 @@ impl std::error::Error for RingError {
         match self {
             Self::Setup(e) => Some(e),
             Self::KernelLevel(e) => Some(e),
-            Self::Enter(e) | Self::Register(e) | Self::Os { errno: e, .. } => Some(e),
+            Self::Enter(e) | Self::Os { errno: e, .. } => Some(e),
             Self::Callback(e) => Some(&**e),
             _ => None,
         }

@@ -21,7 +21,7 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 use std::os::fd::RawFd;
 
-use xuring_sys::{Errno, Features, KernelLevel, SetupOptions};
+use xuring_sys::{Features, KernelLevel, SetupOptions};
 
 use crate::engine::Engine;
 use crate::op::{CPath, Message};
@@ -211,12 +211,10 @@ impl RingBuilder {
         if let Some((count, size)) = self.buffers {
             let pool = BufferPool::new(count, size)
                 .ok_or(RingError::InvalidOptions("buffer pool size"))?;
-            // Registration is an optimisation: without it (e.g. RLIMIT_MEMLOCK too low on an
-            // old kernel) the same buffers work with plain READ/WRITE.
-            match engine.backend.register_buffers(&pool) {
-                Ok(_) | Err(Errno::ENOMEM | Errno::EPERM | Errno::EOPNOTSUPP | Errno::EINVAL) => {}
-                Err(e) => return Err(RingError::Register(e)),
-            }
+            // Registration is an optimisation: without it (RLIMIT_MEMLOCK too low on an old
+            // kernel, a buffer over the kernel's 1 GiB limit: `EFAULT`, ...) the same buffers
+            // work with plain READ/WRITE; `BufferPool::is_registered` tells which it is.
+            let _ = engine.backend.register_buffers(&pool);
             engine.buffers = Some(pool);
         }
         Ok(Ring::from_engine(engine))
@@ -377,7 +375,8 @@ impl<B: Backend> Ring<B> {
         let buf = buf.into();
         let refuse = (!buf.is_writable())
             .then_some(libc::EFAULT)
-            .or(runtime_fd(fd));
+            .or(runtime_fd(fd))
+            .or(bad_offset(offset));
         self.engine()
             .queue_or_fail(Op::Read { fd, buf, offset }, refuse, ctx)
     }
@@ -399,7 +398,8 @@ impl<B: Backend> Ring<B> {
             buf: buf.into(),
             offset,
         };
-        self.engine().queue_or_fail(op, runtime_fd(fd), ctx)
+        self.engine()
+            .queue_or_fail(op, runtime_fd(fd).or(bad_offset(offset)), ctx)
     }
 
     /// Like [`read`](Self::read) into memory the caller owns (see
@@ -455,7 +455,10 @@ impl<B: Backend> Ring<B> {
         ctx: Context<B>,
     ) -> TaskHandle<B> {
         let writable = bufs.bufs().iter().all(IoBuf::is_writable);
-        let refuse = (!writable).then_some(libc::EFAULT).or(runtime_fd(fd));
+        let refuse = (!writable)
+            .then_some(libc::EFAULT)
+            .or(runtime_fd(fd))
+            .or(bad_offset(offset));
         self.engine()
             .queue_or_fail(Op::Readv { fd, bufs, offset }, refuse, ctx)
     }
@@ -468,8 +471,11 @@ impl<B: Backend> Ring<B> {
         offset: Offset,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        self.engine()
-            .queue_or_fail(Op::Writev { fd, bufs, offset }, runtime_fd(fd), ctx)
+        self.engine().queue_or_fail(
+            Op::Writev { fd, bufs, offset },
+            runtime_fd(fd).or(bad_offset(offset)),
+            ctx,
+        )
     }
 
     /// `IORING_OP_OPENAT` (5.6) relative to the current directory, like `open(2)`:
@@ -684,7 +690,18 @@ impl<B: Backend> Ring<B> {
     /// timer of a deadline run) is not the caller's to cancel: a cancel aimed at it completes
     /// with `ENOENT`, as for a task that does not exist.
     pub fn cancel(&mut self, target: TaskId, ctx: Context<B>) -> TaskHandle<B> {
-        self.engine().cancel_user(target, ctx)
+        self.engine().cancel_user(target, None, ctx)
+    }
+
+    /// [`cancel`](Self::cancel), missing unless `target` names the task at `at` in this ring:
+    /// a [`TaskHandle`] or [`Task`](crate::Task) of another ring never cancels this ring's.
+    pub(crate) fn cancel_at(
+        &mut self,
+        target: TaskId,
+        at: NonNull<crate::Task<B>>,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        self.engine().cancel_user(target, Some(at), ctx)
     }
 
     /// Cancels every queued and in-flight task, completing with `OpResult::CancelAll(Ok(n))`,
@@ -757,4 +774,12 @@ impl<B: Backend> Drop for Ring<B> {
 #[inline]
 fn runtime_fd(fd: RawFd) -> Option<i32> {
     xuring_sys::runtime_fds::is_claimed(fd).then_some(libc::EPERM)
+}
+
+/// `Some(EINVAL)` for an offset the kernel would misread: `-1` (`u64::MAX`) means "the file
+/// position" to it, and anything above `i64::MAX` is a negative `loff_t`. Like `pread(2)` with
+/// such an offset, the op fails with `EINVAL` (without reaching the kernel).
+#[inline]
+fn bad_offset(offset: Offset) -> Option<i32> {
+    matches!(offset, Offset::At(n) if n > i64::MAX as u64).then_some(libc::EINVAL)
 }

@@ -341,7 +341,7 @@ impl<B: Backend> Task<B> {
     /// Prefer [`TaskHandle::cancel`]: it carries the generation of the task it was returned
     /// for, so it misses when that task has completed and the slot was reused.
     pub fn cancel(&self, ring: &mut Ring<B>, ctx: Context<B>) -> TaskHandle<B> {
-        ring.cancel(self.id(), ctx)
+        ring.cancel_at(self.id(), NonNull::from(self), ctx)
     }
 }
 
@@ -402,8 +402,9 @@ impl<B: Backend> TaskHandle<B> {
     }
 
     /// Cancels the task if it is still queued or in flight; a no-op (`ENOENT`) once it has
-    /// completed, even if its slot now holds another task.
+    /// completed, even if its slot now holds another task, and when `ring` is not the ring
+    /// the handle came from.
     pub fn cancel(self, ring: &mut Ring<B>, ctx: Context<B>) -> TaskHandle<B> {
-        ring.cancel(self.id, ctx)
+        ring.cancel_at(self.id, self.ptr, ctx)
     }
 }

@@ -466,8 +466,11 @@ impl Thread {
     }
 
     /// Stops the child (see [`kill`](Self::kill)) and waits for it to exit. Returns the
-    /// error a handler of the child returned, or [`RingError::ThreadPanicked`] if one
-    /// panicked.
+    /// first error a handler of the child returned (a handler's error stops the child as
+    /// `kill` does, after it has handled the messages already sent to it),
+    /// [`RingError::ThreadPanicked`] if one panicked, [`RingError::MessagesLost`] if messages
+    /// reported sent never arrived, or [`RingError::Replaced`] if a handler replaced the
+    /// child's ring.
     pub fn join(mut self) -> Result<(), RingError> {
         self.kill();
         match self.handle.take() {
@@ -561,8 +564,11 @@ fn child_main(
         return Ok(());
     }
     drop(ready);
-    while !shared.stop.load(Ordering::Acquire) {
-        ring.run(crate::RunCondition::Once)?;
+    // A handler's error stops the child as `kill` does: the messages already sent to it
+    // (their senders saw `Ok`) are still handled, and `join` reports the first error.
+    let mut failed: Option<RingError> = None;
+    while !shared.stop.load(Ordering::Acquire) && failed.is_none() {
+        note(ring.run(crate::RunCondition::Once), &mut failed)?;
     }
     // Refuse new messages, then finish what has arrived: one `NoWait` pass reaps at most a
     // CQ's worth (and the kernel may hold more in its overflow list), so pass until one
@@ -573,7 +579,7 @@ fn child_main(
     let give_up = std::time::Instant::now() + SETTLE_LIMIT;
     loop {
         let before = ring.stats().callbacks;
-        ring.run(crate::RunCondition::NoWait)?;
+        note(ring.run(crate::RunCondition::NoWait), &mut failed)?;
         let quiet = ring.stats().callbacks == before && !crate::Backend::overflowed(ring.backend());
         if !quiet {
             continue;
@@ -582,14 +588,34 @@ fn child_main(
             break;
         }
         if std::time::Instant::now() >= give_up {
-            drain_queue(&mut ring, &mailbox)?;
-            return Err(RingError::MessagesLost(mailbox.unsettled()));
+            while let Err(e) = drain_queue(&mut ring, &mailbox) {
+                note(Err(e), &mut failed)?;
+            }
+            return Err(failed.unwrap_or(RingError::MessagesLost(mailbox.unsettled())));
         }
         // Sends are on their way (or their sender's enter was refused): wait a little.
-        ring.run(crate::RunCondition::For(SETTLE_POLL))?;
+        note(ring.run(crate::RunCondition::For(SETTLE_POLL)), &mut failed)?;
     }
-    drain_queue(&mut ring, &mailbox)?;
-    Ok(())
+    // The queue of the eventfd path, to the end even past a handler's error (each error
+    // consumed its message, so this ends).
+    while let Err(e) = drain_queue(&mut ring, &mailbox) {
+        note(Err(e), &mut failed)?;
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// Keeps the first error of a stopping child's handlers in `failed`, so the child goes on
+/// handling what was sent to it; a replaced ring (its mailbox gone with it) ends the child at
+/// once.
+fn note(result: Result<(), RingError>, failed: &mut Option<RingError>) -> Result<(), RingError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(RingError::Replaced) => Err(failed.take().unwrap_or(RingError::Replaced)),
+        Err(e) => {
+            failed.get_or_insert(e);
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -367,3 +367,101 @@ fn a_handler_replacing_the_child_ring_ends_the_child_cleanly() {
     }
     assert!(matches!(thread.join(), Err(RingError::Replaced)));
 }
+
+fn fail_handler(_ring: &mut Ring, _mail: Mail<'_>) -> Result<(), RingError> {
+    Err(RingError::callback("handler failed"))
+}
+
+#[test]
+fn a_failing_handler_still_lets_the_child_handle_what_was_sent() {
+    for level in [KernelLevel::Native, KernelLevel::V5_6] {
+        let _serial = serial();
+        HANDLED.store(0, Ordering::SeqCst);
+        let mut ring = ring_at(level);
+        let thread = Thread::spawn(&mut ring, 16).expect("spawn");
+        thread.send(&mut ring, fail_handler, 0, ctx(record));
+        for i in 1..=3 {
+            thread.send(&mut ring, handled, i, ctx(record));
+        }
+        ring.run(RunCondition::UntilDone).expect("run");
+        assert_eq!(results(), [OpResult::MsgRing(Ok(())); 4], "all four sent");
+        assert!(matches!(thread.join(), Err(RingError::Callback(_))));
+        assert_eq!(
+            HANDLED.load(Ordering::SeqCst),
+            3,
+            "none reported sent is dropped"
+        );
+    }
+}
+
+thread_local! {
+    static USER_MESSAGES: RefCell<Vec<Message>> = const { RefCell::new(Vec::new()) };
+}
+
+fn user_message(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    if let Some(OpResult::Message(m)) = task.result {
+        USER_MESSAGES.with(|u| u.borrow_mut().push(m));
+    }
+    Ok(())
+}
+
+fn take_over_messages(ring: &mut Ring, _mail: Mail<'_>) -> Result<(), RingError> {
+    ring.on_message(Context::default());
+    Ok(())
+}
+
+fn reply(ring: &mut Ring, mail: Mail<'_>) -> Result<(), RingError> {
+    let parent = mail.reply_to.expect("a parent");
+    parent.send(ring, handled_here, mail.payload, Context::default());
+    Ok(())
+}
+
+thread_local! {
+    static REPLIES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+fn handled_here(_ring: &mut Ring, mail: Mail<'_>) -> Result<(), RingError> {
+    REPLIES.with(|r| r.borrow_mut().push(mail.payload));
+    Ok(())
+}
+
+#[test]
+fn a_users_message_handler_never_takes_thread_mail() {
+    let _serial = serial();
+    HANDLED.store(0, Ordering::SeqCst);
+    let mut ring = Ring::init(16).expect("ring");
+    let thread = Thread::spawn(&mut ring, 16).expect("spawn");
+    // On both sides: the parent's handler, and one a child's handler installs.
+    ring.on_message(ctx(user_message));
+    thread.send(&mut ring, take_over_messages, 0, Context::default());
+    thread.send(&mut ring, reply, 7, Context::default());
+    thread.send(&mut ring, handled, 1, Context::default());
+    while REPLIES.with(|r| r.borrow().is_empty()) {
+        ring.run(RunCondition::For(std::time::Duration::from_millis(10)))
+            .expect("run");
+    }
+    assert_eq!(REPLIES.with(|r| r.borrow().clone()), [7]);
+    assert!(USER_MESSAGES.with(|u| u.borrow().is_empty()));
+    thread.join().expect("join");
+    assert_eq!(HANDLED.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_pool_the_kernel_will_not_register_still_builds() {
+    // Over the kernel's 1 GiB per-buffer limit: registration fails with EFAULT.
+    let ring = Ring::builder(8)
+        .buffer_pool(1, (1 << 30) + 4096)
+        .build()
+        .expect("an unregistered pool is still a pool");
+    let pool = ring.buffers().expect("pool");
+    assert!(!pool.is_registered());
+}
+
+#[test]
+fn cancel_all_does_not_count_the_mailbox_read() {
+    let mut ring = Ring::init(16).expect("ring");
+    let _peer = ring.peer().expect("a mailbox");
+    ring.cancel_all(ctx(record));
+    ring.run(RunCondition::UntilDone).expect("run");
+    assert_eq!(results(), [OpResult::CancelAll(Ok(0))]);
+}

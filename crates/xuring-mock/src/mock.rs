@@ -23,6 +23,9 @@ pub const DEADLOCK: Errno = Errno::from_raw(libc::EDEADLK);
 
 // ----- operation kinds, requests and replies -----
 
+/// How far into an fd a default-handled write may reach (the mock keeps the bytes in memory).
+const MAX_WRITTEN: u64 = 1 << 30;
+
 /// Which operation a [`Request`] is, for choosing a [handler](MockControl::handle).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -990,6 +993,12 @@ impl Mock {
             return Outcome::Done(res);
         }
         let n = self.shorten(len).min(i32::MAX as usize);
+        if let Offset::At(at) = offset
+            && at.saturating_add(n as u64) > MAX_WRITTEN
+        {
+            // The mock keeps what is written in memory: past its limit, a file too large.
+            return Outcome::Done(-libc::EFBIG);
+        }
         let sink = self.written.entry(fd).or_default();
         entry.op.peek(|op| {
             if let Op::Write { buf, .. } = op {

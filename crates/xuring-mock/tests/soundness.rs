@@ -369,3 +369,83 @@ fn teardown_closes_descriptors_no_callback_received() {
     drop(ring);
     assert_eq!(*closed.borrow(), [101, 102, 103, 104, 105]);
 }
+
+#[test]
+fn a_handle_from_another_ring_cancels_nothing_here() {
+    reset();
+    let mut a = Ring::init_mock();
+    let mut b = Ring::init_mock();
+    let done = a.noop(Context::default());
+    a.run(RunCondition::UntilDone).expect("a");
+    let timer = b.timer(
+        xuring_core::Timespec { sec: 3600, nsec: 0 },
+        Context {
+            msg: 1,
+            ..ctx(record)
+        },
+    );
+    assert_eq!(timer.id(), done.id(), "ids repeat across rings");
+    done.cancel(
+        &mut b,
+        Context {
+            msg: 2,
+            ..ctx(record)
+        },
+    );
+    b.run(RunCondition::NoWait).expect("b");
+    assert_eq!(seen(), ["2 Some(Cancel(Err(ENOENT)))"]);
+    assert_eq!(b.in_flight(), 1, "b's timer runs on");
+    timer.cancel(
+        &mut b,
+        Context {
+            msg: 3,
+            ..ctx(record)
+        },
+    );
+    b.run(RunCondition::UntilDone).expect("b");
+    assert_eq!(
+        seen()[1..],
+        ["1 Some(Timer(Err(ECANCELED)))", "3 Some(Cancel(Ok(())))"]
+    );
+}
+
+#[test]
+fn offsets_the_kernel_would_misread_are_refused_and_huge_mock_files_fail_cleanly() {
+    reset();
+    let mut ring = Ring::init_mock();
+    for (msg, at) in [(1, u64::MAX), (2, 1 << 63)] {
+        ring.write(
+            3,
+            vec![1u8; 4],
+            Offset::At(at),
+            Context { msg, ..ctx(record) },
+        );
+        ring.read(
+            3,
+            vec![0u8; 4],
+            Offset::At(at),
+            Context { msg, ..ctx(record) },
+        );
+    }
+    ring.write(
+        3,
+        vec![1u8; 4],
+        Offset::At(1 << 40),
+        Context {
+            msg: 3,
+            ..ctx(record)
+        },
+    );
+    ring.run(RunCondition::UntilDone).expect("run");
+    assert_eq!(
+        seen(),
+        [
+            "1 Some(Write(Err(EINVAL)))",
+            "1 Some(Read(Err(EINVAL)))",
+            "2 Some(Write(Err(EINVAL)))",
+            "2 Some(Read(Err(EINVAL)))",
+            "3 Some(Write(Err(EFBIG)))",
+        ]
+    );
+    assert!(ring.is_idle());
+}

@@ -337,12 +337,22 @@ fn is_live<M: 'static>(token: Token) -> bool {
 ///
 /// Returned by every helper. It names the job by slot and generation, so it goes stale
 /// (cancel does nothing) once the job has reported its final result, even if the slot has
-/// been reused. Dropping it does not stop the job.
+/// been reused. Dropping it does not stop the job. It belongs to the thread that started the
+/// job (the job lives in that thread's registry), so it is neither `Send` nor `Sync`:
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// fn try_it(handle: xuring_std::Handle) {
+///     send(handle);
+/// }
+/// ```
 pub struct Handle<B: Backend = Uring> {
     token: Token,
     cancel: fn(Token) -> Option<Option<TaskId>>,
     live: fn(Token) -> bool,
-    _backend: PhantomData<fn() -> B>,
+    /// The job lives in this thread's registry: a handle sent to another thread would name
+    /// that thread's job in the same slot, so it is neither `Send` nor `Sync`.
+    _backend: PhantomData<(fn() -> B, *const ())>,
 }
 
 impl<B: Backend> Clone for Handle<B> {
