@@ -267,6 +267,7 @@ pub(crate) fn start<B: Backend + 'static, M: Machine<B>>(
         cancel: request_cancel::<M>,
         live: is_live::<M>,
         _backend: PhantomData,
+        _this_thread: PhantomData,
     }
 }
 
@@ -352,7 +353,8 @@ pub struct Handle<B: Backend = Uring> {
     live: fn(Token) -> bool,
     /// The job lives in this thread's registry: a handle sent to another thread would name
     /// that thread's job in the same slot, so it is neither `Send` nor `Sync`.
-    _backend: PhantomData<(fn() -> B, *const ())>,
+    _backend: PhantomData<fn() -> B>,
+    _this_thread: PhantomData<*const ()>,
 }
 
 impl<B: Backend> Clone for Handle<B> {
