@@ -259,7 +259,32 @@ impl<B: Backend> Ring<B> {
         &self.engine_ref().backend
     }
 
-    /// The backend, mutably (tests use this to steer the mock).
+    /// A view of the backend that can steer it (tests use it to set the mock's handlers and
+    /// faults), but neither replace it nor drive it: the backend belongs to this ring for
+    /// its whole life, so the ring and its backend always agree on what is in flight. For
+    /// io_uring it is `&Uring`; for the mock, `xuring_mock::MockControl`.
+    ///
+    /// ```compile_fail
+    /// # use xuring_core::Ring;
+    /// let mut a = Ring::init(8).unwrap();
+    /// let mut b = Ring::init(8).unwrap();
+    /// // Trading the rings' kernel queues (with reads in flight) does not compile.
+    /// core::mem::swap(&mut *a.backend_mut(), &mut *b.backend_mut());
+    /// ```
+    ///
+    /// ```compile_fail
+    /// # use xuring_core::{Backend, Ring};
+    /// let mut ring = Ring::init(8).unwrap();
+    /// // Reaping behind the ring's back does not compile either.
+    /// ring.backend_mut().reap(|_| {});
+    /// ```
+    ///
+    /// ```
+    /// # use xuring_core::Ring;
+    /// let mut ring = Ring::init(8).unwrap();
+    /// // Reading through the view is fine.
+    /// let _fd = ring.backend_mut().fd();
+    /// ```
     pub fn backend_mut(&mut self) -> B::Control<'_> {
         self.engine().backend.control()
     }

@@ -59,6 +59,23 @@
 //! # Ok::<(), RingError>(())
 //! ```
 //!
+//! `backend_mut` hands out a [`MockControl`], which steers the mock but cannot replace it or
+//! drive it: the mock belongs to its ring for the ring's whole life.
+//!
+//! ```compile_fail
+//! # use xuring_core::Ring;
+//! # use xuring_mock::{Mock, MockRingExt};
+//! let mut ring = Ring::init_mock();
+//! *ring.backend_mut() = Mock::new(); // no `&mut Mock` to be had
+//! ```
+//!
+//! ```compile_fail
+//! # use xuring_core::{Backend, Ring};
+//! # use xuring_mock::MockRingExt;
+//! let mut ring = Ring::init_mock();
+//! ring.backend_mut().reap(|_| {}); // completions are the ring's to reap
+//! ```
+//!
 //! [`Reply::Pending`] keeps the op in flight (the handler is asked again at the next
 //! `enter`); [`MockControl::block_fd`], an empty [pipe](MockControl::pipe) and [`MockControl::hold`] stage the
 //! in-flight states that cancel races need.
