@@ -106,7 +106,7 @@ impl<B: Backend> Engine<B> {
     #[inline]
     pub(crate) fn queue(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
         let task = self.pool.get();
-        // SAFETY: the pool's pointers are valid for the ring's life.
+        // SAFETY: the pool's pointers are valid for the engine's life.
         let t = unsafe { task.as_ref() };
         t.class.set(OpClass::of(&op));
         // SAFETY: a task fresh from the free list is `Free`: nothing else refers to its op,
@@ -125,14 +125,14 @@ impl<B: Backend> Engine<B> {
     /// Completes a task without the backend (it never reached it): its result is `op`'s
     /// decoding of `-errno`.
     pub(crate) fn complete_locally(&mut self, task: NonNull<Task<B>>, res: i32) {
-        // SAFETY: the task is `Free`/`Queued`/`Waiting` (not with the backend): the ring owns
+        // SAFETY: the task is `Free`/`Queued`/`Waiting` (not with the backend): the engine owns
         // its op, and holds only pointers to the task.
         unsafe { Task::store_result(task, res) };
         self.make_ready(task);
     }
 
     fn make_ready(&mut self, task: NonNull<Task<B>>) {
-        // SAFETY: the pool's pointers are valid for the ring's life.
+        // SAFETY: the pool's pointers are valid for the engine's life.
         unsafe { task.as_ref() }.state.set(TaskState::Ready);
         // SAFETY: as in `queue`: live, stable, shared access only while linked.
         unsafe { self.completions.push_back(task) };
@@ -160,7 +160,7 @@ impl<B: Backend> Engine<B> {
 
     /// Marks a queued task as background work (`run(UntilDone)` does not wait for it).
     pub(crate) fn set_background(&mut self, handle: TaskHandle<B>) {
-        // SAFETY: the pool's pointers are valid for the ring's life.
+        // SAFETY: the pool's pointers are valid for the engine's life.
         unsafe { handle.as_non_null().as_ref() }
             .background
             .set(true);
@@ -192,7 +192,7 @@ impl<B: Backend> Engine<B> {
 
     /// Takes a queued task off the submission queue.
     fn unqueue(&mut self, task: NonNull<Task<B>>) {
-        // SAFETY: the pool's pointers are valid for the ring's life.
+        // SAFETY: the pool's pointers are valid for the engine's life.
         let t = unsafe { task.as_ref() };
         debug_assert_eq!(t.state.get(), TaskState::Queued);
         self.submission_q.remove(t);
@@ -253,7 +253,7 @@ impl<B: Backend> Engine<B> {
                 cancel
             }
             (Some(task), Some(TaskState::InFlight)) => {
-                // SAFETY: the pool's pointers are valid for the ring's life.
+                // SAFETY: the pool's pointers are valid for the engine's life.
                 let t = unsafe { task.as_ref() };
                 // The op itself is not read: the kernel may be writing into it.
                 let via = if t.class.get() == OpClass::Timer {
@@ -276,7 +276,7 @@ impl<B: Backend> Engine<B> {
         let mut kept: List<Task<B>> = List::new();
         let mut background = self.background_in_flight;
         while let Some(task) = self.submission_q.pop_front() {
-            // SAFETY: the pool's pointers are valid for the ring's life.
+            // SAFETY: the pool's pointers are valid for the engine's life.
             let t = unsafe { task.as_ref() };
             if t.background.get() || t.class.get() == OpClass::Cancel {
                 background += u32::from(t.background.get());
@@ -303,7 +303,7 @@ impl<B: Backend> Engine<B> {
         );
         let join_ptr = join.as_non_null();
         self.unqueue(join_ptr);
-        // SAFETY: the pool's pointers are valid for the ring's life.
+        // SAFETY: the pool's pointers are valid for the engine's life.
         unsafe { join_ptr.as_ref() }.state.set(TaskState::Waiting);
         let targets: Vec<TaskId> = self
             .in_flight_user_tasks()
@@ -311,7 +311,7 @@ impl<B: Backend> Engine<B> {
                 let Some(task) = self.pool.lookup(id) else {
                     return true;
                 };
-                // SAFETY: the pool's pointers are valid for the ring's life.
+                // SAFETY: the pool's pointers are valid for the engine's life.
                 let t = unsafe { task.as_ref() };
                 !t.background.get()
             })
@@ -329,7 +329,7 @@ impl<B: Backend> Engine<B> {
         if outstanding == 0 {
             self.complete_locally(join_ptr, 0);
         } else {
-            // SAFETY: the pool's pointers are valid for the ring's life.
+            // SAFETY: the pool's pointers are valid for the engine's life.
             let join_task = unsafe { join_ptr.as_ref() };
             // SAFETY: the join task is `Waiting`: only the ring touches its op.
             if let Op::CancelAllJoin { outstanding: o, .. } = unsafe { join_task.op_mut() } {
@@ -356,7 +356,7 @@ impl<B: Backend> Engine<B> {
     /// In-flight tasks that a cancel can target (not cancels themselves).
     pub(crate) fn in_flight_user_tasks(&self) -> impl Iterator<Item = TaskId> + '_ {
         self.pool.all().filter_map(|task| {
-            // SAFETY: the pool's pointers are valid for the ring's life.
+            // SAFETY: the pool's pointers are valid for the engine's life.
             let t = unsafe { task.as_ref() };
             if t.state.get() != TaskState::InFlight {
                 return None;
@@ -387,7 +387,7 @@ impl<B: Backend> Engine<B> {
             let Some(task) = self.submission_q.pop_front() else {
                 break;
             };
-            // SAFETY: the pool's pointers are valid for the ring's life.
+            // SAFETY: the pool's pointers are valid for the engine's life.
             let t = unsafe { task.as_ref() };
             if t.fallback.get() {
                 if stop_at_marked {
@@ -446,7 +446,7 @@ impl<B: Backend> Engine<B> {
     /// Queues `op`, marked so that `fallback_result` decides at submission.
     pub(crate) fn queue_marked(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
         let handle = self.queue(op, ctx);
-        // SAFETY: the pool's pointers are valid for the ring's life.
+        // SAFETY: the pool's pointers are valid for the engine's life.
         unsafe { handle.as_non_null().as_ref() }.fallback.set(true);
         handle
     }
@@ -459,7 +459,7 @@ impl<B: Backend> Engine<B> {
             .is_some_and(|code| !self.backend.features().supports(code));
         let handle = self.queue(op, ctx);
         if missing {
-            // SAFETY: the pool's pointers are valid for the ring's life.
+            // SAFETY: the pool's pointers are valid for the engine's life.
             unsafe { handle.as_non_null().as_ref() }.fallback.set(true);
         }
         handle
@@ -492,9 +492,9 @@ impl<B: Backend> Engine<B> {
                     value: c.res,
                 };
                 let task = pool.get();
-                // SAFETY: the pool's pointers are valid for the ring's life.
+                // SAFETY: the pool's pointers are valid for the engine's life.
                 let t = unsafe { task.as_ref() };
-                // SAFETY: a task fresh from the free list is `Free`: the ring owns its op.
+                // SAFETY: a task fresh from the free list is `Free`: the engine owns its op.
                 *unsafe { t.op_mut() } = Op::Received { message };
                 t.ctx.set(ctx);
                 t.state.set(TaskState::Ready);
@@ -570,7 +570,7 @@ impl<B: Backend> Engine<B> {
         // SAFETY: the task's callback has returned (or unwound), so no reference to it
         // remains, and the backend is done with it.
         unsafe { Task::write_result(task, None) };
-        // SAFETY: the pool's pointers are valid for the ring's life.
+        // SAFETY: the pool's pointers are valid for the engine's life.
         let t = unsafe { task.as_ref() };
         // SAFETY: as above: nothing else accesses the op.
         let op = unsafe { t.op_mut() };

@@ -342,7 +342,7 @@ impl<B: Backend> Ring<B> {
         self.engine_ref()
             .pool
             .all()
-            // SAFETY: the pool's pointers are valid for the ring's life; only the `Cell`
+            // SAFETY: the pool's pointers are valid for the engine's life; only the `Cell`
             // state is read.
             .filter(|task| unsafe { task.as_ref() }.state.get() == state)
             .count()

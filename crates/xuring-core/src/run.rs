@@ -392,7 +392,7 @@ impl<B: Backend> Engine<B> {
             crate::ring::count_leaked(u64::from(self.in_flight));
             // Mark them so nothing mistakes them for free tasks.
             for task in self.pool.all() {
-                // SAFETY: the pool's pointers are valid for the ring's life.
+                // SAFETY: the pool's pointers are valid for the engine's life.
                 let t = unsafe { task.as_ref() };
                 if t.state.get() == TaskState::InFlight {
                     t.state.set(TaskState::Waiting);

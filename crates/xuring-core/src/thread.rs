@@ -7,8 +7,10 @@
 //! process-wide registry of `fn` pointers stored as `usize`: only values cast from a valid
 //! [`Handler`] are ever stored, and a stored slot is never changed, so turning one back into a
 //! `Handler` is sound. And callbacks reach their ring's [`Mailbox`] through `userdata`, a
-//! pointer to the mailbox inside the `Arc` that the ring itself holds for its whole life, so
-//! it is valid whenever one of the ring's callbacks runs.
+//! pointer to the mailbox inside the `Arc` that the ring's engine holds for its whole life; an
+//! engine is freed only after the callback it is running has returned (even when that
+//! callback drops the ring), so the pointer is valid whenever one of its callbacks runs. Only
+//! the engine's own tasks carry these contexts: no user callback ever sees them.
 //!
 //! # How messages travel
 //!
@@ -16,8 +18,10 @@
 //! number cannot be reused while peers still hold it), an eventfd with a read always pending
 //! on the ring (a background task), and a queue. A message is a handler and a `u64` payload.
 //! - With `IORING_OP_MSG_RING` (5.18), the sender posts it straight into the receiver's CQ:
-//!   the payload's low 63 bits in `user_data`, the handler id and the payload's top bit in
-//!   `res`. No queue, no syscall on the receiving side.
+//!   the payload's low 62 bits and the `THREAD_MAIL` tag in `user_data`, the handler id and
+//!   the payload's top two bits in `res`. No queue, no syscall on the receiving side. The
+//!   receiving ring routes tagged messages to its mailbox, never to a user's `on_message`,
+//!   and `Ring::msg_ring` cannot set the tag.
 //! - Without it (or at `XURING_KERNEL_LEVEL=5.6`), the sender pushes it on the receiver's
 //!   queue and writes the eventfd through its own ring; the receiver's pending read completes
 //!   and drains the queue.
@@ -332,8 +336,8 @@ impl Ring<Uring> {
 /// The mailbox of the ring a callback runs on.
 fn mailbox_of(task: &Task) -> Option<&Mailbox> {
     let ptr = task.userdata()?.cast::<Mailbox>();
-    // SAFETY: the ring sets this userdata to the mailbox inside the `Arc` it holds for its
-    // whole life, and the callback runs on that ring.
+    // SAFETY: the engine sets this userdata to the mailbox inside the `Arc` it holds for its
+    // whole life, only on its own tasks, and it outlives the callbacks it runs (module docs).
     Some(unsafe { ptr.as_ref() })
 }
 
