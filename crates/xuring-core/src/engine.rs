@@ -566,6 +566,7 @@ impl<B: Backend> Engine<B> {
     }
 
     /// Returns a finished task to the pool, dropping what its op still owns.
+    #[inline]
     pub(crate) fn recycle(&mut self, task: NonNull<Task<B>>) {
         // SAFETY: the task's callback has returned (or unwound), so no reference to it
         // remains, and the backend is done with it.
