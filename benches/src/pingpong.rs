@@ -378,8 +378,9 @@ fn respond(ring: &mut IoUring, main: RawFd) -> Result<u64, BenchError> {
 
 /// A duplicate of a raw ring's fd, which keeps the ring (and the number) alive while held.
 fn dup(ring: &IoUring, what: &'static str) -> Result<OwnedFd, BenchError> {
-    xuring_sys::syscall::dup_cloexec(ring.as_raw_fd())
-        .map_err(|e| BenchError::Io(what, std::io::Error::from(e)))
+    // SAFETY: `ring` owns its fd and outlives this call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(ring.as_raw_fd()) };
+    xuring_sys::syscall::dup_cloexec(fd).map_err(|e| BenchError::Io(what, std::io::Error::from(e)))
 }
 
 /// The responder thread: its own ring (created here, where it is used: the ring may be

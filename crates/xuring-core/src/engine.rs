@@ -31,11 +31,22 @@ use crate::{
     Backend, BufferPool, Context, Op, OpResult, Ring, RingError, Task, TaskHandle, TaskId, Timespec,
 };
 
+/// Where the id of a cancel came from.
+pub(crate) enum CancelFrom<B: Backend> {
+    /// A bare [`TaskId`]: taken as this ring's.
+    Id,
+    /// A [`TaskHandle`], made by the engine with this serial.
+    Handle(u64),
+    /// A `&Task` (which exists only inside a callback, so its ring is alive) at this address.
+    Task(NonNull<Task<B>>),
+}
+
 /// A ring's state. Lives in its own heap allocation, owned by a [`Ring`] handle (see
 /// `ring.rs` for why).
 pub(crate) struct Engine<B: Backend> {
-    pub(crate) backend: B,
-    pub(crate) pool: TaskPool<B>,
+    // Fields drop in declaration order: the lists (emptied by `Drop`, or by `shut_down` if a
+    // panic interrupts it) before the backend, the backend (the kernel ring) before the pool
+    // whose chunks it may have been using.
     /// Tasks queued but not yet handed to the backend. Doubly linked so a cancel can take a
     /// task out of the middle in O(1).
     pub(crate) submission_q: List<Task<B>>,
@@ -43,6 +54,11 @@ pub(crate) struct Engine<B: Backend> {
     /// here before any callback runs, because callbacks get `&mut Ring` and may submit, cancel
     /// or even run out of room in the backend's queue while we would still be iterating it.
     pub(crate) completions: Queue<Task<B>>,
+    pub(crate) backend: B,
+    pub(crate) pool: TaskPool<B>,
+    /// This engine among all engines of the process, for [`TaskHandle`]s: task addresses and
+    /// ids repeat across rings (and across a freed ring and a new one), this does not.
+    pub(crate) serial: u64,
     pub(crate) in_flight: u32,
     pub(crate) running: bool,
     /// The handle was dropped by a callback of this engine's own run: the run frees the
@@ -80,11 +96,13 @@ impl<B: Backend> Engine<B> {
         pool: TaskPool<B>,
         teardown_timeout: core::time::Duration,
     ) -> Engine<B> {
+        static SERIAL: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
         Engine {
-            backend,
-            pool,
             submission_q: List::new(),
             completions: Queue::new(),
+            backend,
+            pool,
+            serial: SERIAL.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
             in_flight: 0,
             running: false,
             orphaned: false,
@@ -119,7 +137,7 @@ impl<B: Backend> Engine<B> {
         // frees chunks while the ring lives), and is accessed through shared references while
         // linked.
         unsafe { self.submission_q.push_back(task) };
-        TaskHandle::new(task, id)
+        TaskHandle::new(task, id, self.serial)
     }
 
     /// Completes a task without the backend (it never reached it): its result is `op`'s
@@ -199,17 +217,21 @@ impl<B: Backend> Engine<B> {
     }
 
     /// [`Ring::cancel`] for the caller: the ring's own background tasks are not theirs to
-    /// cancel, so a cancel aimed at one misses (`ENOENT`) as if it did not exist. With `at`
-    /// (a handle's or a task's address), it also misses unless `target` is the task at that
-    /// address in this ring: ids repeat across rings, addresses do not.
+    /// cancel, so a cancel aimed at one misses (`ENOENT`) as if it did not exist. `from` says
+    /// where the id came from (a handle's engine, a live task's address): it misses unless
+    /// that is this engine, since ids repeat across rings.
     pub(crate) fn cancel_user(
         &mut self,
         target: TaskId,
-        at: Option<NonNull<Task<B>>>,
+        from: CancelFrom<B>,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
         let found = self.pool.lookup(target);
-        let elsewhere = at.is_some_and(|at| found != Some(at));
+        let elsewhere = match from {
+            CancelFrom::Id => false,
+            CancelFrom::Handle(serial) => serial != self.serial,
+            CancelFrom::Task(at) => found != Some(at),
+        };
         // SAFETY: `lookup` returns pointers into the pool; only a `Cell` is read.
         let background = found.is_some_and(|task| unsafe { task.as_ref() }.background.get());
         if background || elsewhere {
@@ -320,10 +342,13 @@ impl<B: Backend> Engine<B> {
         for target in targets {
             let ctx = Context {
                 cb: on_cancel_all_part::<B>,
-                msg: 0,
-                userdata: Some(join_ptr.cast()),
+                ..Context::default()
             };
-            self.cancel(target, ctx);
+            let part = self.cancel(target, ctx);
+            // SAFETY: the pool's pointers are valid for the engine's life.
+            unsafe { part.as_non_null().as_ref() }
+                .internal
+                .set(Some(join_ptr.cast()));
             outstanding += 1;
         }
         if outstanding == 0 {
@@ -470,6 +495,10 @@ impl<B: Backend> Engine<B> {
         let pool = &mut self.pool;
         let message_ctx = self.message_ctx;
         let mailbox_ctx = self.mailbox_ctx;
+        let mailbox = self
+            .mailbox
+            .as_ref()
+            .map(|m| NonNull::from(&**m).cast::<()>());
         let completions = &mut self.completions;
         let stats = &mut self.stats;
         let in_flight = &mut self.in_flight;
@@ -478,10 +507,10 @@ impl<B: Backend> Engine<B> {
         self.backend.reap(|c: Completion| {
             if c.user_data & NOT_A_TASK != 0 {
                 stats.messages += 1;
-                let to = if c.user_data & THREAD_MAIL != 0 {
-                    mailbox_ctx
+                let (to, internal) = if c.user_data & THREAD_MAIL != 0 {
+                    (mailbox_ctx, mailbox)
                 } else {
-                    message_ctx
+                    (message_ctx, None)
                 };
                 let Some(ctx) = to else {
                     stats.unhandled_messages += 1;
@@ -497,6 +526,7 @@ impl<B: Backend> Engine<B> {
                 // SAFETY: a task fresh from the free list is `Free`: the engine owns its op.
                 *unsafe { t.op_mut() } = Op::Received { message };
                 t.ctx.set(ctx);
+                t.internal.set(internal);
                 t.state.set(TaskState::Ready);
                 // SAFETY: the ring holds only pointers to the free task.
                 unsafe { Task::write_result(task, Some(OpResult::Message(message))) };
@@ -598,13 +628,17 @@ impl<B: Backend> Engine<B> {
 
 /// The callback of each per-task cancel of a `cancel_all` on a kernel without `CANCEL_ALL`.
 fn on_cancel_all_part<B: Backend>(ring: &mut Ring<B>, task: &Task<B>) -> Result<(), RingError> {
-    let Some(join) = task.userdata() else {
+    // Only the engine sets `internal`, on the parts of a live `cancel_all`; a replayed
+    // context carries none.
+    let Some(join) = task.internal.get() else {
         return Ok(());
     };
     let join: NonNull<Task<B>> = join.cast();
     let hit = matches!(task.result, Some(OpResult::Cancel(Ok(()))));
-    // SAFETY: the join task is `Waiting` until its last part reports here, so it is live.
+    // SAFETY: the join task is in this engine's pool (the part's `internal` was set by the
+    // same engine) and `Waiting` until its last part reports here.
     let join_task = unsafe { join.as_ref() };
+    debug_assert_eq!(join_task.state.get(), TaskState::Waiting);
     // SAFETY: a `Waiting` task's op is touched only by the ring (this code).
     let done = match unsafe { join_task.op_mut() } {
         Op::CancelAllJoin {
@@ -623,12 +657,29 @@ fn on_cancel_all_part<B: Backend>(ring: &mut Ring<B>, task: &Task<B>) -> Result<
     Ok(())
 }
 
-impl<B: Backend> Drop for Engine<B> {
-    fn drop(&mut self) {
+impl<B: Backend> Engine<B> {
+    /// Closes the mailbox and tears down (cancels and reaps what is in flight, see
+    /// `teardown`). Panic-safe: if something panics meanwhile (a mock's handler runs in its
+    /// `enter`), ops may still be in flight, so every list is unlinked and the pool is leaked
+    /// before the panic goes on: its chunks are never freed under the kernel.
+    pub(crate) fn shut_down(&mut self) {
         if let Some(mailbox) = &self.mailbox {
             mailbox.close();
         }
-        self.teardown();
+        let torn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.teardown()));
+        if let Err(panic) = torn {
+            self.submission_q.clear();
+            self.completions.clear();
+            self.pool.clear_free();
+            self.pool.leak();
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+impl<B: Backend> Drop for Engine<B> {
+    fn drop(&mut self) {
+        self.shut_down();
         // Unlink everything before the pool frees its chunks.
         self.submission_q.clear();
         self.completions.clear();

@@ -23,7 +23,7 @@ use std::os::fd::RawFd;
 
 use xuring_sys::{Features, KernelLevel, SetupOptions};
 
-use crate::engine::Engine;
+use crate::engine::{CancelFrom, Engine};
 use crate::op::{CPath, Message};
 use crate::pool::TaskPool;
 use crate::task::{NOT_A_TASK, THREAD_MAIL, TaskState};
@@ -715,18 +715,19 @@ impl<B: Backend> Ring<B> {
     /// timer of a deadline run) is not the caller's to cancel: a cancel aimed at it completes
     /// with `ENOENT`, as for a task that does not exist.
     pub fn cancel(&mut self, target: TaskId, ctx: Context<B>) -> TaskHandle<B> {
-        self.engine().cancel_user(target, None, ctx)
+        self.engine().cancel_user(target, CancelFrom::Id, ctx)
     }
 
-    /// [`cancel`](Self::cancel), missing unless `target` names the task at `at` in this ring:
-    /// a [`TaskHandle`] or [`Task`](crate::Task) of another ring never cancels this ring's.
-    pub(crate) fn cancel_at(
+    /// [`cancel`](Self::cancel), missing unless `target` came from this ring: a
+    /// [`TaskHandle`] or [`Task`](crate::Task) of another ring (or of a dropped one) never
+    /// cancels this ring's.
+    pub(crate) fn cancel_from(
         &mut self,
         target: TaskId,
-        at: NonNull<crate::Task<B>>,
+        from: CancelFrom<B>,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
-        self.engine().cancel_user(target, Some(at), ctx)
+        self.engine().cancel_user(target, from, ctx)
     }
 
     /// Cancels every queued and in-flight task, completing with `OpResult::CancelAll(Ok(n))`,
@@ -781,10 +782,12 @@ impl<B: Backend> Drop for Ring<B> {
         let engine = self.engine();
         if engine.running {
             // A callback of this ring's own run dropped it (assigned or swapped it away and
-            // dropped it): that callback may still hold `&Task` into the engine's pool, and
-            // the run goes on using the engine until the callback returns. The run tears the
-            // engine down and frees it then.
+            // dropped it). Dropping a ring waits for its operations, so they are cancelled and
+            // reaped now, as for any drop; but that callback still holds `&Task` into the
+            // engine's pool (teardown leaves its task alone), and its run goes on using the
+            // engine until the callback returns: the run frees the engine then.
             engine.orphaned = true;
+            engine.shut_down();
             return;
         }
         // SAFETY: the engine came from `Box::leak` in `from_engine`, this handle was its only

@@ -102,6 +102,7 @@ impl<B: Backend> Ring<B> {
     ) -> Result<(), RingError> {
         if condition == RunCondition::NoWait {
             let engine = self.engine();
+            engine.refuse_if_forked()?;
             engine.flush();
             engine.enter(0, None)?;
             engine.reap();
@@ -111,6 +112,9 @@ impl<B: Backend> Ring<B> {
         }
         loop {
             let engine = self.engine();
+            // A callback may have forked: the child's copy must stop here, before it touches
+            // the SQ and CQ it shares with the parent.
+            engine.refuse_if_forked()?;
             // A mailbox send is admitted only right before an `enter`: with callbacks about
             // to run, one of them could otherwise block (say, joining the send's receiver)
             // while the send waits in the SQ.
@@ -239,6 +243,17 @@ impl<B: Backend> Engine<B> {
         Ok(())
     }
 
+    /// `RingError::Forked` in a forked child: the ring's queues are shared with the parent,
+    /// and only the parent may use them. A fork can happen in a callback, mid-run, so the run
+    /// loop asks before every pass, not only when it starts.
+    #[inline]
+    pub(crate) fn refuse_if_forked(&self) -> Result<(), RingError> {
+        if self.backend.forked() {
+            return Err(RingError::Forked);
+        }
+        Ok(())
+    }
+
     /// Whether messages from other rings may arrive: a user handler or a mailbox is set.
     fn receives_messages(&self) -> bool {
         self.message_ctx.is_some() || self.mailbox_ctx.is_some()
@@ -277,6 +292,7 @@ impl<B: Backend> Engine<B> {
         min_complete: u32,
         deadline: Option<Timespec>,
     ) -> Result<(), RingError> {
+        self.refuse_if_forked()?;
         loop {
             let timeout = match deadline {
                 Some(d) => {
@@ -317,7 +333,11 @@ impl<B: Backend> Engine<B> {
     /// ring's memory is released. Gives up after the teardown timeout and leaks the tasks
     /// still in flight, which the kernel may still write into.
     pub(crate) fn teardown(&mut self) {
-        if let Some(task) = self.current.take() {
+        // A running callback's task stays: its callback holds `&Task` (the ring is being
+        // dropped from inside it); `end_run` recycles it.
+        if !self.running
+            && let Some(task) = self.current.take()
+        {
             self.recycle(task);
         }
         while let Some(task) = self.submission_q.pop_front() {

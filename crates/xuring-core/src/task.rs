@@ -182,6 +182,10 @@ pub struct Task<B: Backend = Uring> {
     /// submitting it (set by the op methods whose opcode is newer than 5.6).
     pub(crate) fallback: Cell<bool>,
     pub(crate) ctx: Cell<Context<B>>,
+    /// What an internal callback needs (a `cancel_all`'s join task, a mailbox), kept out of
+    /// `ctx`: a context can be read back ([`Task::context`]) and resubmitted, so it must not
+    /// carry pointers the engine trusts.
+    pub(crate) internal: Cell<Option<NonNull<()>>>,
     /// The operation's outcome; `Some` when the callback runs.
     pub result: Option<OpResult>,
     pub(crate) op: UnsafeCell<Op>,
@@ -210,6 +214,7 @@ impl<B: Backend> Task<B> {
             class: Cell::new(OpClass::Other),
             fallback: Cell::new(false),
             ctx: Cell::new(Context::default()),
+            internal: Cell::new(None),
             result: None,
             op: UnsafeCell::new(Op::Idle),
         }
@@ -341,7 +346,11 @@ impl<B: Backend> Task<B> {
     /// Prefer [`TaskHandle::cancel`]: it carries the generation of the task it was returned
     /// for, so it misses when that task has completed and the slot was reused.
     pub fn cancel(&self, ring: &mut Ring<B>, ctx: Context<B>) -> TaskHandle<B> {
-        ring.cancel_at(self.id(), NonNull::from(self), ctx)
+        ring.cancel_from(
+            self.id(),
+            crate::engine::CancelFrom::Task(NonNull::from(self)),
+            ctx,
+        )
     }
 }
 
@@ -360,6 +369,8 @@ impl<B: Backend> fmt::Debug for Task<B> {
 pub struct TaskHandle<B: Backend = Uring> {
     ptr: NonNull<Task<B>>,
     id: TaskId,
+    /// The engine that made it (see `Engine::serial`).
+    engine: u64,
 }
 
 impl<B: Backend> Clone for TaskHandle<B> {
@@ -377,8 +388,8 @@ impl<B: Backend> fmt::Debug for TaskHandle<B> {
 }
 
 impl<B: Backend> TaskHandle<B> {
-    pub(crate) fn new(ptr: NonNull<Task<B>>, id: TaskId) -> Self {
-        TaskHandle { ptr, id }
+    pub(crate) fn new(ptr: NonNull<Task<B>>, id: TaskId, engine: u64) -> Self {
+        TaskHandle { ptr, id, engine }
     }
 
     /// The identity the task had when this handle was made.
@@ -405,6 +416,6 @@ impl<B: Backend> TaskHandle<B> {
     /// completed, even if its slot now holds another task, and when `ring` is not the ring
     /// the handle came from.
     pub fn cancel(self, ring: &mut Ring<B>, ctx: Context<B>) -> TaskHandle<B> {
-        ring.cancel_at(self.id, self.ptr, ctx)
+        ring.cancel_from(self.id, crate::engine::CancelFrom::Handle(self.engine), ctx)
     }
 }

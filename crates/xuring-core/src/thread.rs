@@ -6,11 +6,11 @@
 //! Two kinds of `unsafe` live here. Handlers travel between threads as indices into a
 //! process-wide registry of `fn` pointers stored as `usize`: only values cast from a valid
 //! [`Handler`] are ever stored, and a stored slot is never changed, so turning one back into a
-//! `Handler` is sound. And callbacks reach their ring's [`Mailbox`] through `userdata`, a
+//! `Handler` is sound. And callbacks reach their ring's [`Mailbox`] through the task's
+//! `internal` field (never its `Context`, which user code can read back and resubmit), a
 //! pointer to the mailbox inside the `Arc` that the ring's engine holds for its whole life; an
 //! engine is freed only after the callback it is running has returned (even when that
-//! callback drops the ring), so the pointer is valid whenever one of its callbacks runs. Only
-//! the engine's own tasks carry these contexts: no user callback ever sees them.
+//! callback drops the ring), so the pointer is valid whenever one of its callbacks runs.
 //!
 //! # How messages travel
 //!
@@ -270,7 +270,8 @@ impl Ring<Uring> {
         let os = |call| move |errno| RingError::Os { call, errno };
         let mailbox = Arc::new(Mailbox {
             ring_fd: RuntimeFd::new(
-                syscall::dup_cloexec(self.fd()).map_err(os("fcntl(F_DUPFD_CLOEXEC)"))?,
+                syscall::dup_cloexec(self.engine_ref().backend.raw().as_fd())
+                    .map_err(os("fcntl(F_DUPFD_CLOEXEC)"))?,
             ),
             // Non-blocking, so the pending read waits on poll instead of an io-wq thread.
             eventfd: RuntimeFd::new(syscall::eventfd(true).map_err(os("eventfd"))?),
@@ -280,10 +281,10 @@ impl Ring<Uring> {
             settled: AtomicU64::new(0),
             parent,
         });
+        // The mailbox travels in each message task's `internal`, set by the engine.
         let ctx = Context {
             cb: on_message,
-            msg: 0,
-            userdata: Some(core::ptr::NonNull::from(&*mailbox).cast()),
+            ..Context::default()
         };
         let engine = self.engine();
         engine.mailbox_ctx = Some(ctx);
@@ -299,9 +300,9 @@ impl Ring<Uring> {
         };
         let ctx = Context {
             cb: on_mailbox_read,
-            msg: 0,
-            userdata: Some(core::ptr::NonNull::from(&**mailbox).cast()),
+            ..Context::default()
         };
+        let internal = core::ptr::NonNull::from(&**mailbox).cast();
         // Straight to the engine: `Ring::read` refuses the runtime's own fds.
         let op = Op::Read {
             fd: mailbox.eventfd(),
@@ -310,6 +311,10 @@ impl Ring<Uring> {
         };
         let read = engine.queue(op, ctx);
         engine.set_background(read);
+        // SAFETY: the pool's pointers are valid for the engine's life.
+        unsafe { read.as_non_null().as_ref() }
+            .internal
+            .set(Some(internal));
     }
 
     /// A peer for this ring, so other rings (threads) can send it messages.
@@ -335,9 +340,9 @@ impl Ring<Uring> {
 
 /// The mailbox of the ring a callback runs on.
 fn mailbox_of(task: &Task) -> Option<&Mailbox> {
-    let ptr = task.userdata()?.cast::<Mailbox>();
-    // SAFETY: the engine sets this userdata to the mailbox inside the `Arc` it holds for its
-    // whole life, only on its own tasks, and it outlives the callbacks it runs (module docs).
+    let ptr = task.internal.get()?.cast::<Mailbox>();
+    // SAFETY: only the engine sets `internal`, to the mailbox inside the `Arc` it holds for
+    // its whole life, and it outlives the callbacks it runs (module docs).
     Some(unsafe { ptr.as_ref() })
 }
 
@@ -381,14 +386,11 @@ fn on_mailbox_read(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     drain_queue(ring, mailbox)
 }
 
+/// Runs the handler of every message queued in `mailbox` (the eventfd path), on whatever
+/// ring `ring` is when each one runs: a handler may replace it, and the messages were sent to
+/// this thread, not to one ring value. Stops at a handler's error, leaving the rest queued.
 fn drain_queue(ring: &mut Ring, mailbox: &Mailbox) -> Result<(), RingError> {
-    let engine = ring.engine_ptr();
     loop {
-        if ring.engine_ptr() != engine {
-            // A handler replaced the ring: these messages were for the old one, whose run
-            // ends when this callback returns. They stay queued, and are lost only with it.
-            return Ok(());
-        }
         let next = mailbox.lock_queue().pop_front();
         let Some(envelope) = next else {
             return Ok(());
@@ -466,7 +468,7 @@ impl Thread {
     pub fn kill(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         // A failed write means the eventfd is gone with a child that already exited.
-        let _ = syscall::eventfd_write(self.peer.mailbox.eventfd(), 1);
+        let _ = syscall::eventfd_write(self.peer.mailbox.eventfd.borrow(), 1);
     }
 
     /// Stops the child (see [`kill`](Self::kill)) and waits for it to exit. Returns the
@@ -572,52 +574,52 @@ fn child_main(
     // (their senders saw `Ok`) are still handled, and `join` reports the first error.
     let mut failed: Option<RingError> = None;
     while !shared.stop.load(Ordering::Acquire) && failed.is_none() {
-        note(ring.run(crate::RunCondition::Once), &mut failed)?;
+        note(ring.run(crate::RunCondition::Once), &mut failed);
     }
-    // Refuse new messages, then finish what has arrived: one `NoWait` pass reaps at most a
-    // CQ's worth (and the kernel may hold more in its overflow list), so pass until one
-    // handles nothing and every admitted `msg_ring` send has arrived or failed (a sender
-    // submits what it admitted before its `run` returns), and then the queue of the eventfd
-    // path.
+    // Refuse new messages, then finish what has arrived. Every admitted `msg_ring` send
+    // settles when its handler runs (or when its sender sees it fail): wait until none is
+    // unsettled, bounded, so neither a lost send nor the child's own endless work (a chain
+    // of ops that keeps completing) can keep `join` waiting. A sender submits what it
+    // admitted before its `run` returns. Then the queue of the eventfd path, which needs no
+    // waiting: a message is queued before its wake-up is sent.
     mailbox.close();
-    let give_up = std::time::Instant::now() + SETTLE_LIMIT;
-    loop {
-        let before = ring.stats().callbacks;
-        note(ring.run(crate::RunCondition::NoWait), &mut failed)?;
-        let quiet = ring.stats().callbacks == before && !crate::Backend::overflowed(ring.backend());
-        if !quiet {
-            continue;
-        }
-        if mailbox.unsettled() == 0 {
-            break;
-        }
-        if std::time::Instant::now() >= give_up {
-            while let Err(e) = drain_queue(&mut ring, &mailbox) {
-                note(Err(e), &mut failed)?;
+    let replaced = matches!(failed, Some(RingError::Replaced));
+    if !replaced {
+        // What has already arrived, in one pass.
+        note(ring.run(crate::RunCondition::NoWait), &mut failed);
+        let give_up = std::time::Instant::now() + SETTLE_LIMIT;
+        while mailbox.unsettled() > 0 && !matches!(failed, Some(RingError::Replaced)) {
+            if std::time::Instant::now() >= give_up {
+                break;
             }
-            return Err(failed.unwrap_or(RingError::MessagesLost(mailbox.unsettled())));
+            note(ring.run(crate::RunCondition::For(SETTLE_POLL)), &mut failed);
         }
-        // Sends are on their way (or their sender's enter was refused): wait a little.
-        note(ring.run(crate::RunCondition::For(SETTLE_POLL)), &mut failed)?;
     }
     // The queue of the eventfd path, to the end even past a handler's error (each error
-    // consumed its message, so this ends).
+    // consumed its message) or a handler replacing the ring (they run on the new one).
     while let Err(e) = drain_queue(&mut ring, &mailbox) {
-        note(Err(e), &mut failed)?;
+        note(Err(e), &mut failed);
     }
-    failed.map_or(Ok(()), Err)
+    let lost = mailbox.unsettled();
+    match failed {
+        Some(e) => Err(e),
+        None if lost > 0 => Err(RingError::MessagesLost(lost)),
+        None => Ok(()),
+    }
 }
 
-/// Keeps the first error of a stopping child's handlers in `failed`, so the child goes on
-/// handling what was sent to it; a replaced ring (its mailbox gone with it) ends the child at
-/// once.
-fn note(result: Result<(), RingError>, failed: &mut Option<RingError>) -> Result<(), RingError> {
-    match result {
-        Ok(()) => Ok(()),
-        Err(RingError::Replaced) => Err(failed.take().unwrap_or(RingError::Replaced)),
-        Err(e) => {
-            failed.get_or_insert(e);
-            Ok(())
+/// Keeps the first error of the child's handlers in `failed`, so the child goes on handling
+/// what was sent to it. A replaced ring (`RingError::Replaced`) is kept like any error: the
+/// `msg_ring` messages in flight went to the old ring and cannot be waited for; the caller
+/// checks for it.
+fn note(result: Result<(), RingError>, failed: &mut Option<RingError>) {
+    if let Err(e) = result {
+        let replaced = matches!(e, RingError::Replaced);
+        match failed {
+            None => *failed = Some(e),
+            // Whatever came first, a replaced ring ends the waiting: remember it.
+            Some(_) if replaced => *failed = Some(RingError::Replaced),
+            Some(_) => {}
         }
     }
 }

@@ -465,3 +465,102 @@ fn cancel_all_does_not_count_the_mailbox_read() {
     ring.run(RunCondition::UntilDone).expect("run");
     assert_eq!(results(), [OpResult::CancelAll(Ok(0))]);
 }
+
+thread_local! {
+    static RAW: std::cell::Cell<Option<(std::ptr::NonNull<u8>, i32, i32)>> =
+        const { std::cell::Cell::new(None) };
+    static LEFT_IN_PIPE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+fn drop_ring_then_free(ring: &mut Ring, _task: &Task) -> Result<(), RingError> {
+    // `read_raw`'s contract ends when the ring is dropped: dropping it waits for its ops,
+    // even from inside one of its callbacks.
+    *ring = Ring::init(8).expect("ring");
+    let (ptr, rd, wr) = RAW.with(std::cell::Cell::take).expect("raw");
+    // SAFETY: the ring the read was given to has been dropped; the box is freed once.
+    drop(unsafe { Box::from_raw(ptr.as_ptr().cast::<[u8; 64]>()) });
+    // No read is left in the kernel: what is written now stays in the pipe.
+    common::write_all(wr, b"after the drop");
+    let mut got = [0u8; 64];
+    // SAFETY: `got` is a live 64-byte buffer.
+    let n = unsafe { libc::read(rd, got.as_mut_ptr().cast(), got.len()) };
+    LEFT_IN_PIPE.with(|l| l.borrow_mut().extend_from_slice(&got[..n.max(0) as usize]));
+    Ok(())
+}
+
+#[test]
+fn dropping_the_ring_in_a_callback_waits_for_its_raw_read() {
+    for level in [KernelLevel::Native, KernelLevel::V5_6] {
+        LEFT_IN_PIPE.with(|l| l.borrow_mut().clear());
+        let (r, w) = common::pipe();
+        let mut ring = ring_at(level);
+        let ptr = std::ptr::NonNull::from(Box::leak(Box::new([0u8; 64]))).cast::<u8>();
+        RAW.with(|c| c.set(Some((ptr, r.raw(), w.raw()))));
+        // SAFETY: 64 bytes owned by the box, valid until the ring is dropped (the callback
+        // frees it right after dropping the ring).
+        unsafe { ring.read_raw(r.raw(), ptr, 64, Offset::File, Context::default()) };
+        ring.run(RunCondition::NoWait)
+            .expect("the read is in flight");
+        ring.noop(ctx(drop_ring_then_free));
+        assert!(matches!(
+            ring.run(RunCondition::UntilDone),
+            Err(RingError::Replaced)
+        ));
+        assert_eq!(LEFT_IN_PIPE.with(|l| l.borrow().clone()), b"after the drop");
+    }
+}
+
+static CHAIN_STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn chain(ring: &mut Ring, _task: &Task) -> Result<(), RingError> {
+    if !CHAIN_STOP.load(Ordering::SeqCst) {
+        ring.noop(ctx(chain));
+    }
+    Ok(())
+}
+
+fn start_chain(ring: &mut Ring, _mail: Mail<'_>) -> Result<(), RingError> {
+    ring.noop(ctx(chain));
+    Ok(())
+}
+
+#[test]
+fn join_returns_while_the_childs_own_work_keeps_completing() {
+    let _serial = serial();
+    CHAIN_STOP.store(false, Ordering::SeqCst);
+    let mut ring = Ring::init(16).expect("ring");
+    let thread = Thread::spawn(&mut ring, 16).expect("spawn");
+    thread.send(&mut ring, start_chain, 0, Context::default());
+    thread.send(&mut ring, handled, 0, Context::default());
+    ring.run(RunCondition::UntilDone).expect("run");
+    // The child's noop chain never ends by itself; the stop cancels it.
+    thread.join().expect("join");
+    CHAIN_STOP.store(true, Ordering::SeqCst);
+}
+
+fn replace_child(ring: &mut Ring, _mail: Mail<'_>) -> Result<(), RingError> {
+    *ring = Ring::init(8).expect("ring");
+    Ok(())
+}
+
+#[test]
+fn messages_after_a_failing_and_a_replacing_handler_are_still_handled() {
+    let _serial = serial();
+    for _ in 0..5 {
+        HANDLED.store(0, Ordering::SeqCst);
+        let mut ring = ring_at(KernelLevel::V5_6);
+        let thread = Thread::spawn(&mut ring, 16).expect("spawn");
+        thread.send(&mut ring, fail_handler, 0, Context::default());
+        thread.send(&mut ring, replace_child, 0, Context::default());
+        for i in 0..3 {
+            thread.send(&mut ring, handled, i, Context::default());
+        }
+        ring.run(RunCondition::UntilDone).expect("run");
+        let joined = thread.join();
+        assert!(
+            matches!(joined, Err(RingError::Callback(_) | RingError::Replaced)),
+            "{joined:?}"
+        );
+        assert_eq!(HANDLED.load(Ordering::SeqCst), 3, "sent, so handled");
+    }
+}

@@ -6,6 +6,11 @@
 //! would otherwise free the fd number for reuse while the runtime still writes to it, and a
 //! user `read` of a mailbox eventfd would swallow the wake-up of a waiting message.
 //!
+//! The check is by number. Safe code cannot get another number for a runtime fd: the
+//! `xuring-sys` calls that duplicate or write an fd take a `BorrowedFd`, and reopening an
+//! eventfd through `/proc/self/fd` fails (`ENXIO`). A duplicate made with `unsafe` code
+//! (`BorrowedFd::borrow_raw`, `libc::dup`) is that code's responsibility.
+//!
 //! The check is on every fd-taking op, so it must be cheap: fds below [`DENSE`] (nearly all
 //! of them) are one bit each in a fixed bitmap; the rare higher ones sit in a short list,
 //! consulted only while it is non-empty.
@@ -84,6 +89,11 @@ impl RuntimeFd {
     /// The fd's number.
     pub fn raw(&self) -> RawFd {
         std::os::fd::AsRawFd::as_raw_fd(&self.0)
+    }
+
+    /// The fd, borrowed.
+    pub fn borrow(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.0)
     }
 }
 

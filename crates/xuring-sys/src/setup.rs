@@ -443,6 +443,11 @@ impl RawRing {
         self.fd.as_raw_fd()
     }
 
+    /// The ring's file descriptor, borrowed.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
+    }
+
     /// What this ring can do, clamped to the level it was created at.
     #[inline]
     pub fn features(&self) -> &Features {

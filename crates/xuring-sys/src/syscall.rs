@@ -9,7 +9,7 @@
 //! whose memory obligations were accepted by whoever pushed them
 //! ([`SubmissionQueue::push`](crate::SubmissionQueue::push) is `unsafe` for that reason).
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::abi::{
     __kernel_timespec, IO_URING_OP_SUPPORTED, io_uring_getevents_arg, io_uring_params,
@@ -266,10 +266,12 @@ pub unsafe fn close(fd: RawFd) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Duplicates `fd` with `FD_CLOEXEC` (`fcntl(F_DUPFD_CLOEXEC)`).
-pub fn dup_cloexec(fd: RawFd) -> Result<OwnedFd, Errno> {
+/// Duplicates `fd` with `FD_CLOEXEC` (`fcntl(F_DUPFD_CLOEXEC)`). It takes a `BorrowedFd`, not
+/// a number: a duplicate of a descriptor the caller does not own (a runtime fd, see
+/// [`runtime_fds`](crate::runtime_fds)) would dodge the checks made on its number.
+pub fn dup_cloexec(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     // SAFETY: `F_DUPFD_CLOEXEC` takes an integer argument only.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
     if new < 0 {
         return Err(Errno::last());
     }
@@ -277,12 +279,14 @@ pub fn dup_cloexec(fd: RawFd) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
-/// Adds `value` to an eventfd's counter (`write(2)` of 8 bytes), retrying `EINTR`.
-pub fn eventfd_write(fd: RawFd, value: u64) -> Result<(), Errno> {
+/// Adds `value` to an eventfd's counter (`write(2)` of 8 bytes), retrying `EINTR`. It takes a
+/// `BorrowedFd`, like [`dup_cloexec`], so safe code cannot aim it at a descriptor it does not
+/// hold.
+pub fn eventfd_write(fd: BorrowedFd<'_>, value: u64) -> Result<(), Errno> {
     let bytes = value.to_ne_bytes();
     loop {
         // SAFETY: `bytes` is a live 8-byte buffer for the duration of the call.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
         if n == 8 {
             return Ok(());
         }

@@ -374,9 +374,11 @@ unsafe impl Backend for Uring {
                 iov_len: len,
             })
             .collect();
-        // SAFETY: `iovecs` describes the pool's allocation, which stays valid and is not
-        // reused for anything else until the ring's fd is closed: `self.pool` keeps it alive
-        // and is dropped with this backend, after `RawRing` closes the fd.
+        // SAFETY: `iovecs` describes the pool's allocation, which `self.pool` keeps alive
+        // until this backend is dropped. The kernel may keep the registration longer (a
+        // mailbox's duplicate of the ring fd can keep the io_uring file open), but only a
+        // fixed-buffer op submitted through this backend can reach the memory, and by the
+        // time the backend is dropped its ring has reaped every op and can submit no more.
         let registered = unsafe {
             syscall::register(
                 self.ring.fd(),
