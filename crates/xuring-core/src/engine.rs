@@ -242,6 +242,11 @@ impl<B: Backend> Engine<B> {
 
     /// A cancel that found nothing: completes with `ENOENT` at the next `run`.
     fn cancel_missed(&mut self, target: TaskId, ctx: Context<B>) -> TaskHandle<B> {
+        self.cancel_locally(target, -libc::ENOENT, ctx)
+    }
+
+    /// A cancel decided without the backend: completes with `res` at the next `run`.
+    fn cancel_locally(&mut self, target: TaskId, res: i32, ctx: Context<B>) -> TaskHandle<B> {
         let cancel = self.queue(
             Op::Cancel {
                 target,
@@ -250,7 +255,7 @@ impl<B: Backend> Engine<B> {
             ctx,
         );
         self.unqueue(cancel.as_non_null());
-        self.complete_locally(cancel.as_non_null(), -libc::ENOENT);
+        self.complete_locally(cancel.as_non_null(), res);
         cancel
     }
 
@@ -263,16 +268,7 @@ impl<B: Backend> Engine<B> {
             (Some(task), Some(TaskState::Queued)) => {
                 self.unqueue(task);
                 self.complete_locally(task, -libc::ECANCELED);
-                let cancel = self.queue(
-                    Op::Cancel {
-                        target,
-                        via: CancelVia::AsyncCancel,
-                    },
-                    ctx,
-                );
-                self.unqueue(cancel.as_non_null());
-                self.complete_locally(cancel.as_non_null(), 0);
-                cancel
+                self.cancel_locally(target, 0, ctx)
             }
             (Some(task), Some(TaskState::InFlight)) => {
                 // SAFETY: the pool's pointers are valid for the engine's life.
