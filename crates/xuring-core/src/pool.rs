@@ -133,6 +133,11 @@ impl<B: Backend> TaskPool<B> {
     pub(crate) fn leak(&mut self) {
         self.leaked = true;
     }
+
+    /// Whether [`leak`](Self::leak) was called.
+    pub(crate) fn is_leaked(&self) -> bool {
+        self.leaked
+    }
 }
 
 impl<B: Backend> Drop for TaskPool<B> {

@@ -346,7 +346,9 @@ impl<B: Backend> Engine<B> {
         while let Some(task) = self.completions.pop_front() {
             self.recycle_undelivered(task);
         }
-        if self.in_flight == 0 {
+        // Nothing in flight, or an earlier teardown already gave up on what is (a ring dropped
+        // inside its callback is torn down then, and again when its engine is freed).
+        if self.in_flight == 0 || self.pool.is_leaked() {
             return;
         }
         if self.backend.forked() {

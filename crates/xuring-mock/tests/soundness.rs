@@ -619,3 +619,39 @@ fn contexts_read_back_from_internal_tasks_carry_nothing_the_engine_trusts() {
         ]
     );
 }
+
+fn drop_stuck(ring: &mut MockRing, _task: &Task<Mock>) -> Result<(), RingError> {
+    drop(core::mem::replace(ring, Ring::init_mock()));
+    Ok(())
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "leaks the stuck task on purpose, which Miri reports")]
+fn a_ring_dropped_in_its_callback_gives_up_on_a_stuck_op_once() {
+    reset();
+    let mut ring = MockBuilder::new()
+        .build_ring_with(
+            xuring_core::RingBuilder::new(8).teardown_timeout(Duration::from_millis(10)),
+        )
+        .expect("ring");
+    // A read nothing completes and no cancel reaches: the kernel's op stuck in a driver.
+    ring.backend_mut().handle(OpKind::Read, |_| Reply::Pending);
+    ring.backend_mut()
+        .handle(OpKind::Cancel, |_| Reply::Err(xuring_core::Errno::EALREADY));
+    ring.backend_mut()
+        .handle(OpKind::CancelAll, |_| Reply::Complete(0));
+    ring.read(3, vec![0u8; 8], Offset::File, ctx(count));
+    ring.run(RunCondition::NoWait)
+        .expect("the read is in flight");
+    ring.noop(ctx(drop_stuck));
+    let before = xuring_core::leaked_tasks();
+    assert!(matches!(
+        ring.run(RunCondition::UntilDone),
+        Err(RingError::Replaced)
+    ));
+    assert_eq!(
+        xuring_core::leaked_tasks() - before,
+        1,
+        "leaked (never freed) and counted once, though torn down twice"
+    );
+}
