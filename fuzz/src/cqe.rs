@@ -130,6 +130,11 @@ unsafe impl Backend for Replay {
         self
     }
 
+    fn stops_on_drop(&self) -> bool {
+        // It never touches an op.
+        true
+    }
+
     fn close_undelivered(&mut self, _fd: std::os::fd::RawFd) {
         // The fds a replayed completion "creates" are made up: nothing to close.
     }

@@ -58,9 +58,11 @@ impl IoBuf {
     ///
     /// `ptr` must be valid for reads of `len` bytes for as long as this `IoBuf` exists, and
     /// once it is given to an operation, until that operation's callback has run or the ring
-    /// running it has been dropped (dropping a ring waits for its operations). Leaking the
-    /// ring with `mem::forget` leaves the operation running: the memory must then stay valid
-    /// for as long as the process lives. Nothing may write the memory meanwhile.
+    /// running it has been dropped. Dropping a ring (even from inside one of its callbacks)
+    /// waits for every operation on caller-owned memory, past the teardown timeout, however
+    /// long the kernel takes. Leaking the ring with `mem::forget` leaves the operation
+    /// running: the memory must then stay valid for as long as the process lives. Nothing may
+    /// write the memory meanwhile.
     pub unsafe fn from_raw_parts(ptr: NonNull<u8>, len: usize) -> IoBuf {
         IoBuf(Repr::RawRead { ptr, len })
     }
@@ -72,10 +74,11 @@ impl IoBuf {
     ///
     /// `ptr` must be valid for reads and writes of `len` bytes for as long as this `IoBuf`
     /// exists, and once it is given to an operation, until that operation's callback has run
-    /// or the ring running it has been dropped (dropping a ring waits for its operations).
-    /// Leaking the ring with `mem::forget` leaves the operation running: the memory must then
-    /// stay valid for as long as the process lives. Nothing else may access the memory
-    /// meanwhile.
+    /// or the ring running it has been dropped. Dropping a ring (even from inside one of its
+    /// callbacks) waits for every operation on caller-owned memory, past the teardown
+    /// timeout, however long the kernel takes. Leaking the ring with `mem::forget` leaves the
+    /// operation running: the memory must then stay valid for as long as the process lives.
+    /// Nothing else may access the memory meanwhile.
     pub unsafe fn from_raw_parts_mut(ptr: NonNull<u8>, len: usize) -> IoBuf {
         IoBuf(Repr::RawMut { ptr, len })
     }
@@ -100,6 +103,13 @@ impl IoBuf {
     /// [`from_raw_parts`](Self::from_raw_parts)).
     pub fn is_writable(&self) -> bool {
         !matches!(self.0, Repr::Static(_) | Repr::RawRead { .. })
+    }
+
+    /// Whether the memory is the caller's ([`from_raw_parts`](Self::from_raw_parts) or
+    /// [`from_raw_parts_mut`](Self::from_raw_parts_mut)): the ring cannot keep it alive, so it
+    /// must wait for the op however long that takes, never leak it and move on.
+    pub fn is_borrowed(&self) -> bool {
+        matches!(self.0, Repr::RawRead { .. } | Repr::RawMut { .. })
     }
 
     /// The start of the bytes, for the kernel to read.

@@ -64,6 +64,9 @@ pub(crate) struct Engine<B: Backend> {
     /// The handle was dropped by a callback of this engine's own run: the run frees the
     /// engine once that callback has returned.
     pub(crate) orphaned: bool,
+    /// `shut_down` ran: the backend is never entered again (an orphaned engine lives on until
+    /// its callback returns, and the memory of ops teardown gave up on may be freed by then).
+    pub(crate) shut: bool,
     /// A mailbox send was admitted into the backend's queue and no `enter` has taken it
     /// yet: `run` submits it before it returns.
     pub(crate) admitted_unsubmitted: bool,
@@ -106,6 +109,7 @@ impl<B: Backend> Engine<B> {
             in_flight: 0,
             running: false,
             orphaned: false,
+            shut: false,
             admitted_unsubmitted: false,
             current: None,
             stats: RingStats::default(),
@@ -186,6 +190,8 @@ impl<B: Backend> Engine<B> {
 
     /// Queues `op`, or, with `refuse = Some(errno)`, completes it with that error at the next
     /// `run` without it reaching the backend (bad arguments the kernel must never see).
+    /// Every op with a buffer goes through here, so this is also where an op on caller-owned
+    /// memory is marked (`Task::borrowed`).
     #[inline]
     pub(crate) fn queue_or_fail(
         &mut self,
@@ -193,7 +199,12 @@ impl<B: Backend> Engine<B> {
         refuse: Option<i32>,
         ctx: Context<B>,
     ) -> TaskHandle<B> {
+        let borrowed = op.borrows_memory();
         let handle = self.queue(op, ctx);
+        if borrowed {
+            // SAFETY: the pool's pointers are valid for the engine's life; a `Cell` is set.
+            unsafe { handle.as_non_null().as_ref() }.borrowed.set(true);
+        }
         if let Some(errno) = refuse {
             self.fail_queued(handle, errno);
         }
@@ -659,6 +670,11 @@ impl<B: Backend> Engine<B> {
     /// `enter`), ops may still be in flight, so every list is unlinked and the pool is leaked
     /// before the panic goes on: its chunks are never freed under the kernel.
     pub(crate) fn shut_down(&mut self) {
+        if self.shut {
+            return;
+        }
+        // Set first: a panic below must not lead to a second teardown.
+        self.shut = true;
         if let Some(mailbox) = &self.mailbox {
             mailbox.close();
         }

@@ -450,6 +450,17 @@ impl Op {
         }
     }
 
+    /// Whether the op uses memory its caller owns (a raw [`IoBuf`], see
+    /// [`IoBuf::is_borrowed`]).
+    pub fn borrows_memory(&self) -> bool {
+        match self {
+            Op::Readv { bufs, .. } | Op::Writev { bufs, .. } => {
+                bufs.bufs().iter().any(IoBuf::is_borrowed)
+            }
+            _ => self.buf().is_some_and(IoBuf::is_borrowed),
+        }
+    }
+
     /// The single buffer this op owns, if any.
     pub fn buf(&self) -> Option<&IoBuf> {
         match self {

@@ -97,6 +97,7 @@ impl<B: Backend> TaskPool<B> {
         t.state.set(TaskState::Free);
         t.background.set(false);
         t.fallback.set(false);
+        t.borrowed.set(false);
         t.internal.set(None);
         // SAFETY: as in `grow`: the task is live at a stable address for the pool's life.
         unsafe { self.free.push_front(task) };

@@ -172,7 +172,9 @@ impl RingBuilder {
     }
 
     /// How long dropping the ring waits for cancelled operations to complete before it
-    /// gives up and leaks their memory (default 5 s).
+    /// gives up and leaks their memory (default 5 s). Operations on caller-owned memory
+    /// (`read_raw`, `IoBuf::from_raw_parts`) are waited for without this limit: their
+    /// memory is not the ring's to leak.
     pub fn teardown_timeout(mut self, timeout: core::time::Duration) -> Self {
         self.teardown_timeout = timeout;
         self
@@ -433,7 +435,8 @@ impl<B: Backend> Ring<B> {
     /// # Safety
     ///
     /// `ptr` must be valid for reads and writes of `len` bytes, and not accessed by anything
-    /// else, until this task's callback has run or the ring has been dropped; if the ring is
+    /// else, until this task's callback has run or the ring has been dropped (a drop waits for
+    /// the read however long it takes, see [`IoBuf::from_raw_parts_mut`]); if the ring is
     /// leaked (`mem::forget`), for the rest of the process.
     pub unsafe fn read_raw(
         &mut self,
@@ -454,7 +457,8 @@ impl<B: Backend> Ring<B> {
     /// # Safety
     ///
     /// `ptr` must be valid for reads of `len` bytes, and not written by anything, until this
-    /// task's callback has run or the ring has been dropped; if the ring is leaked
+    /// task's callback has run or the ring has been dropped (a drop waits for the write
+    /// however long it takes, see [`IoBuf::from_raw_parts`]); if the ring is leaked
     /// (`mem::forget`), for the rest of the process.
     pub unsafe fn write_raw(
         &mut self,

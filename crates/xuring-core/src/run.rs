@@ -55,9 +55,19 @@ impl<B: Backend> RunGuard<B> {
 
 impl<B: Backend> Drop for RunGuard<B> {
     fn drop(&mut self) {
-        // SAFETY: the guard's engine is the one its run set `running` on: alive until
-        // `end_run` frees it (only if orphaned), which happens here, once.
-        let _ = unsafe { Engine::end_run(self.engine) };
+        let engine = self.engine;
+        let end = move || {
+            // SAFETY: the guard's engine is the one its run set `running` on: alive until
+            // `end_run` frees it (only if orphaned), which happens here, once.
+            unsafe { Engine::end_run(engine) }
+        };
+        if std::thread::panicking() {
+            // A callback is unwinding: a second panic from the teardown of an orphaned engine
+            // would abort the process. `shut_down` has leaked what it could not finish.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(end));
+        } else {
+            let _ = end();
+        }
     }
 }
 
@@ -222,7 +232,7 @@ impl<B: Backend> Engine<B> {
             drop(unsafe { Box::from_raw(ptr) });
             return Ok(());
         }
-        if this.admitted_unsubmitted {
+        if this.admitted_unsubmitted && !this.shut {
             return this.submit_admitted();
         }
         Ok(())
@@ -322,6 +332,42 @@ impl<B: Backend> Engine<B> {
         }
     }
 
+    /// After the teardown timeout: waits, without a limit, for the ops still in flight on
+    /// memory the caller owns (`read_raw`, `IoBuf::from_raw_parts`). Their memory cannot be
+    /// leaked with the pool, and its owner may free it as soon as the ring is dropped, so
+    /// the drop must not return while the kernel can still use it. Their cancels were
+    /// submitted; this only waits. If the ring cannot even wait (its `enter` keeps failing),
+    /// there is no sound way on: the process aborts.
+    #[cold]
+    fn wait_for_borrowed(&mut self) {
+        let mut failures = 0;
+        while self.borrowed_in_flight() {
+            if self.enter(1, None).is_err() {
+                failures += 1;
+                if failures == 1000 {
+                    eprintln!(
+                        "xuring: a dropped ring cannot wait for the kernel to finish with \
+                         caller-owned memory (io_uring_enter keeps failing); aborting"
+                    );
+                    std::process::abort();
+                }
+                continue;
+            }
+            failures = 0;
+            self.reap_and_recycle();
+        }
+    }
+
+    /// Whether an op on caller-owned memory is in flight.
+    fn borrowed_in_flight(&self) -> bool {
+        self.pool.all().any(|task| {
+            // SAFETY: the pool's pointers are valid for the engine's life; only `Cell`s are
+            // read.
+            let t = unsafe { task.as_ref() };
+            t.state.get() == TaskState::InFlight && t.borrowed.get()
+        })
+    }
+
     fn reap_and_recycle(&mut self) {
         self.reap();
         while let Some(task) = self.completions.pop_front() {
@@ -409,6 +455,9 @@ impl<B: Backend> Engine<B> {
                 }
                 self.reap_and_recycle();
             }
+        }
+        if self.in_flight > 0 && !self.backend.stops_on_drop() {
+            self.wait_for_borrowed();
         }
         if self.in_flight > 0 {
             crate::ring::count_leaked(u64::from(self.in_flight));

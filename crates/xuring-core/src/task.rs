@@ -181,6 +181,9 @@ pub struct Task<B: Backend = Uring> {
     /// The op's opcode is missing here: `run` completes it with its fallback instead of
     /// submitting it (set by the op methods whose opcode is newer than 5.6).
     pub(crate) fallback: Cell<bool>,
+    /// The op uses memory the caller owns (a raw `IoBuf`): teardown waits for it without a
+    /// time limit, since it cannot leak that memory instead.
+    pub(crate) borrowed: Cell<bool>,
     pub(crate) ctx: Cell<Context<B>>,
     /// What an internal callback needs (a `cancel_all`'s join task, a mailbox), kept out of
     /// `ctx`: a context can be read back ([`Task::context`]) and resubmitted, so it must not
@@ -213,6 +216,7 @@ impl<B: Backend> Task<B> {
             background: Cell::new(false),
             class: Cell::new(OpClass::Other),
             fallback: Cell::new(false),
+            borrowed: Cell::new(false),
             ctx: Cell::new(Context::default()),
             internal: Cell::new(None),
             result: None,

@@ -341,8 +341,9 @@ impl Ring<Uring> {
 /// The mailbox of the ring a callback runs on.
 fn mailbox_of(task: &Task) -> Option<&Mailbox> {
     let ptr = task.internal.get()?.cast::<Mailbox>();
-    // SAFETY: only the engine sets `internal`, to the mailbox inside the `Arc` it holds for
-    // its whole life, and it outlives the callbacks it runs (module docs).
+    // SAFETY: only the engine sets `internal`, always together with the callback that reads
+    // it: for `on_message` and `on_mailbox_read`, the mailbox inside the `Arc` the engine
+    // holds for its whole life; the engine outlives the callbacks it runs (module docs).
     Some(unsafe { ptr.as_ref() })
 }
 
@@ -416,6 +417,9 @@ pub struct Thread {
     peer: Peer,
     shared: Arc<Shared>,
     handle: Option<std::thread::JoinHandle<Result<(), RingError>>>,
+    /// The process's fork generation when the thread started: a forked child's copy of a
+    /// `Thread` has no thread behind it, and shares the mailbox's eventfd with the parent.
+    fork_generation: u64,
 }
 
 impl Thread {
@@ -438,6 +442,7 @@ impl Thread {
                 peer,
                 shared,
                 handle: Some(handle),
+                fork_generation: syscall::fork_generation(),
             }),
             Ok(Err(e)) => {
                 let _ = handle.join();
@@ -466,6 +471,10 @@ impl Thread {
     /// Asks the child to stop: it finishes the callbacks of what it has received and exits.
     /// Messages sent after this fail with `EPIPE` once the child has closed its mailbox.
     pub fn kill(&mut self) {
+        if self.forked() {
+            // The thread is the parent's; waking it from here would stop it.
+            return;
+        }
         self.shared.stop.store(true, Ordering::Release);
         // A failed write means the eventfd is gone with a child that already exited.
         let _ = syscall::eventfd_write(self.peer.mailbox.eventfd.borrow(), 1);
@@ -475,9 +484,15 @@ impl Thread {
     /// first error a handler of the child returned (a handler's error stops the child as
     /// `kill` does, after it has handled the messages already sent to it),
     /// [`RingError::ThreadPanicked`] if one panicked, [`RingError::MessagesLost`] if messages
-    /// reported sent never arrived, or [`RingError::Replaced`] if a handler replaced the
-    /// child's ring.
+    /// reported sent never arrived, [`RingError::Replaced`] if a handler replaced the child's
+    /// ring, or [`RingError::Forked`] in a forked child (whose copy of the `Thread` has no
+    /// thread behind it: the parent's is left alone).
     pub fn join(mut self) -> Result<(), RingError> {
+        if self.forked() {
+            // No thread runs behind this copy: nothing to stop or wait for.
+            core::mem::forget(self.handle.take());
+            return Err(RingError::Forked);
+        }
         self.kill();
         match self.handle.take() {
             Some(handle) => flatten(handle.join()),
@@ -491,8 +506,20 @@ impl Thread {
     }
 }
 
+impl Thread {
+    /// Whether this is a forked child's copy of the `Thread`.
+    fn forked(&self) -> bool {
+        syscall::fork_generation() != self.fork_generation
+    }
+}
+
 impl Drop for Thread {
     fn drop(&mut self) {
+        if self.forked() {
+            // See `join`: the thread is not this process's.
+            core::mem::forget(self.handle.take());
+            return;
+        }
         if let Some(handle) = self.handle.take() {
             self.kill();
             let _ = handle.join();

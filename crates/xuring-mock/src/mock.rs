@@ -216,6 +216,7 @@ pub struct MockBuilder {
     order: Order,
     faults: Faults,
     auto_release: bool,
+    outlives_drop: bool,
     trace: bool,
 }
 
@@ -237,6 +238,7 @@ impl MockBuilder {
             order: Order::Submission,
             faults: Faults::none(),
             auto_release: true,
+            outlives_drop: false,
             trace: false,
         }
     }
@@ -295,6 +297,15 @@ impl MockBuilder {
         self
     }
 
+    /// Model a kernel that goes on with the ops it was given after the ring lets go of it, as
+    /// io_uring does (default `false`: the mock's ops run only inside its `enter`, so once it
+    /// is dropped nothing touches them). With `true`, a ring's teardown must wait for every op
+    /// on caller-owned memory, past its timeout, as it does on the kernel.
+    pub fn outlives_drop(mut self, outlives: bool) -> Self {
+        self.outlives_drop = outlives;
+        self
+    }
+
     /// Record every completion handed to the ring, for [`Mock::trace`].
     pub fn trace(mut self, trace: bool) -> Self {
         self.trace = trace;
@@ -321,6 +332,7 @@ impl MockBuilder {
             faults: self.faults,
             hold: false,
             auto_release: self.auto_release,
+            outlives_drop: self.outlives_drop,
             handlers: Default::default(),
             files: BTreeMap::new(),
             written: BTreeMap::new(),
@@ -519,6 +531,7 @@ pub struct Mock {
     faults: Faults,
     hold: bool,
     auto_release: bool,
+    outlives_drop: bool,
     handlers: [Option<Handler>; OpKind::COUNT],
     files: BTreeMap<RawFd, Source>,
     written: BTreeMap<RawFd, Vec<u8>>,
@@ -1209,6 +1222,12 @@ unsafe impl Backend for Mock {
 
     fn control(&mut self) -> MockControl<'_> {
         MockControl(self)
+    }
+
+    fn stops_on_drop(&self) -> bool {
+        // Ops run only inside `enter`: once the mock is gone, nothing touches them, unless the
+        // test asked it to behave like the kernel.
+        !self.outlives_drop
     }
 
     fn close_undelivered(&mut self, fd: RawFd) {

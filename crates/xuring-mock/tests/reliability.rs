@@ -123,6 +123,10 @@ unsafe impl Backend for Spy {
         self.mock.close_undelivered(fd);
     }
 
+    fn stops_on_drop(&self) -> bool {
+        self.mock.stops_on_drop()
+    }
+
     fn features(&self) -> &Features {
         self.mock.features()
     }

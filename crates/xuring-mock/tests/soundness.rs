@@ -655,3 +655,121 @@ fn a_ring_dropped_in_its_callback_gives_up_on_a_stuck_op_once() {
         "leaked (never freed) and counted once, though torn down twice"
     );
 }
+
+thread_local! {
+    static ASKED: Cell<u32> = const { Cell::new(0) };
+    static RAW_STUCK: Cell<Option<core::ptr::NonNull<u8>>> = const { Cell::new(None) };
+}
+
+/// A mock whose reads stay in flight for `asks` enters and whose cancels never land: an op
+/// the kernel holds past the teardown timeout. With `outlives`, the mock behaves like the
+/// kernel, which goes on after the ring lets go.
+fn stuck_ring(asks: u32, outlives: bool) -> MockRing {
+    ASKED.with(|a| a.set(0));
+    let mut ring = MockBuilder::new()
+        .outlives_drop(outlives)
+        .build_ring_with(
+            xuring_core::RingBuilder::new(8).teardown_timeout(Duration::from_millis(10)),
+        )
+        .expect("ring");
+    ring.backend_mut().handle(OpKind::Read, move |_| {
+        let n = ASKED.with(|a| {
+            a.set(a.get() + 1);
+            a.get()
+        });
+        if n <= asks {
+            Reply::Pending
+        } else {
+            Reply::Bytes(b"finally".to_vec())
+        }
+    });
+    ring.backend_mut()
+        .handle(OpKind::Cancel, |_| Reply::Err(xuring_core::Errno::EALREADY));
+    ring.backend_mut()
+        .handle(OpKind::CancelAll, |_| Reply::Complete(0));
+    ring
+}
+
+#[test]
+fn dropping_a_ring_waits_for_ops_on_caller_memory_past_the_timeout() {
+    // Like the kernel: the op would go on after the drop, so the drop waits for it, however
+    // many enters that takes (the timeout is 10 ms of virtual time, long gone).
+    let mut ring = stuck_ring(50, true);
+    let mut buf = Box::new([0u8; 16]);
+    let ptr = core::ptr::NonNull::from(&mut *buf).cast::<u8>();
+    // SAFETY: the box outlives the ring, which is dropped below, before the box.
+    unsafe { ring.read_raw(3, ptr, 16, Offset::File, Context::default()) };
+    ring.run(RunCondition::NoWait)
+        .expect("the read is in flight");
+    let before = xuring_core::leaked_tasks();
+    drop(ring);
+    assert_eq!(
+        ASKED.with(Cell::get),
+        51,
+        "the read finished before the drop returned"
+    );
+    assert_eq!(&buf[..7], b"finally");
+    assert_eq!(xuring_core::leaked_tasks(), before, "nothing leaked");
+}
+
+fn drop_then_free_stuck(ring: &mut MockRing, _task: &Task<Mock>) -> Result<(), RingError> {
+    *ring = Ring::init_mock();
+    let asked = ASKED.with(Cell::get);
+    let ptr = RAW_STUCK.with(Cell::take).expect("raw");
+    // SAFETY: the ring was dropped, which ends `read_raw`'s contract; the box is freed once.
+    drop(unsafe { Box::from_raw(ptr.as_ptr().cast::<[u8; 16]>()) });
+    note(format!("{asked}"));
+    Ok(())
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "leaks the stuck task on purpose, which Miri reports")]
+fn a_ring_given_up_on_is_never_entered_again() {
+    reset();
+    // A backend that stops with its drop: the ring gives up at the timeout and leaks the
+    // task. The engine lives on until the callback returns, but is never entered again, so
+    // the memory freed in the callback is not touched.
+    let mut ring = stuck_ring(u32::MAX, false);
+    let ptr = core::ptr::NonNull::from(Box::leak(Box::new([0u8; 16]))).cast::<u8>();
+    RAW_STUCK.with(|r| r.set(Some(ptr)));
+    // SAFETY: the box stays valid until the ring is dropped (in the callback, which then
+    // frees it).
+    unsafe { ring.read_raw(3, ptr, 16, Offset::File, Context::default()) };
+    ring.run(RunCondition::NoWait)
+        .expect("the read is in flight");
+    ring.noop(ctx(drop_then_free_stuck));
+    assert!(matches!(
+        ring.run(RunCondition::UntilDone),
+        Err(RingError::Replaced)
+    ));
+    let at_drop: u32 = seen()[0].parse().expect("a count");
+    assert_eq!(ASKED.with(Cell::get), at_drop, "no enter after the drop");
+}
+
+fn drop_with_panicking_cancels(ring: &mut MockRing, _task: &Task<Mock>) -> Result<(), RingError> {
+    *ring = Ring::init_mock();
+    Ok(())
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "leaks the pool on purpose, which Miri reports")]
+fn a_panic_while_a_callback_drops_its_ring_unwinds_without_an_abort() {
+    let mut ring = Ring::init_mock();
+    ring.backend_mut().pipe(PIPE_FD);
+    ring.backend_mut()
+        .handle(OpKind::Cancel, |_| panic!("the cancel handler fails"));
+    ring.backend_mut()
+        .handle(OpKind::CancelAll, |_| panic!("the cancel handler fails"));
+    ring.read(PIPE_FD, vec![0u8; 8], Offset::File, Context::default());
+    ring.run(RunCondition::NoWait)
+        .expect("the read is in flight");
+    ring.noop(ctx(drop_with_panicking_cancels));
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ring.run(RunCondition::UntilDone)
+    }));
+    assert!(unwound.is_err(), "the handler's panic comes through");
+    // The handle holds the replacement, which works.
+    ring.noop(Context::default());
+    ring.run(RunCondition::UntilDone)
+        .expect("the new ring runs");
+}

@@ -33,7 +33,7 @@
 //! // SAFETY: a NOP names no memory.
 //! unsafe { ring.sq().push(&sqe) }.expect("a new ring has room");
 //! ring.sq().publish();
-//! xuring_sys::syscall::io_uring_enter(ring.fd(), 1, 1, EnterFlags::GETEVENTS, None)?;
+//! xuring_sys::syscall::io_uring_enter(ring.as_fd(), 1, 1, EnterFlags::GETEVENTS, None)?;
 //! let mut seen = Vec::new();
 //! ring.cq().reap(|cqe| seen.push(cqe.user_data));
 //! assert_eq!(seen, [42]);

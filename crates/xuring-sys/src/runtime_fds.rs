@@ -6,9 +6,10 @@
 //! would otherwise free the fd number for reuse while the runtime still writes to it, and a
 //! user `read` of a mailbox eventfd would swallow the wake-up of a waiting message.
 //!
-//! The check is by number. Safe code cannot get another number for a runtime fd: the
-//! `xuring-sys` calls that duplicate or write an fd take a `BorrowedFd`, and reopening an
-//! eventfd through `/proc/self/fd` fails (`ENXIO`). A duplicate made with `unsafe` code
+//! The check is by number. Safe code cannot get another number for a runtime fd, nor unlist
+//! one: the `xuring-sys` calls that duplicate, write, enter or register an fd take a
+//! `BorrowedFd`, reopening an eventfd through `/proc/self/fd` fails (`ENXIO`), and only a
+//! [`RuntimeFd`] (which owns its fd) claims and releases. A duplicate made with `unsafe` code
 //! (`BorrowedFd::borrow_raw`, `libc::dup`) is that code's responsibility.
 //!
 //! The check is on every fd-taking op, so it must be cheap: fds below [`DENSE`] (nearly all
@@ -37,9 +38,10 @@ fn sparse() -> std::sync::MutexGuard<'static, Vec<RawFd>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Records `fd` as the runtime's. Call it right after creating the fd, before anything else
-/// can learn its number.
-pub fn claim(fd: RawFd) {
+/// Records `fd` as the runtime's. Called right after the fd is created, before anything else
+/// can learn its number. Private: only a [`RuntimeFd`], which owns the fd, claims and releases
+/// (a public `release` would let safe code unguard a runtime fd and close it).
+fn claim(fd: RawFd) {
     if let Some((word, bit)) = dense(fd) {
         DENSE_BITS[word].fetch_or(bit, Ordering::SeqCst);
         return;
@@ -49,9 +51,9 @@ pub fn claim(fd: RawFd) {
     SPARSE_LEN.store(list.len(), Ordering::SeqCst);
 }
 
-/// Forgets `fd`. Call it before closing the fd: after the close, its number may come back as
+/// Forgets `fd`. Called before closing the fd: after the close, its number may come back as
 /// someone else's.
-pub fn release(fd: RawFd) {
+fn release(fd: RawFd) {
     if let Some((word, bit)) = dense(fd) {
         DENSE_BITS[word].fetch_and(!bit, Ordering::SeqCst);
         return;

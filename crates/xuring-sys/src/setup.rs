@@ -418,7 +418,7 @@ impl RawRing {
             errno,
         };
         loop {
-            match syscall::io_uring_enter(self.fd(), 1, 1, EnterFlags::GETEVENTS, None) {
+            match syscall::io_uring_enter(self.as_fd(), 1, 1, EnterFlags::GETEVENTS, None) {
                 Ok(_) => break,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(os(e)),

@@ -44,14 +44,16 @@ pub fn io_uring_setup(entries: u32, params: &mut io_uring_params) -> Result<Owne
 ///
 /// With `timeout`, the wait ends after that long even with fewer completions (`ETIME`); this
 /// needs `FEAT_EXT_ARG` (5.11), and `EnterFlags::EXT_ARG` is added here. Returns the number of
-/// SQEs consumed.
+/// SQEs consumed. It takes a `BorrowedFd`: entering a ring needs the ring, not a number that
+/// may name another's.
 pub fn io_uring_enter(
-    fd: RawFd,
+    fd: BorrowedFd<'_>,
     to_submit: u32,
     min_complete: u32,
     flags: EnterFlags,
     timeout: Option<&__kernel_timespec>,
 ) -> Result<u32, Errno> {
+    let fd = fd.as_raw_fd();
     let ret = match timeout {
         None => {
             // SAFETY: no pointer argument: the signal mask pointer is null and its size 0.
@@ -148,8 +150,11 @@ pub fn probe_opcodes(fd: RawFd) -> Result<OpSet, Errno> {
     Ok(set)
 }
 
-/// Registers an eventfd that the kernel signals on each completion.
-pub fn register_eventfd(fd: RawFd, eventfd: RawFd) -> Result<(), Errno> {
+/// Registers an eventfd that the kernel signals on each completion. Both are `BorrowedFd`s:
+/// safe code must hold what it aims this at.
+pub fn register_eventfd(fd: BorrowedFd<'_>, eventfd: BorrowedFd<'_>) -> Result<(), Errno> {
+    let fd = fd.as_raw_fd();
+    let eventfd = eventfd.as_raw_fd();
     let ptr: *const RawFd = &eventfd;
     // SAFETY: `REGISTER_EVENTFD` reads one `i32` from `ptr` during the call; the kernel takes
     // its own reference to the eventfd's file, not to this memory.

@@ -24,13 +24,12 @@ fn nop_round_trip(ring: &mut RawRing, base: u64, count: u32) -> Vec<(u64, i32)> 
         unsafe { ring.sq().push(&sqe) }.expect("room for the batch");
     }
     ring.sq().publish();
-    let fd = ring.fd();
     let mut done = Vec::new();
     let mut to_submit = count;
     while done.len() < count as usize {
         let want = count - done.len() as u32;
-        let submitted =
-            io_uring_enter(fd, to_submit, want, EnterFlags::GETEVENTS, None).expect("enter");
+        let submitted = io_uring_enter(ring.as_fd(), to_submit, want, EnterFlags::GETEVENTS, None)
+            .expect("enter");
         to_submit -= submitted;
         ring.cq().reap(|cqe| done.push((cqe.user_data, cqe.res)));
     }
@@ -88,7 +87,7 @@ fn full_sq_refuses_the_extra_entry() {
     assert!(third.is_err(), "a third SQE does not fit");
     assert_eq!(r.sq().space(), 0);
     r.sq().publish();
-    io_uring_enter(r.fd(), 2, 2, EnterFlags::GETEVENTS, None).expect("enter");
+    io_uring_enter(r.as_fd(), 2, 2, EnterFlags::GETEVENTS, None).expect("enter");
     assert_eq!(r.sq().space(), 2, "the kernel consumed both");
     assert_eq!(r.cq().reap(|_| {}), 2);
 }
@@ -205,7 +204,7 @@ fn enter_with_timeout_returns_etime() {
         tv_nsec: 1_000_000,
     };
     let start = std::time::Instant::now();
-    let err = io_uring_enter(r.fd(), 0, 1, EnterFlags::GETEVENTS, Some(&ts))
+    let err = io_uring_enter(r.as_fd(), 0, 1, EnterFlags::GETEVENTS, Some(&ts))
         .expect_err("nothing completes");
     assert_eq!(err, Errno::ETIME);
     assert!(start.elapsed() >= std::time::Duration::from_millis(1));

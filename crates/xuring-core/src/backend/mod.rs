@@ -110,6 +110,14 @@ pub unsafe trait Backend: Sized {
         -libc::EOPNOTSUPP
     }
 
+    /// Whether dropping the backend stops every op it was given, so that a ring giving up on
+    /// stuck ops at teardown may free memory they use once the backend is gone (the mock: its
+    /// executor is itself). False for io_uring: the kernel goes on after the ring fd closes, so
+    /// the ring waits for ops on caller-owned memory without a time limit.
+    fn stops_on_drop(&self) -> bool {
+        false
+    }
+
     /// Closes `fd`, a descriptor that a completed open, accept or socket created but no callback
     /// ever received (its ring was dropped first): the ring owns it, and nobody else ever will.
     fn close_undelivered(&mut self, fd: std::os::fd::RawFd);

@@ -324,7 +324,7 @@ unsafe impl Backend for Uring {
         let to_submit = sq.pending();
         let ts = timeout.map(Timespec::to_kernel);
         io_uring_enter(
-            self.ring.fd(),
+            self.ring.as_fd(),
             to_submit,
             min_complete,
             EnterFlags::GETEVENTS,
