@@ -125,7 +125,7 @@ impl<B: Backend> Engine<B> {
     }
 
     /// Queues a task for `op`; the common path of every op method.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn queue(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
         let task = self.pool.get();
         // SAFETY: the pool's pointers are valid for the engine's life.
@@ -603,7 +603,7 @@ impl<B: Backend> Engine<B> {
     }
 
     /// Returns a finished task to the pool, dropping what its op still owns.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn recycle(&mut self, task: NonNull<Task<B>>) {
         // SAFETY: the task's callback has returned (or unwound), so no reference to it
         // remains, and the backend is done with it.
