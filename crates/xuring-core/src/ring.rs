@@ -352,7 +352,7 @@ impl<B: Backend> Ring<B> {
 
     // ----- operations -----
 
-    /// `IORING_OP_NOP` (5.1): completes with [`OpResult::Noop`]. Useful to measure the
+    /// `IORING_OP_NOP` (5.1): completes with [`OpResult::Noop`](crate::OpResult::Noop). Useful to measure the
     /// runtime's own overhead, or to get a callback on the next `run`.
     #[inline]
     pub fn noop(&mut self, ctx: Context<B>) -> TaskHandle<B> {
@@ -388,7 +388,7 @@ impl<B: Backend> Ring<B> {
 
     /// `IORING_OP_READ` (5.6), like `pread(2)` (or `read(2)` with [`Offset::File`]): reads up
     /// to `buf.len()` bytes into `buf`, completing with `OpResult::Read(Ok(n))`. The buffer
-    /// travels with the task; take it back in the callback with [`Task::take_buf`]. A
+    /// travels with the task; take it back in the callback with [`Task::take_buf`](crate::Task::take_buf). A
     /// registered pool buffer uses `IORING_OP_READ_FIXED`. A read-only buffer
     /// (`&'static [u8]`) completes with `EFAULT` without reaching the kernel.
     #[inline]
@@ -410,7 +410,7 @@ impl<B: Backend> Ring<B> {
 
     /// `IORING_OP_WRITE` (5.6), like `pwrite(2)` (or `write(2)` with [`Offset::File`]):
     /// writes `buf`, completing with `OpResult::Write(Ok(n))` (`n` may be short). The buffer
-    /// travels with the task and comes back through [`Task::take_buf`]. A registered pool
+    /// travels with the task and comes back through [`Task::take_buf`](crate::Task::take_buf). A registered pool
     /// buffer uses `IORING_OP_WRITE_FIXED`.
     #[inline]
     pub fn write(
@@ -475,7 +475,7 @@ impl<B: Backend> Ring<B> {
 
     /// `IORING_OP_READV` (5.1), like `preadv2(2)`: reads into several buffers in order.
     /// Completes with `OpResult::Readv(Ok(n))`; take the buffers back with
-    /// [`Task::take_iovecs`]. Read-only buffers complete with `EFAULT` locally.
+    /// [`Task::take_iovecs`](crate::Task::take_iovecs). Read-only buffers complete with `EFAULT` locally.
     pub fn readv(
         &mut self,
         fd: RawFd,
@@ -706,7 +706,7 @@ impl<B: Backend> Ring<B> {
 
     // ----- cancellation -----
 
-    /// Cancels the task `target`, completing with [`OpResult::Cancel`]:
+    /// Cancels the task `target`, completing with [`OpResult::Cancel`](crate::OpResult::Cancel):
     /// - still queued: it is taken off the queue and completes with `ECANCELED` without
     ///   reaching the kernel; the cancel completes with `Ok(())`;
     /// - in flight: a timer is removed with `IORING_OP_TIMEOUT_REMOVE`, anything else with

@@ -120,7 +120,7 @@ pub enum Reply {
     Pending,
 }
 
-/// A handler: given a request, decides its outcome. See [`Mock::handle`].
+/// A handler: given a request, decides its outcome. See [`MockControl::handle`].
 pub type Handler = Box<dyn FnMut(&Request<'_>) -> Reply>;
 
 // ----- options -----

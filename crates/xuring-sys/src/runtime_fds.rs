@@ -12,7 +12,7 @@
 //! [`RuntimeFd`] (which owns its fd) claims and releases. A duplicate made with `unsafe` code
 //! (`BorrowedFd::borrow_raw`, `libc::dup`) is that code's responsibility.
 //!
-//! The check is on every fd-taking op, so it must be cheap: fds below [`DENSE`] (nearly all
+//! The check is on every fd-taking op, so it must be cheap: fds below `DENSE` (4096: nearly all
 //! of them) are one bit each in a fixed bitmap; the rare higher ones sit in a short list,
 //! consulted only while it is non-empty.
 

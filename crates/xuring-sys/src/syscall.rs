@@ -5,7 +5,7 @@
 //! This module is one of the three places in `xuring-sys` that contain `unsafe` code (with
 //! `mmap` and `queue`). Each function here passes the kernel pointers to memory that is valid
 //! for the whole call; the kernel keeps none of them after returning except in
-//! [`register`], whose contract makes that the caller's duty. `io_uring_enter` consumes SQEs
+//! [`register()`], whose contract makes that the caller's duty. `io_uring_enter` consumes SQEs
 //! whose memory obligations were accepted by whoever pushed them
 //! ([`SubmissionQueue::push`](crate::SubmissionQueue::push) is `unsafe` for that reason).
 
