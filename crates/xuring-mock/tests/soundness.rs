@@ -23,6 +23,12 @@ thread_local! {
     static CALLS: Cell<u32> = const { Cell::new(0) };
 }
 
+/// Runs `ring` until done, which must end with `RingError::Replaced`: a callback replaced it.
+fn assert_replaced(ring: &mut MockRing) {
+    let run = ring.run(RunCondition::UntilDone);
+    assert!(matches!(run, Err(RingError::Replaced)), "{run:?}");
+}
+
 fn reset() {
     SPARE.with(|s| s.borrow_mut().take());
     SEEN.with(|s| s.borrow_mut().clear());
@@ -74,10 +80,7 @@ fn assign(ring: &mut MockRing, task: &Task<Mock>) -> Result<(), RingError> {
 fn assigning_the_ring_in_its_callback_stops_that_run_and_frees_nothing_under_it() {
     reset();
     let mut ring = staged(assign, 3);
-    assert!(matches!(
-        ring.run(RunCondition::UntilDone),
-        Err(RingError::Replaced)
-    ));
+    assert_replaced(&mut ring);
     assert_eq!(seen(), ["Some(Noop) Running"]);
     assert_eq!(
         CALLS.with(Cell::get),
@@ -107,10 +110,7 @@ fn swapping_the_ring_in_its_callback_leaves_both_rings_whole() {
     reset();
     SPARE.with(|s| *s.borrow_mut() = Some(Ring::init_mock()));
     let mut ring = staged(swap_out, 3);
-    assert!(matches!(
-        ring.run(RunCondition::UntilDone),
-        Err(RingError::Replaced)
-    ));
+    assert_replaced(&mut ring);
     assert_eq!(CALLS.with(Cell::get), 0);
     // `ring` is now the spare, holding the callback's noop.
     ring.run(RunCondition::UntilDone).expect("the spare runs");
@@ -155,10 +155,7 @@ fn drop_it(ring: &mut MockRing, task: &Task<Mock>) -> Result<(), RingError> {
 fn dropping_the_ring_in_its_callback_tears_it_down_after_the_callback() {
     reset();
     let mut ring = staged(drop_it, 2);
-    assert!(matches!(
-        ring.run(RunCondition::UntilDone),
-        Err(RingError::Replaced)
-    ));
+    assert_replaced(&mut ring);
     assert_eq!(seen(), ["Some(Noop)"]);
     assert!(ring.is_idle(), "the replacement is a fresh ring");
 }
@@ -198,10 +195,7 @@ fn run_the_swapped_out_ring(ring: &mut MockRing, _task: &Task<Mock>) -> Result<(
 fn a_swapped_out_ring_refuses_reentry_and_its_replacement_runs_nested() {
     reset();
     let mut ring = staged(run_the_swapped_out_ring, 1);
-    assert!(matches!(
-        ring.run(RunCondition::UntilDone),
-        Err(RingError::Replaced)
-    ));
+    assert_replaced(&mut ring);
     assert_eq!(seen(), ["Err(Reentrant)"]);
     assert_eq!(CALLS.with(Cell::get), 1, "the nested run called back");
     let mut original = SPARE.with(|s| s.borrow_mut().take()).expect("the original");
@@ -221,10 +215,7 @@ fn a_ring_forgotten_in_its_callback_is_leaked_not_freed() {
     }
     reset();
     let mut ring = staged(forget, 1);
-    assert!(matches!(
-        ring.run(RunCondition::UntilDone),
-        Err(RingError::Replaced)
-    ));
+    assert_replaced(&mut ring);
 }
 
 #[test]
@@ -484,10 +475,7 @@ fn a_ring_dropped_in_its_callback_lets_go_of_raw_memory_before_the_drop_returns(
     ring.noop(ctx(feed_drop_free));
     // Under Miri, a read completed into the freed box by the old ring's teardown would be a
     // use-after-free; the drop inside the callback cancels and reaps it first.
-    assert!(matches!(
-        ring.run(RunCondition::UntilDone),
-        Err(RingError::Replaced)
-    ));
+    assert_replaced(&mut ring);
 }
 
 #[test]
@@ -645,10 +633,7 @@ fn a_ring_dropped_in_its_callback_gives_up_on_a_stuck_op_once() {
         .expect("the read is in flight");
     ring.noop(ctx(drop_stuck));
     let before = xuring_core::leaked_tasks();
-    assert!(matches!(
-        ring.run(RunCondition::UntilDone),
-        Err(RingError::Replaced)
-    ));
+    assert_replaced(&mut ring);
     assert_eq!(
         xuring_core::leaked_tasks() - before,
         1,
@@ -738,10 +723,7 @@ fn a_ring_given_up_on_is_never_entered_again() {
     ring.run(RunCondition::NoWait)
         .expect("the read is in flight");
     ring.noop(ctx(drop_then_free_stuck));
-    assert!(matches!(
-        ring.run(RunCondition::UntilDone),
-        Err(RingError::Replaced)
-    ));
+    assert_replaced(&mut ring);
     let at_drop: u32 = seen()[0].parse().expect("a count");
     assert_eq!(ASKED.with(Cell::get), at_drop, "no enter after the drop");
 }

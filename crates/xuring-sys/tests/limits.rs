@@ -8,7 +8,6 @@
 //! would see other tests' descriptors. `seccomp.rs` covers `ENOSYS`/`EPERM` from a filter.
 
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use xuring_sys::abi::register::{IORING_REGISTER_BUFFERS, IORING_UNREGISTER_BUFFERS};
 use xuring_sys::{KernelLevel, RawRing, SetupError, SetupOptions, syscall};
@@ -17,16 +16,8 @@ const CHILD_ENV: &str = "XURING_LIMITS_CHILD_MEMLOCK";
 const DISABLED: &str = "/proc/sys/kernel/io_uring_disabled";
 const NOBODY: u32 = 65534;
 
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
-}
+mod common;
+use common::{open_fds, serial};
 
 fn is_root() -> bool {
     // SAFETY: `geteuid` has no preconditions.

@@ -4,20 +4,10 @@
 //! The cases run one at a time (a lock), because the fd counts would see other tests'
 //! descriptors.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
-
 use xuring_sys::{KernelLevel, RawRing, SetupError, SetupFlags, SetupOptions};
 
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
-}
+mod common;
+use common::{open_fds, serial};
 
 /// `IORING_SETUP_NO_SQARRAY` (6.6): newer than xuring's table, and it removes the SQ index
 /// array the submission queue fills.
