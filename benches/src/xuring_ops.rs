@@ -64,7 +64,7 @@ fn on_counted(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     };
     let ok = matches!(
         task.result,
-        Some(OpResult::Noop) | Some(OpResult::Timer(Ok(())))
+        Some(OpResult::Noop(Ok(()))) | Some(OpResult::Timer(Ok(())))
     );
     counter.failed.set(counter.failed.get() + u64::from(!ok));
     counter.done.set(counter.done.get() + 1);

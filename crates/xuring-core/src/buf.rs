@@ -202,6 +202,13 @@ impl IoBuf {
     }
 }
 
+impl Default for IoBuf {
+    /// An empty, read-only buffer (what a task keeps once its buffer was taken back).
+    fn default() -> IoBuf {
+        IoBuf(Repr::Static(&[]))
+    }
+}
+
 impl From<Vec<u8>> for IoBuf {
     fn from(v: Vec<u8>) -> IoBuf {
         IoBuf(Repr::Vec(v))

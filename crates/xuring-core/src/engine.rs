@@ -23,10 +23,11 @@ use xuring_queue::{List, Queue};
 use xuring_sys::{CancelFlags, Opcode};
 
 use crate::backend::Completion;
-use crate::op::{CPath, CancelVia, Message};
+use crate::op::{CancelVia, Declared, Message};
+use crate::ops::{self, CancelAll, OpKind};
 use crate::pool::TaskPool;
 use crate::ring::RingStats;
-use crate::task::{NOT_A_TASK, OpClass, THREAD_MAIL, TaskState};
+use crate::task::{NOT_A_TASK, THREAD_MAIL, TaskState};
 use crate::{
     Backend, BufferPool, Context, Op, OpResult, Ring, RingError, Task, TaskHandle, TaskId, Timespec,
 };
@@ -130,7 +131,7 @@ impl<B: Backend> Engine<B> {
         let task = self.pool.get();
         // SAFETY: the pool's pointers are valid for the engine's life.
         let t = unsafe { task.as_ref() };
-        t.class.set(OpClass::of(&op));
+        t.kind.set(op.kind());
         // SAFETY: a task fresh from the free list is `Free`: nothing else refers to its op,
         // and recycling left an op that owns nothing.
         unsafe { t.write_op(op) };
@@ -160,24 +161,34 @@ impl<B: Backend> Engine<B> {
         unsafe { self.completions.push_back(task) };
     }
 
-    pub(crate) fn stat_op(
-        &mut self,
-        path: CPath,
-        nofollow: bool,
-        ctx: Context<B>,
-    ) -> TaskHandle<B> {
-        let buf = self
-            .statx_cache
+    /// Queues a declared op: what every op method does. Arguments the kernel must never see
+    /// complete the task with their errno at the next `run`; an op on caller-owned memory is
+    /// marked (`Task::borrowed`); an op whose opcode is newer than the 5.6 floor and missing
+    /// here is marked for its fallback. For a noop all of that folds away at compile time.
+    #[inline(always)]
+    pub(crate) fn submit<T: Declared>(&mut self, op: T, ctx: Context<B>) -> TaskHandle<B> {
+        let refuse = op.refuse();
+        let borrowed = op.borrows_memory();
+        let missing = !T::KIND.on_floor() && !self.backend.features().supports(T::KIND.opcode());
+        let handle = self.queue(op.into(), ctx);
+        if borrowed || missing {
+            // SAFETY: the pool's pointers are valid for the engine's life; `Cell`s are set.
+            let t = unsafe { handle.as_non_null().as_ref() };
+            t.borrowed.set(borrowed);
+            t.fallback.set(missing);
+        }
+        if let Some(errno) = refuse {
+            self.fail_queued(handle, errno);
+        }
+        handle
+    }
+
+    /// A `statx` buffer for a stat: one a finished stat left, so a stat allocates only in
+    /// warm-up.
+    pub(crate) fn statx_buf(&mut self) -> Box<libc::statx> {
+        self.statx_cache
             .pop()
-            .unwrap_or_else(crate::stat::zeroed_statx);
-        self.queue(
-            Op::Stat {
-                path,
-                nofollow,
-                buf,
-            },
-            ctx,
-        )
+            .unwrap_or_else(crate::stat::zeroed_statx)
     }
 
     /// Marks a queued task as background work (`run(UntilDone)` does not wait for it).
@@ -186,29 +197,6 @@ impl<B: Backend> Engine<B> {
         unsafe { handle.as_non_null().as_ref() }
             .background
             .set(true);
-    }
-
-    /// Queues `op`, or, with `refuse = Some(errno)`, completes it with that error at the next
-    /// `run` without it reaching the backend (bad arguments the kernel must never see).
-    /// Every op with a buffer goes through here, so this is also where an op on caller-owned
-    /// memory is marked (`Task::borrowed`).
-    #[inline]
-    pub(crate) fn queue_or_fail(
-        &mut self,
-        op: Op,
-        refuse: Option<i32>,
-        ctx: Context<B>,
-    ) -> TaskHandle<B> {
-        let borrowed = op.borrows_memory();
-        let handle = self.queue(op, ctx);
-        if borrowed {
-            // SAFETY: the pool's pointers are valid for the engine's life; a `Cell` is set.
-            unsafe { handle.as_non_null().as_ref() }.borrowed.set(true);
-        }
-        if let Some(errno) = refuse {
-            self.fail_queued(handle, errno);
-        }
-        handle
     }
 
     /// Completes a task that was just queued with `-errno`, without the backend.
@@ -258,13 +246,7 @@ impl<B: Backend> Engine<B> {
 
     /// A cancel decided without the backend: completes with `res` at the next `run`.
     fn cancel_locally(&mut self, target: TaskId, res: i32, ctx: Context<B>) -> TaskHandle<B> {
-        let cancel = self.queue(
-            Op::Cancel {
-                target,
-                via: CancelVia::AsyncCancel,
-            },
-            ctx,
-        );
+        let cancel = self.queue(ops::Cancel::new(target, CancelVia::AsyncCancel).into(), ctx);
         self.unqueue(cancel.as_non_null());
         self.complete_locally(cancel.as_non_null(), res);
         cancel
@@ -285,12 +267,12 @@ impl<B: Backend> Engine<B> {
                 // SAFETY: the pool's pointers are valid for the engine's life.
                 let t = unsafe { task.as_ref() };
                 // The op itself is not read: the kernel may be writing into it.
-                let via = if t.class.get() == OpClass::Timer {
+                let via = if t.kind.get() == OpKind::Timer {
                     CancelVia::TimeoutRemove
                 } else {
                     CancelVia::AsyncCancel
                 };
-                self.queue(Op::Cancel { target, via }, ctx)
+                self.queue(ops::Cancel::new(target, via).into(), ctx)
             }
             _ => self.cancel_missed(target, ctx),
         }
@@ -307,7 +289,7 @@ impl<B: Backend> Engine<B> {
         while let Some(task) = self.submission_q.pop_front() {
             // SAFETY: the pool's pointers are valid for the engine's life.
             let t = unsafe { task.as_ref() };
-            if t.background.get() || t.class.get() == OpClass::Cancel {
+            if t.background.get() || t.kind.get().is_cancel() {
                 background += u32::from(t.background.get());
                 // SAFETY: as in `queue`: live, stable, shared access only while linked.
                 unsafe { kept.push_back(task) };
@@ -321,15 +303,9 @@ impl<B: Backend> Engine<B> {
             unsafe { self.submission_q.push_back(task) };
         }
         if self.cancel_any_supported() {
-            return self.queue(Op::CancelAny { local, background }, ctx);
+            return self.queue(CancelAll::any(local, background).into(), ctx);
         }
-        let join = self.queue(
-            Op::CancelAllJoin {
-                outstanding: 0,
-                cancelled: local,
-            },
-            ctx,
-        );
+        let join = self.queue(CancelAll::join(local).into(), ctx);
         let join_ptr = join.as_non_null();
         self.unqueue(join_ptr);
         // SAFETY: the pool's pointers are valid for the engine's life.
@@ -364,7 +340,9 @@ impl<B: Backend> Engine<B> {
             // SAFETY: the pool's pointers are valid for the engine's life.
             let join_task = unsafe { join_ptr.as_ref() };
             // SAFETY: the join task is `Waiting`: only the ring touches its op.
-            if let Op::CancelAllJoin { outstanding: o, .. } = unsafe { join_task.op_mut() } {
+            if let Op::CancelAll(join) = unsafe { join_task.op_mut() }
+                && let Some((o, _)) = join.join_counts()
+            {
                 *o = outstanding;
             }
         }
@@ -393,7 +371,7 @@ impl<B: Backend> Engine<B> {
             if t.state.get() != TaskState::InFlight {
                 return None;
             }
-            (t.class.get() != OpClass::Cancel).then(|| t.id.get())
+            (!t.kind.get().is_cancel()).then(|| t.id.get())
         })
     }
 
@@ -428,7 +406,7 @@ impl<B: Backend> Engine<B> {
                     break;
                 }
                 // SAFETY: a `Queued` task's op belongs to the ring.
-                if let Some(res) = self.fallback_result(unsafe { t.op() }) {
+                if let Some(res) = unsafe { t.op() }.missing(&mut self.backend) {
                     self.complete_locally(task, res);
                     continue;
                 }
@@ -454,46 +432,11 @@ impl<B: Backend> Engine<B> {
         }
     }
 
-    /// For an op marked at queue time, what to do at submission: `Some(res)` completes it
-    /// locally with `res` (a direct `socket(2)` for `SOCKET` before 5.19, `EPIPE` for a send
-    /// to a mailbox that has closed, `EOPNOTSUPP` for a missing opcode); `None` submits it.
-    #[cold]
-    fn fallback_result(&mut self, op: &Op) -> Option<i32> {
-        Some(match op {
-            Op::Socket {
-                domain,
-                ty,
-                protocol,
-            } => self.backend.socket_fallback(*domain, *ty, *protocol),
-            Op::MailboxSend {
-                mailbox,
-                message,
-                msg_ring,
-                admitted,
-            } => return mailbox.admit(*message, *msg_ring, admitted),
-            _ => -libc::EOPNOTSUPP,
-        })
-    }
-
-    /// Queues `op`, marked so that `fallback_result` decides at submission.
+    /// Queues `op`, marked so that [`Op::missing`] decides at submission.
     pub(crate) fn queue_marked(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
         let handle = self.queue(op, ctx);
         // SAFETY: the pool's pointers are valid for the engine's life.
         unsafe { handle.as_non_null().as_ref() }.fallback.set(true);
-        handle
-    }
-
-    /// Queues `op`, marked for its fallback if the backend lacks its opcode. For the ops
-    /// newer than the 5.6 floor (the older ones are checked once, at setup).
-    pub(crate) fn queue_checked(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
-        let missing = op
-            .opcode()
-            .is_some_and(|code| !self.backend.features().supports(code));
-        let handle = self.queue(op, ctx);
-        if missing {
-            // SAFETY: the pool's pointers are valid for the engine's life.
-            unsafe { handle.as_non_null().as_ref() }.fallback.set(true);
-        }
         handle
     }
 
@@ -530,8 +473,9 @@ impl<B: Backend> Engine<B> {
                 let task = pool.get();
                 // SAFETY: the pool's pointers are valid for the engine's life.
                 let t = unsafe { task.as_ref() };
-                // SAFETY: a task fresh from the free list is `Free`: the engine owns its op.
-                *unsafe { t.op_mut() } = Op::Received { message };
+                // A received message has no op: the task's is whatever its last one left (one
+                // that owns nothing), and it is never decoded or submitted.
+                t.kind.set(OpKind::Noop);
                 t.ctx.set(ctx);
                 t.internal.set(internal);
                 t.state.set(TaskState::Ready);
@@ -581,8 +525,8 @@ impl<B: Backend> Engine<B> {
     /// the task is back in the pool, so a panicking buffer drop cannot lose the task.
     #[cold]
     fn drop_op(&mut self, op: Op) {
-        if let Op::Stat { buf, .. } = op {
-            self.statx_cache.push(buf);
+        if let Op::Stat(stat) = op {
+            self.statx_cache.push(stat.into_buf());
         }
     }
 
@@ -647,16 +591,15 @@ fn on_cancel_all_part<B: Backend>(ring: &mut Ring<B>, task: &Task<B>) -> Result<
     let join_task = unsafe { join.as_ref() };
     debug_assert_eq!(join_task.state.get(), TaskState::Waiting);
     // SAFETY: a `Waiting` task's op is touched only by the ring (this code).
-    let done = match unsafe { join_task.op_mut() } {
-        Op::CancelAllJoin {
-            outstanding,
-            cancelled,
-        } => {
-            *cancelled += u32::from(hit);
-            *outstanding -= 1;
-            *outstanding == 0
-        }
-        _ => false,
+    let done = if let Op::CancelAll(join) = unsafe { join_task.op_mut() }
+        && let Some((outstanding, cancelled)) = join.join_counts()
+    {
+        *cancelled += u32::from(hit);
+        *outstanding -= 1;
+        *outstanding == 0
+    } else {
+        debug_assert!(false, "a cancel_all part's join is a join");
+        false
     };
     if done {
         ring.engine().complete_locally(join, 0);

@@ -39,7 +39,7 @@
 //! use xuring_core::{Context, OpResult, Ring, RingError, RunCondition, Task};
 //!
 //! fn on_noop(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
-//!     assert!(matches!(task.result, Some(OpResult::Noop)));
+//!     assert!(matches!(task.result, Some(OpResult::Noop(Ok(())))));
 //!     Ok(())
 //! }
 //!
@@ -63,10 +63,11 @@ mod buf;
 #[allow(unsafe_code)]
 mod engine;
 mod error;
+#[macro_use]
 pub mod op;
+pub mod ops;
 #[allow(unsafe_code)]
 mod pool;
-mod result;
 #[allow(unsafe_code)]
 mod ring;
 #[allow(unsafe_code)]
@@ -83,8 +84,8 @@ mod time;
 pub use backend::{Backend, Completion, Uring};
 pub use buf::{BufferPool, IoBuf, IoVecs, PoolBuf};
 pub use error::RingError;
-pub use op::{Accepted, CPath, Message, Offset, Op};
-pub use result::OpResult;
+pub use op::{Accepted, CPath, Message, Offset};
+pub use ops::{Op, OpKind, OpResult};
 pub use ring::{Ring, RingBuilder, RingStats, leaked_tasks};
 pub use run::RunCondition;
 pub use sockaddr::SockAddrBuf;

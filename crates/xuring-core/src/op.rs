@@ -1,23 +1,27 @@
-//! `Op`: an operation with every argument the kernel reads or writes, owned by its task.
+//! What every operation is made of, and the macro that declares one.
 //!
-//! This is the interface between [`Ring`](crate::Ring) and a [`Backend`](crate::Backend):
-//! the ring stores an `Op` in a task, at an address that does not change until the task
-//! completes, and hands the backend a pointer to it. The real backend turns it into an SQE
-//! (`backend::uring::prep`, one exhaustive `match`); the mock interprets it directly. Turning a
-//! completion's `res` back into an [`OpResult`] is [`Op::decode`], also one exhaustive `match`,
-//! and [`Op::opcode`] names the opcode whose probe bit and kernel version (in `xuring-sys`'s
-//! table) decide whether the op can run: so a new op without a decoder, a preparation or an
-//! opcode does not compile.
+//! An operation is declared once, in [`ops`](crate::ops), with [`declare_ops!`]: its
+//! arguments (the memory the kernel uses, owned by the task), its result type, its opcode, the
+//! arguments it refuses, its SQE preparation, its result decoding, what happens where its
+//! opcode is missing, and the `Ring` methods that submit it. Everything else follows from that
+//! one entry: the [`Op`](crate::Op) variant and its argument struct, the
+//! [`OpKind`](crate::OpKind) tag that [`OpResult`](crate::OpResult) shares, the dispatch the
+//! engine and the io_uring backend use, the choice between the 5.6 floor and a per-op check
+//! (from the opcode's kernel version), the fuzzers' list and the `docs/kernel-compat.md` row.
+//! A backend that interprets ops (the mock) matches on [`Op`](crate::Op) without a wildcard,
+//! so an op it does not model does not compile either.
+//!
+//! This module holds the pieces entries share: the argument types ([`Offset`], [`CPath`],
+//! [`Message`], [`Accepted`]), the SQE helper every read/write-style op uses
+//! ([`prep_rw`]) and the refusal checks.
 
 use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
 
-use xuring_sys::abi::__kernel_timespec;
-use xuring_sys::{Errno, Opcode};
+use xuring_sys::Opcode;
+use xuring_sys::abi::io_uring_sqe;
 
-use crate::sockaddr::SockAddrBuf;
-use crate::stat::Stat;
-use crate::{IoBuf, IoVecs, OpResult, TaskId};
+use crate::BufferPool;
 
 /// Where a read or write happens in the file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -71,15 +75,6 @@ impl From<CString> for CPath {
     }
 }
 
-/// How a cancel reaches its target in the kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CancelVia {
-    /// `IORING_OP_TIMEOUT_REMOVE`: the target is a timer.
-    TimeoutRemove,
-    /// `IORING_OP_ASYNC_CANCEL`: any other target.
-    AsyncCancel,
-}
-
 /// A value posted into a ring by another ring's `msg_ring`, or by a `Thread`'s fallback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Message {
@@ -98,413 +93,438 @@ pub struct Accepted {
     pub peer: Option<std::net::SocketAddr>,
 }
 
-/// An operation and its kernel-visible arguments.
-#[derive(Debug, Default)]
-#[non_exhaustive]
-pub enum Op {
-    /// A free task: no operation.
-    #[default]
-    Idle,
-    /// `IORING_OP_NOP`.
-    Noop,
-    /// `IORING_OP_TIMEOUT` with no completion count: fires after `ts` (or at `ts`).
-    Timer {
-        /// The time the kernel reads.
-        ts: __kernel_timespec,
-        /// An absolute `CLOCK_MONOTONIC` time instead of a relative one.
-        absolute: bool,
-    },
-    /// An internal absolute timer that bounds a deadline wait on kernels without
-    /// `FEAT_EXT_ARG`; submitted like an absolute `Timer`.
-    Wake {
-        /// The deadline on `CLOCK_MONOTONIC`.
-        ts: __kernel_timespec,
-    },
-    /// `IORING_OP_READ` (or `READ_FIXED` with a registered pool buffer).
-    Read {
-        /// The file to read.
-        fd: RawFd,
-        /// Where the bytes go.
-        buf: IoBuf,
-        /// Where in the file.
-        offset: Offset,
-    },
-    /// `IORING_OP_WRITE` (or `WRITE_FIXED` with a registered pool buffer).
-    Write {
-        /// The file to write.
-        fd: RawFd,
-        /// The bytes.
-        buf: IoBuf,
-        /// Where in the file.
-        offset: Offset,
-    },
-    /// `IORING_OP_READV`.
-    Readv {
-        /// The file to read.
-        fd: RawFd,
-        /// The buffers and their iovec array.
-        bufs: IoVecs,
-        /// Where in the file.
-        offset: Offset,
-    },
-    /// `IORING_OP_WRITEV`.
-    Writev {
-        /// The file to write.
-        fd: RawFd,
-        /// The buffers and their iovec array.
-        bufs: IoVecs,
-        /// Where in the file.
-        offset: Offset,
-    },
-    /// `IORING_OP_OPENAT` relative to the current directory.
-    Open {
-        /// The path.
-        path: CPath,
-        /// `O_*` flags (`O_CLOEXEC` is always added).
-        flags: u32,
-        /// Permission bits for a created file.
-        mode: u32,
-    },
-    /// `IORING_OP_CLOSE`.
-    Close {
-        /// The descriptor to close.
-        fd: RawFd,
-    },
-    /// `IORING_OP_FSYNC`.
-    Fsync {
-        /// The file to sync.
-        fd: RawFd,
-        /// Data only (`IORING_FSYNC_DATASYNC`, like `fdatasync(2)`).
-        datasync: bool,
-    },
-    /// `IORING_OP_STATX`.
-    Stat {
-        /// The path.
-        path: CPath,
-        /// Do not follow a final symlink (`AT_SYMLINK_NOFOLLOW`, for `lstat`).
-        nofollow: bool,
-        /// The buffer the kernel fills.
-        buf: Box<libc::statx>,
-    },
-    /// `IORING_OP_SOCKET` (5.19), or a direct `socket(2)` where it is missing.
-    Socket {
-        /// `AF_*`.
-        domain: i32,
-        /// `SOCK_*` (`SOCK_CLOEXEC` is always added).
-        ty: i32,
-        /// Protocol, usually 0.
-        protocol: i32,
-    },
-    /// `IORING_OP_CONNECT`.
-    Connect {
-        /// The socket.
-        fd: RawFd,
-        /// The peer address the kernel reads.
-        addr: SockAddrBuf,
-    },
-    /// `IORING_OP_ACCEPT`.
-    Accept {
-        /// The listening socket.
-        fd: RawFd,
-        /// The peer address the kernel writes.
-        addr: SockAddrBuf,
-    },
-    /// `IORING_OP_RECV`.
-    Recv {
-        /// The socket.
-        fd: RawFd,
-        /// Where the bytes go.
-        buf: IoBuf,
-        /// `MSG_*` flags.
-        flags: i32,
-    },
-    /// `IORING_OP_SEND`.
-    Send {
-        /// The socket.
-        fd: RawFd,
-        /// The bytes.
-        buf: IoBuf,
-        /// `MSG_*` flags (`MSG_NOSIGNAL` is always added).
-        flags: i32,
-    },
-    /// `IORING_OP_POLL_ADD`, one shot.
-    Poll {
-        /// The file to watch.
-        fd: RawFd,
-        /// `POLL*` events to wait for.
-        events: u32,
-    },
-    /// `IORING_OP_SPLICE` (5.7).
-    Splice {
-        /// Source.
-        fd_in: RawFd,
-        /// Source offset; `None` for a pipe or the file position.
-        off_in: Option<u64>,
-        /// Destination.
-        fd_out: RawFd,
-        /// Destination offset; `None` for a pipe or the file position.
-        off_out: Option<u64>,
-        /// Bytes to move at most.
-        len: u32,
-        /// `SPLICE_F_*` flags.
-        flags: u32,
-    },
-    /// `IORING_OP_MSG_RING` (5.18): post a completion into another ring.
-    MsgRing {
-        /// The target ring's fd.
-        target: RawFd,
-        /// What the target receives.
-        message: Message,
-    },
-    /// A message to a [`Peer`](crate::Peer)'s mailbox. The op holds the mailbox, so its ring
-    /// fd and eventfd stay open until the message has left: a send can never reach a closed
-    /// (or reused) fd. Whether the peer still takes messages is checked when the op is
-    /// submitted. With `msg_ring` it is an `IORING_OP_MSG_RING` to the peer's ring; without,
-    /// the message is queued in the mailbox and the op is an 8-byte `write` of 1 to its
-    /// eventfd. Reported as a `MsgRing` result.
-    MailboxSend {
-        /// The receiver.
-        mailbox: std::sync::Arc<crate::Mailbox>,
-        /// What it receives.
-        message: Message,
-        /// Through `msg_ring` (else the queue and the eventfd).
-        msg_ring: bool,
-        /// Set when the mailbox admitted it for `msg_ring` (see `Mailbox::admit`): from
-        /// then on it counts as on its way until it arrives or its send fails.
-        admitted: core::cell::Cell<bool>,
-    },
-    /// A message received from another ring: never submitted, delivered to the ring's
-    /// message handler.
-    Received {
-        /// The message.
-        message: Message,
-    },
-    /// Cancel one task in flight.
-    Cancel {
-        /// The target's `user_data`.
-        target: TaskId,
-        /// Which opcode cancels it.
-        via: CancelVia,
-    },
-    /// `IORING_OP_ASYNC_CANCEL` with `ALL | ANY` (5.19): every request in flight.
-    CancelAny {
-        /// Tasks already cancelled locally (still queued) by the same `cancel_all`.
-        local: u32,
-        /// The ring's own background tasks in flight when it was queued (a mailbox read, a
-        /// wake timer): the kernel cancels them too, but they are not the user's, so they
-        /// are not counted.
-        background: u32,
-    },
-    /// A `cancel_all` waiting for its per-task cancels (kernels without `CANCEL_ALL`).
-    CancelAllJoin {
-        /// Cancels still outstanding.
-        outstanding: u32,
-        /// Targets cancelled so far.
-        cancelled: u32,
-    },
+/// How a cancel reaches its target in the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CancelVia {
+    /// `IORING_OP_TIMEOUT_REMOVE`: the target is a timer.
+    TimeoutRemove,
+    /// `IORING_OP_ASYNC_CANCEL`: any other target.
+    AsyncCancel,
 }
 
-impl Op {
-    /// The opcode this op submits; `None` for ops that never reach a backend.
-    pub fn opcode(&self) -> Option<Opcode> {
-        Some(match self {
-            Op::Idle | Op::CancelAllJoin { .. } | Op::Received { .. } => return None,
-            Op::Noop => Opcode::Nop,
-            Op::Timer { .. } | Op::Wake { .. } => Opcode::Timeout,
-            Op::Read { .. } => Opcode::Read,
-            Op::Write { .. } => Opcode::Write,
-            Op::Readv { .. } => Opcode::Readv,
-            Op::Writev { .. } => Opcode::Writev,
-            Op::Open { .. } => Opcode::Openat,
-            Op::Close { .. } => Opcode::Close,
-            Op::Fsync { .. } => Opcode::Fsync,
-            Op::Stat { .. } => Opcode::Statx,
-            Op::Socket { .. } => Opcode::Socket,
-            Op::Connect { .. } => Opcode::Connect,
-            Op::Accept { .. } => Opcode::Accept,
-            Op::Recv { .. } => Opcode::Recv,
-            Op::Send { .. } => Opcode::Send,
-            Op::Poll { .. } => Opcode::PollAdd,
-            Op::Splice { .. } => Opcode::Splice,
-            Op::MsgRing { .. } => Opcode::MsgRing,
-            Op::MailboxSend { msg_ring: true, .. } => Opcode::MsgRing,
-            Op::MailboxSend {
-                msg_ring: false, ..
-            } => Opcode::Write,
-            Op::Cancel {
-                via: CancelVia::TimeoutRemove,
-                ..
-            } => Opcode::TimeoutRemove,
-            Op::Cancel {
-                via: CancelVia::AsyncCancel,
-                ..
-            }
-            | Op::CancelAny { .. } => Opcode::AsyncCancel,
-        })
-    }
+/// What SQE preparation may need besides the op: the ring's registered buffers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PrepEnv<'a> {
+    /// The buffer pool, when its buffers are registered with the kernel.
+    pub fixed: Option<&'a BufferPool>,
+}
 
-    /// Whether the op owns memory that must be dropped when its task is recycled. Ops that
-    /// own nothing are left in place and overwritten by the next op without a drop, which
-    /// keeps recycling a noop or a timer to a few stores.
-    #[inline]
-    pub fn owns_resources(&self) -> bool {
-        match self {
-            Op::Read { .. }
-            | Op::Write { .. }
-            | Op::Readv { .. }
-            | Op::Writev { .. }
-            | Op::Recv { .. }
-            | Op::Send { .. }
-            | Op::MailboxSend { .. }
-            | Op::Open { .. }
-            | Op::Stat { .. } => true,
-            Op::Idle
-            | Op::Noop
-            | Op::Timer { .. }
-            | Op::Wake { .. }
-            | Op::Close { .. }
-            | Op::Fsync { .. }
-            | Op::Socket { .. }
-            | Op::Connect { .. }
-            | Op::Accept { .. }
-            | Op::Poll { .. }
-            | Op::Splice { .. }
-            | Op::MsgRing { .. }
-            | Op::Received { .. }
-            | Op::Cancel { .. }
-            | Op::CancelAny { .. }
-            | Op::CancelAllJoin { .. } => false,
+/// The shape most ops share (liburing's `io_uring_prep_rw`): opcode, fd, address, length and
+/// offset. An op's `prep` sets whatever else it needs after this.
+#[inline(always)]
+pub fn prep_rw(sqe: &mut io_uring_sqe, opcode: Opcode, fd: RawFd, addr: u64, len: u32, off: u64) {
+    sqe.opcode = opcode as u8;
+    sqe.fd = fd;
+    sqe.addr = addr;
+    sqe.len = len;
+    sqe.off = off;
+}
+
+/// A buffer length as the SQE's 32-bit `len` (the kernel moves at most that much at once).
+#[inline(always)]
+pub(crate) fn sqe_len(len: usize) -> u32 {
+    len.min(u32::MAX as usize) as u32
+}
+
+/// `Some(EPERM)` for a descriptor the runtime owns (a [`Thread`](crate::Thread) mailbox's
+/// eventfd or ring fd duplicate): user ops must not close, read or otherwise use it. Such an
+/// op completes with `EPERM` without reaching the kernel.
+#[inline]
+pub(crate) fn runtime_fd(fd: RawFd) -> Option<i32> {
+    xuring_sys::runtime_fds::is_claimed(fd).then_some(libc::EPERM)
+}
+
+/// `Some(EINVAL)` for an offset the kernel would misread: `-1` (`u64::MAX`) means "the file
+/// position" to it, and anything above `i64::MAX` is a negative `loff_t`. Like `pread(2)` with
+/// such an offset, the op fails with `EINVAL` (without reaching the kernel).
+#[inline]
+pub(crate) fn bad_offset(offset: Offset) -> Option<i32> {
+    matches!(offset, Offset::At(n) if n > i64::MAX as u64).then_some(libc::EINVAL)
+}
+
+/// `Some(EFAULT)` for a buffer the kernel would have to write but may not (`&'static` data,
+/// `IoBuf::from_raw_parts`), like `read(2)` into read-only memory.
+#[inline]
+pub(crate) fn read_only(writable: bool) -> Option<i32> {
+    (!writable).then_some(libc::EFAULT)
+}
+
+/// What the engine needs to know about one declared op's arguments before it queues them
+/// (implemented by [`declare_ops!`] for each argument struct).
+pub(crate) trait Declared: Into<crate::Op> {
+    /// The op's tag.
+    const KIND: crate::OpKind;
+    /// Arguments the kernel must never see: the op completes with `-errno` instead.
+    fn refuse(&self) -> Option<i32>;
+    /// Whether the op uses memory its caller owns (a raw [`IoBuf`](crate::IoBuf)).
+    fn borrows_memory(&self) -> bool;
+}
+
+/// Declares the operations: see the module docs, and [`ops`](crate::ops) for the entries.
+///
+/// Each entry reads:
+///
+/// ```text
+/// /// docs of the op
+/// Name -> Output {
+///     /// field docs
+///     [pub] field: Type,
+///     ...
+/// }
+/// opcode: Opcode;                  // whose kernel version decides floor or per-op check
+/// buffer: field;                   // optional: the op's single IoBuf
+/// iovecs: field;                   // optional: the op's IoVecs
+/// refuse(op) { Option<errno> }     // bad arguments: completes with the errno, never submitted
+/// prep(op, sqe, env) { ... }       // fills the SQE (`&mut self`, `&mut io_uring_sqe`, `PrepEnv`)
+/// decode(op, res) { Result<Output, Errno> }   // from the CQE's `res` as `Result<u32, Errno>`
+/// created(out) { fd }              // optional: the fd a success created, owned by the receiver
+/// missing(op, backend) { Option<res> }        // optional: where the opcode is missing, or the
+///                                  // op was queued marked: `Some(res)` completes it, `None`
+///                                  // submits it (default: `Some(-EOPNOTSUPP)`)
+/// example { Name { ... } }         // a valid instance, for tests and fuzzers
+/// methods {
+///     /// docs
+///     fn name(args..) [with engine] { Name { ... } }   // `Ring::name(args.., ctx)`
+/// }
+/// ```
+macro_rules! declare_ops {
+    ($(
+        $(#[$doc:meta])*
+        $Kind:ident -> $Out:ty {
+            $( $(#[$fdoc:meta])* $fvis:vis $field:ident : $fty:ty ),* $(,)?
         }
-    }
-
-    /// Turns a completion's `res` (`>= 0` success, `-errno` failure) into this op's result.
-    pub fn decode(&self, res: i32) -> OpResult {
-        let mut out = None;
-        self.decode_into(res, &mut out);
-        out.unwrap_or(OpResult::Noop)
-    }
-
-    /// [`decode`](Self::decode) straight into `out`. Each arm stores only its own variant,
-    /// so a noop's completion writes a tag, not the whole (large) `OpResult`.
-    #[inline(always)]
-    pub(crate) fn decode_into(&self, res: i32, out: &mut Option<OpResult>) {
-        let r = Errno::result(res);
-        let count = |r: Result<u32, Errno>| r.map(|n| n as usize);
-        let unit = |r: Result<u32, Errno>| r.map(|_| ());
-        let fd = |r: Result<u32, Errno>| r.map(|n| n as RawFd);
-        match self {
-            Op::Idle | Op::Noop => *out = Some(OpResult::Noop),
-            // A timer without a count completes with -ETIME when it expires.
-            Op::Timer { .. } | Op::Wake { .. } => {
-                *out = Some(OpResult::Timer(match r {
-                    Err(Errno::ETIME) | Ok(_) => Ok(()),
-                    Err(e) => Err(e),
-                }))
+        opcode: $opcode:ident;
+        $(buffer: $buf:ident;)?
+        $(iovecs: $iov:ident;)?
+        refuse($rop:ident) $refuse:block
+        prep($pop:ident, $sqe:ident, $env:ident) $prep:block
+        decode($dop:ident, $res:ident) $decode:block
+        $(created($cout:ident) $created:block)?
+        $(missing($mop:ident, $mback:ident) $missing:block)?
+        example $example:block
+        methods {
+            $(
+                $(#[$mdoc:meta])*
+                fn $method:ident ( $($arg:ident : $aty:ty),* $(,)? ) $(with $eng:ident)? $body:block
+            )*
+        }
+    )*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug)]
+            pub struct $Kind {
+                $( $(#[$fdoc])* $fvis $field: $fty, )*
             }
-            Op::Read { .. } => *out = Some(OpResult::Read(count(r))),
-            Op::Write { .. } => *out = Some(OpResult::Write(count(r))),
-            Op::Readv { .. } => *out = Some(OpResult::Readv(count(r))),
-            Op::Writev { .. } => *out = Some(OpResult::Writev(count(r))),
-            Op::Open { .. } => *out = Some(OpResult::Open(fd(r))),
-            Op::Close { .. } => *out = Some(OpResult::Close(unit(r))),
-            Op::Fsync { .. } => *out = Some(OpResult::Fsync(unit(r))),
-            Op::Stat { buf, .. } => *out = Some(OpResult::Stat(r.map(|_| Stat::from_statx(buf)))),
-            Op::Socket { .. } => *out = Some(OpResult::Socket(fd(r))),
-            Op::Connect { .. } => *out = Some(OpResult::Connect(unit(r))),
-            Op::Accept { addr, .. } => {
-                *out = Some(OpResult::Accept(r.map(|n| Accepted {
-                    fd: n as RawFd,
-                    peer: addr.to_socket_addr(),
-                })))
-            }
-            Op::Recv { .. } => *out = Some(OpResult::Recv(count(r))),
-            Op::Send { .. } => *out = Some(OpResult::Send(count(r))),
-            Op::Poll { .. } => *out = Some(OpResult::Poll(r)),
-            Op::Splice { .. } => *out = Some(OpResult::Splice(count(r))),
-            Op::MsgRing { .. } => *out = Some(OpResult::MsgRing(unit(r))),
-            Op::MailboxSend {
-                mailbox, admitted, ..
-            } => {
-                if r.is_err() && admitted.get() {
-                    // It will never arrive: stop counting it as on its way.
-                    mailbox.settle();
+
+            impl From<$Kind> for Op {
+                #[inline(always)]
+                fn from(op: $Kind) -> Op {
+                    Op::$Kind(op)
                 }
-                *out = Some(OpResult::MsgRing(unit(r)))
             }
-            Op::Received { message } => *out = Some(OpResult::Message(*message)),
-            Op::Cancel { .. } => *out = Some(OpResult::Cancel(unit(r))),
-            Op::CancelAny { local, background } => {
-                *out = Some(OpResult::CancelAll(match r {
-                    Ok(n) => Ok(n.saturating_sub(*background) + local),
-                    // Nothing in flight to cancel in the kernel.
-                    Err(Errno::ENOENT) => Ok(*local),
-                    Err(e) => Err(e),
-                }))
-            }
-            Op::CancelAllJoin { cancelled, .. } => {
-                *out = Some(OpResult::CancelAll(match r {
-                    Ok(_) => Ok(*cancelled),
-                    Err(e) => Err(e),
-                }))
-            }
-        }
-    }
 
-    /// Whether the op uses memory its caller owns (a raw [`IoBuf`], see
-    /// [`IoBuf::is_borrowed`]).
-    pub fn borrows_memory(&self) -> bool {
-        match self {
-            Op::Readv { bufs, .. } | Op::Writev { bufs, .. } => {
-                bufs.bufs().iter().any(IoBuf::is_borrowed)
+            impl $crate::op::Declared for $Kind {
+                const KIND: OpKind = OpKind::$Kind;
+
+                #[inline(always)]
+                fn refuse(&self) -> Option<i32> {
+                    let $rop = self;
+                    $refuse
+                }
+
+                #[inline(always)]
+                fn borrows_memory(&self) -> bool {
+                    let _op = self;
+                    false
+                    $( || _op.$buf.is_borrowed() )?
+                    $( || _op.$iov.bufs().iter().any($crate::IoBuf::is_borrowed) )?
+                }
             }
-            _ => self.buf().is_some_and(IoBuf::is_borrowed),
-        }
-    }
+        )*
 
-    /// The single buffer this op owns, if any.
-    pub fn buf(&self) -> Option<&IoBuf> {
-        match self {
-            Op::Read { buf, .. }
-            | Op::Write { buf, .. }
-            | Op::Recv { buf, .. }
-            | Op::Send { buf, .. } => Some(buf),
-            _ => None,
+        /// An operation and every argument the kernel reads or writes, owned by its task: what
+        /// a [`Backend`](crate::Backend) executes and a mock handler sees. Each variant holds
+        /// its op's argument struct of the same name. The ring builds them (through its op
+        /// methods); nothing takes one from the caller.
+        ///
+        /// Deliberately not `#[non_exhaustive]`: a backend that interprets ops (the mock)
+        /// matches on every variant, so a new op does not compile there until it is modelled.
+        #[derive(Debug)]
+        pub enum Op {
+            $( $(#[$doc])* $Kind($Kind), )*
         }
-    }
 
-    /// The single buffer this op owns, mutably (for a backend that fills it).
-    pub fn buf_mut(&mut self) -> Option<&mut IoBuf> {
-        match self {
-            Op::Read { buf, .. }
-            | Op::Write { buf, .. }
-            | Op::Recv { buf, .. }
-            | Op::Send { buf, .. } => Some(buf),
-            _ => None,
+        /// Which operation something is: the one tag an [`Op`] and its [`OpResult`] share.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum OpKind {
+            $( $(#[$doc])* $Kind, )*
         }
-    }
 
-    /// Takes the op's single buffer out, leaving the op without one.
-    pub(crate) fn take_buf(&mut self) -> Option<IoBuf> {
-        match core::mem::take(self) {
-            Op::Read { buf, .. }
-            | Op::Write { buf, .. }
-            | Op::Recv { buf, .. }
-            | Op::Send { buf, .. } => Some(buf),
-            other => {
-                *self = other;
-                None
+        impl OpKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [OpKind] = &[$(OpKind::$Kind),*];
+
+            /// How many kinds there are.
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The opcode the op submits (a registered-buffer read or write may use the
+            /// `_FIXED` variant); its kernel version decides whether the op can run.
+            pub const fn opcode(self) -> xuring_sys::Opcode {
+                match self {
+                    $( OpKind::$Kind => xuring_sys::Opcode::$opcode, )*
+                }
+            }
+
+            /// The kind's name, e.g. `"Read"`.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $( OpKind::$Kind => stringify!($Kind), )*
+                }
+            }
+
+            /// The [`Ring`](crate::Ring) methods that submit it.
+            pub const fn methods(self) -> &'static [&'static str] {
+                match self {
+                    $( OpKind::$Kind => &[$(stringify!($method)),*], )*
+                }
+            }
+
+            /// Whether it has a fallback where its opcode is missing (otherwise it completes
+            /// with `EOPNOTSUPP` there).
+            pub const fn has_fallback(self) -> bool {
+                match self {
+                    $( OpKind::$Kind => false $(|| { let _ = stringify!($mop); true })?, )*
+                }
+            }
+
+            /// A valid op of this kind with arbitrary arguments, never submitted: for tests and
+            /// fuzzers that must cover every kind (e.g. decoding every kind's results).
+            #[doc(hidden)]
+            pub fn example(self) -> Op {
+                match self {
+                    $( OpKind::$Kind => Op::$Kind($example), )*
+                }
+            }
+
+            /// The index of this kind in [`ALL`](Self::ALL).
+            #[inline]
+            pub const fn index(self) -> usize {
+                self as usize
             }
         }
-    }
 
-    /// Takes the op's vectored buffers out.
-    pub(crate) fn take_iovecs(&mut self) -> Option<IoVecs> {
-        match core::mem::take(self) {
-            Op::Readv { bufs, .. } | Op::Writev { bufs, .. } => Some(bufs),
-            other => {
-                *self = other;
-                None
+        /// The outcome of an operation, delivered in [`Task::result`](crate::Task::result)
+        /// before its callback runs: one variant per [`OpKind`], named alike, each carrying
+        /// `Result<T, Errno>` with the operation's natural `T`; and [`Message`](Self::Message),
+        /// a message from another ring delivered to the [message
+        /// handler](crate::Ring::on_message).
+        ///
+        /// An op the kernel does not support (by probe, or by the ring's kernel level)
+        /// completes with `EOPNOTSUPP` without being submitted.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum OpResult {
+            $( $(#[$doc])* $Kind(Result<$Out, Errno>), )*
+            /// A message received from another ring (delivered to the message handler).
+            Message(Message),
+        }
+
+        impl OpResult {
+            /// The kind of op this is the result of; `None` for a received message.
+            pub fn kind(&self) -> Option<OpKind> {
+                match self {
+                    $( OpResult::$Kind(_) => Some(OpKind::$Kind), )*
+                    OpResult::Message(_) => None,
+                }
+            }
+
+            /// The errno, if the op failed.
+            pub fn err(&self) -> Option<Errno> {
+                match self {
+                    $( OpResult::$Kind(r) => r.as_ref().err().copied(), )*
+                    OpResult::Message(_) => None,
+                }
+            }
+
+            /// The descriptor a successful open, accept or socket created: the receiver owns
+            /// it.
+            pub fn created_fd(&self) -> Option<RawFd> {
+                match self {
+                    $( OpResult::$Kind(_r) => {
+                        $( if let Ok($cout) = *_r { return Some($created); } )?
+                        None
+                    } )*
+                    OpResult::Message(_) => None,
+                }
             }
         }
-    }
+
+        impl Default for Op {
+            /// A noop: what a free task holds (it owns nothing).
+            fn default() -> Op {
+                Op::Noop(Noop {})
+            }
+        }
+
+        impl Op {
+            /// Which operation this is.
+            #[inline(always)]
+            pub fn kind(&self) -> OpKind {
+                match self {
+                    $( Op::$Kind(_) => OpKind::$Kind, )*
+                }
+            }
+
+            /// Whether the op owns memory that must be dropped when its task is recycled. Ops
+            /// that own nothing are left in place and overwritten by the next op without a
+            /// drop, which keeps recycling a noop or a timer to a few stores.
+            #[inline(always)]
+            pub fn owns_resources(&self) -> bool {
+                match self {
+                    $( Op::$Kind(_) => core::mem::needs_drop::<$Kind>(), )*
+                }
+            }
+
+            /// Whether the op uses memory its caller owns (a raw [`IoBuf`](crate::IoBuf), see
+            /// [`IoBuf::is_borrowed`](crate::IoBuf::is_borrowed)).
+            pub fn borrows_memory(&self) -> bool {
+                match self {
+                    $( Op::$Kind(op) => $crate::op::Declared::borrows_memory(op), )*
+                }
+            }
+
+            /// The single buffer this op owns, if any.
+            pub fn buf(&self) -> Option<&$crate::IoBuf> {
+                match self {
+                    $( Op::$Kind(_op) => {
+                        $( return Some(&_op.$buf); )?
+                        #[allow(unreachable_code)]
+                        None
+                    } )*
+                }
+            }
+
+            /// The single buffer this op owns, mutably (for a backend that fills it).
+            pub fn buf_mut(&mut self) -> Option<&mut $crate::IoBuf> {
+                match self {
+                    $( Op::$Kind(_op) => {
+                        $( return Some(&mut _op.$buf); )?
+                        #[allow(unreachable_code)]
+                        None
+                    } )*
+                }
+            }
+
+            /// The vectored buffers this op owns, if any.
+            pub fn iovecs(&self) -> Option<&$crate::IoVecs> {
+                match self {
+                    $( Op::$Kind(_op) => {
+                        $( return Some(&_op.$iov); )?
+                        #[allow(unreachable_code)]
+                        None
+                    } )*
+                }
+            }
+
+            /// Takes the op's single buffer out, leaving an empty one in its place.
+            pub(crate) fn take_buf(&mut self) -> Option<$crate::IoBuf> {
+                match self {
+                    $( Op::$Kind(_op) => {
+                        $( return Some(core::mem::take(&mut _op.$buf)); )?
+                        #[allow(unreachable_code)]
+                        None
+                    } )*
+                }
+            }
+
+            /// Takes the op's vectored buffers out, leaving none in their place.
+            pub(crate) fn take_iovecs(&mut self) -> Option<$crate::IoVecs> {
+                match self {
+                    $( Op::$Kind(_op) => {
+                        $( return Some(core::mem::take(&mut _op.$iov)); )?
+                        #[allow(unreachable_code)]
+                        None
+                    } )*
+                }
+            }
+
+            /// Fills `sqe` (zeroed but for what the caller set) for this op. Addresses in it
+            /// point into the op and the memory it owns: valid while the op stays where it is.
+            #[inline(always)]
+            pub(crate) fn prep(&mut self, sqe: &mut io_uring_sqe, env: PrepEnv<'_>) {
+                match self {
+                    $( Op::$Kind(op) => {
+                        let $pop = op;
+                        let $sqe = sqe;
+                        let $env = env;
+                        $prep
+                    } )*
+                }
+            }
+
+            /// Turns a completion's `res` (`>= 0` success, `-errno` failure) into this op's
+            /// result.
+            pub fn decode(&self, res: i32) -> OpResult {
+                let mut out = None;
+                self.decode_into(res, &mut out);
+                match out {
+                    Some(result) => result,
+                    None => unreachable!("decode_into always stores a result"),
+                }
+            }
+
+            /// [`decode`](Self::decode) straight into `out`. Each arm stores only its own
+            /// variant, so a noop's completion writes a tag, not the whole `OpResult`.
+            #[inline(always)]
+            pub(crate) fn decode_into(&self, res: i32, out: &mut Option<OpResult>) {
+                let r = Errno::result(res);
+                match self {
+                    $( Op::$Kind(op) => {
+                        let $dop = op;
+                        let $res = r;
+                        *out = Some(OpResult::$Kind($decode));
+                    } )*
+                }
+            }
+
+            /// For an op whose task was marked at queue time (its opcode is missing here, or
+            /// it decides at submission): `Some(res)` completes it locally with `res`, `None`
+            /// submits it.
+            #[cold]
+            pub(crate) fn missing<B: $crate::Backend>(&self, backend: &mut B) -> Option<i32> {
+                match self {
+                    $( Op::$Kind(op) => declare_ops!(@missing op, backend, $( ($mop, $mback) $missing )?), )*
+                }
+            }
+        }
+
+        impl<B: $crate::Backend> $crate::Ring<B> {
+            $($(
+                $(#[$mdoc])*
+                #[inline]
+                #[allow(clippy::too_many_arguments)]
+                pub fn $method(&mut self, $($arg: $aty,)* ctx: $crate::Context<B>) -> $crate::TaskHandle<B> {
+                    declare_ops!(@submit self, ctx, $Kind, $($eng)?, $body)
+                }
+            )*)*
+        }
+    };
+    (@missing $op:ident, $backend:ident, ($mop:ident, $mback:ident) $body:block) => {{
+        let $mop = $op;
+        let $mback = $backend;
+        $body
+    }};
+    (@missing $op:ident, $backend:ident, ) => {{
+        let _ = ($op, $backend);
+        Some(-libc::EOPNOTSUPP)
+    }};
+    (@submit $ring:ident, $ctx:ident, $Kind:ident, $eng:ident, $body:block) => {{
+        let $eng = $ring.engine();
+        let op: $Kind = $body;
+        $eng.submit(op, $ctx)
+    }};
+    (@submit $ring:ident, $ctx:ident, $Kind:ident, , $body:block) => {{
+        let op: $Kind = $body;
+        $ring.engine().submit(op, $ctx)
+    }};
 }

@@ -15,7 +15,7 @@ use xuring_sys::{Errno, FeatureFlags};
 
 use crate::engine::Engine;
 use crate::task::TaskState;
-use crate::{Backend, Context, Op, Ring, RingError, TaskId, Timespec};
+use crate::{Backend, Context, Ring, RingError, TaskId, Timespec};
 
 /// When [`Ring::run`] returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,12 +280,7 @@ impl<B: Backend> Engine<B> {
             return self.enter(1, Some(deadline));
         }
         if self.wake.is_none_or(|(_, at)| at > deadline) {
-            let wake = self.queue(
-                Op::Wake {
-                    ts: deadline.to_kernel(),
-                },
-                Context::default(),
-            );
+            let wake = self.queue(crate::ops::Timer::wake(deadline).into(), Context::default());
             self.set_background(wake);
             self.wake = Some((wake.id(), deadline));
             self.flush();
@@ -405,13 +400,7 @@ impl<B: Backend> Engine<B> {
         let deadline = self.backend.now().saturating_add(self.teardown_timeout);
         let targets: Vec<TaskId> = self.in_flight_user_tasks().collect();
         if self.cancel_any_supported() {
-            self.queue(
-                Op::CancelAny {
-                    local: 0,
-                    background: 0,
-                },
-                Context::default(),
-            );
+            self.queue(crate::ops::CancelAll::any(0, 0).into(), Context::default());
         } else {
             for target in targets {
                 self.cancel(target, Context::default());

@@ -15,7 +15,7 @@ use core::ptr::NonNull;
 
 use xuring_queue::Link;
 
-use crate::{Backend, IoBuf, Op, OpResult, Ring, RingError, Uring};
+use crate::{Backend, IoBuf, Op, OpKind, OpResult, Ring, RingError, Uring};
 
 /// A task's identity: its slot index and the slot's generation, which changes every time the
 /// slot is recycled. It is the `user_data` of the task's submission.
@@ -96,29 +96,6 @@ pub enum TaskState {
     Running,
 }
 
-/// What a cancel needs to know about a task's op, kept outside the op so it can be read while
-/// the kernel may be writing into the op (an accept's peer address lives there).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum OpClass {
-    /// Removed with `TIMEOUT_REMOVE`.
-    Timer,
-    /// A cancel itself: never a cancel's target.
-    Cancel,
-    /// Everything else: removed with `ASYNC_CANCEL`.
-    Other,
-}
-
-impl OpClass {
-    #[inline]
-    pub(crate) fn of(op: &Op) -> OpClass {
-        match op {
-            Op::Timer { .. } | Op::Wake { .. } => OpClass::Timer,
-            Op::Cancel { .. } | Op::CancelAny { .. } => OpClass::Cancel,
-            _ => OpClass::Other,
-        }
-    }
-}
-
 /// The completion handler of a task.
 pub type Callback<B = Uring> = fn(&mut Ring<B>, &Task<B>) -> Result<(), RingError>;
 
@@ -176,8 +153,10 @@ pub struct Task<B: Backend = Uring> {
     pub(crate) state: Cell<TaskState>,
     /// Internal work that `run(UntilDone)` does not wait for.
     pub(crate) background: Cell<bool>,
-    /// The class of the op, set when it is queued.
-    pub(crate) class: Cell<OpClass>,
+    /// The kind of the op, set when it is queued: what a cancel needs to know about the op,
+    /// kept outside it so it can be read while the kernel may be writing into the op (an
+    /// accept's peer address lives there).
+    pub(crate) kind: Cell<OpKind>,
     /// The op's opcode is missing here: `run` completes it with its fallback instead of
     /// submitting it (set by the op methods whose opcode is newer than 5.6).
     pub(crate) fallback: Cell<bool>,
@@ -214,13 +193,13 @@ impl<B: Backend> Task<B> {
             id: Cell::new(TaskId::new(index, 1)),
             state: Cell::new(TaskState::Free),
             background: Cell::new(false),
-            class: Cell::new(OpClass::Other),
+            kind: Cell::new(OpKind::Noop),
             fallback: Cell::new(false),
             borrowed: Cell::new(false),
             ctx: Cell::new(Context::default()),
             internal: Cell::new(None),
             result: None,
-            op: UnsafeCell::new(Op::Idle),
+            op: UnsafeCell::new(Op::Noop(crate::ops::Noop {})),
         }
     }
 
@@ -244,7 +223,7 @@ impl<B: Backend> Task<B> {
     ///
     /// No `&mut` to the op may be alive, and the task must not be with the backend: the
     /// kernel may write into the op while it is in flight (an accept's peer address), so a
-    /// reference to it then would alias a concurrent write. Read [`OpClass`] instead.
+    /// reference to it then would alias a concurrent write. Read `kind` instead.
     #[inline]
     pub(crate) unsafe fn op(&self) -> &Op {
         // SAFETY: the caller guarantees no mutable access is alive.

@@ -39,8 +39,9 @@ use xuring_sys::runtime_fds::RuntimeFd;
 use xuring_sys::{KernelLevel, Opcode, syscall};
 
 use crate::op::Message;
+use crate::ops::MsgRing;
 use crate::task::THREAD_MAIL;
-use crate::{Context, IoBuf, Offset, Op, OpResult, Ring, RingError, Task, TaskHandle, Uring};
+use crate::{Context, IoBuf, Offset, OpResult, Ring, RingError, Task, TaskHandle, Uring};
 
 /// What a message runs on the receiving ring: the ring, and the mail it came with.
 pub type Handler = fn(&mut Ring, Mail<'_>) -> Result<(), RingError>;
@@ -245,13 +246,12 @@ impl Peer {
         }
         // The op holds the mailbox (an `Arc` clone, no allocation): its fds stay open until
         // the message has left, and `Mailbox::admit` checks again at submission.
-        let op = Op::MailboxSend {
-            mailbox: Arc::clone(&self.mailbox),
-            message: encode(id, payload),
-            msg_ring: ring.features().supports(Opcode::MsgRing),
-            admitted: core::cell::Cell::new(false),
-        };
-        ring.engine().queue_marked(op, ctx)
+        let op = MsgRing::to_mailbox(
+            Arc::clone(&self.mailbox),
+            encode(id, payload),
+            ring.features().supports(Opcode::MsgRing),
+        );
+        ring.engine().queue_marked(op.into(), ctx)
     }
 
     /// Whether the receiving ring has stopped taking messages.
@@ -304,12 +304,12 @@ impl Ring<Uring> {
         };
         let internal = core::ptr::NonNull::from(&**mailbox).cast();
         // Straight to the engine: `Ring::read` refuses the runtime's own fds.
-        let op = Op::Read {
+        let op = crate::ops::Read {
             fd: mailbox.eventfd(),
             buf: buf.into(),
             offset: Offset::File,
         };
-        let read = engine.queue(op, ctx);
+        let read = engine.queue(op.into(), ctx);
         engine.set_background(read);
         // SAFETY: the pool's pointers are valid for the engine's life.
         unsafe { read.as_non_null().as_ref() }
@@ -327,12 +327,8 @@ impl Ring<Uring> {
     /// A send that completes with `OpResult::MsgRing(Err(errno))` at the next `run`, without
     /// the backend.
     fn fail_now(&mut self, errno: i32, ctx: Context) -> TaskHandle {
-        let unsent = Op::MsgRing {
-            target: -1,
-            message: Message { data: 0, value: 0 },
-        };
         let engine = self.engine();
-        let handle = engine.queue(unsent, ctx);
+        let handle = engine.queue(MsgRing::unsent().into(), ctx);
         engine.fail_queued(handle, errno);
         handle
     }
@@ -744,11 +740,8 @@ mod tests {
         let (mut ring, thread) = admitted_then_killed_after(3, |ring, thread| {
             // What `ring.msg_ring(child_fd, ..)` posts, with the child's ring fd learned any
             // way a user can (a handler replying `ring.fd()`): a message without the tag.
-            let op = Op::MsgRing {
-                target: thread.peer.mailbox.ring_fd(),
-                message: Message { data: 9, value: 1 },
-            };
-            ring.engine().queue(op, Context::default());
+            let op = MsgRing::to_ring(thread.peer.mailbox.ring_fd(), Message { data: 9, value: 1 });
+            ring.engine().queue(op.into(), Context::default());
             ring.run(crate::RunCondition::UntilDone).expect("posted");
         });
         let joined = thread.join();

@@ -97,6 +97,17 @@ impl Timespec {
         }
     }
 
+    /// A kernel timespec read back (negative times are zero; nanoseconds clamped).
+    pub(crate) fn from_kernel(ts: &__kernel_timespec) -> Timespec {
+        if ts.tv_sec < 0 {
+            return Timespec::ZERO;
+        }
+        Timespec {
+            sec: ts.tv_sec,
+            nsec: ts.tv_nsec.clamp(0, 999_999_999) as u32,
+        }
+    }
+
     /// What the kernel is given: normalised, so that the kernel reads the time this value
     /// means. `tv_nsec` is a fraction of a second in the ABI, and a timeout with a negative
     /// `tv_sec` (as `{ sec: -1, nsec: 1_500_000_000 }`, half a second, would have) fails with

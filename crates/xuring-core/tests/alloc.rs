@@ -84,7 +84,7 @@ fn again(task: &Task) -> Option<Context> {
 }
 
 fn on_noop(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
-    assert_eq!(task.result, Some(OpResult::Noop));
+    assert_eq!(task.result, Some(OpResult::Noop(Ok(()))));
     if let Some(ctx) = again(task) {
         ring.noop(ctx);
     }

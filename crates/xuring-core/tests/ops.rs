@@ -756,7 +756,7 @@ fn mixed_ops_complete_in_any_order_with_their_own_results() {
                 assert!(buf.iter().all(|&b| b == 0), "read filled its own buffer");
             }
             (1, OpResult::Write(Ok(n))) => assert_eq!(n, usize::from(msg)),
-            (2, OpResult::Timer(Ok(()))) | (3, OpResult::Noop) => {}
+            (2, OpResult::Timer(Ok(()))) | (3, OpResult::Noop(Ok(()))) => {}
             (4, OpResult::Stat(Ok(s))) => assert_eq!(s.mode & libc::S_IFMT, libc::S_IFCHR),
             (5, OpResult::Close(Err(Errno::EBADF))) => {}
             other => panic!("msg {msg}: {other:?}"),

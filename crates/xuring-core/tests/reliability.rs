@@ -363,7 +363,7 @@ fn storm_count(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
                 OpResult::Timer(Ok(()) | Err(Errno::ECANCELED))
                     | OpResult::Read(Ok(_))
                     | OpResult::Write(Ok(_))
-                    | OpResult::Noop
+                    | OpResult::Noop(Ok(()))
                     | OpResult::Poll(Ok(_))
                     | OpResult::Cancel(Ok(()) | Err(Errno::ENOENT | Errno::EALREADY))
             )
@@ -479,7 +479,7 @@ fn recorded() -> Context {
 fn result_of(id: TaskId) -> (u32, OpResult) {
     RESULTS
         .with(|r| r.borrow().get(&id).copied())
-        .unwrap_or((0, OpResult::Noop))
+        .unwrap_or((0, OpResult::Noop(Ok(()))))
 }
 
 #[test]
@@ -575,7 +575,7 @@ fn ten_thousand_cancels_racing_their_targets() {
         };
         let target_ok = match t {
             OpResult::Timer(r) => matches!(r, Ok(()) | Err(Errno::ECANCELED)),
-            OpResult::Noop => true,
+            OpResult::Noop(Ok(())) => true,
             OpResult::Read(r) => matches!(r, Ok(1) | Err(Errno::ECANCELED)),
             OpResult::Poll(r) => matches!(r, Ok(_) | Err(Errno::ECANCELED)),
             _ => false,
@@ -1086,7 +1086,7 @@ struct SoakState {
 
 fn soak_cb(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     let ok = match task.result {
-        Some(OpResult::Noop | OpResult::Timer(Ok(()))) => true,
+        Some(OpResult::Noop(Ok(())) | OpResult::Timer(Ok(()))) => true,
         Some(OpResult::Read(r) | OpResult::Write(r) | OpResult::Send(r) | OpResult::Recv(r)) => {
             r.is_ok()
         }

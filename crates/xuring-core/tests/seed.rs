@@ -12,7 +12,7 @@ use common::pipe;
 fn noop() {
     thread_local!(static SEEN: Cell<u32> = const { Cell::new(0) });
     fn on_noop(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
-        assert!(matches!(task.result, Some(OpResult::Noop)));
+        assert!(matches!(task.result, Some(OpResult::Noop(Ok(())))));
         SEEN.with(|s| s.set(s.get() + 1));
         Ok(())
     }

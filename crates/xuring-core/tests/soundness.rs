@@ -50,7 +50,7 @@ fn stop(_ring: &mut Ring, _task: &Task) -> Result<(), RingError> {
 fn replace(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     *ring = Ring::init(8).expect("a second ring");
     // The finished ring's task is still readable here.
-    assert_eq!(task.result, Some(OpResult::Noop));
+    assert_eq!(task.result, Some(OpResult::Noop(Ok(()))));
     ring.noop(ctx(record));
     Ok(())
 }
@@ -74,7 +74,7 @@ fn a_callback_may_replace_its_ring_with_reads_in_flight() {
     assert_eq!(n, 4);
     assert_eq!(&got[..4], b"late");
     ring.run(RunCondition::UntilDone).expect("the new ring");
-    assert_eq!(results(), [OpResult::Noop]);
+    assert_eq!(results(), [OpResult::Noop(Ok(()))]);
 }
 
 /// A FIFO with its read end open (non-blocking): it reads EOF only once every writer is

@@ -140,10 +140,12 @@ pub mod track;
 
 pub use invariants::check_invariants;
 pub use mock::{
-    DEADLOCK, Faults, Handler, Mock, MockBuilder, MockControl, MockStats, OpKind, Order, Reply,
-    Request,
+    DEADLOCK, Faults, Mock, MockBuilder, MockControl, MockStats, Order, Reply, Request,
+    RequestHandler,
 };
 pub use rng::SplitMix64;
+/// Handlers are chosen by the op kind of `xuring-core` (re-exported here for convenience).
+pub use xuring_core::OpKind;
 
 use xuring_core::{Backend, Ring};
 

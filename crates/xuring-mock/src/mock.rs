@@ -6,12 +6,10 @@ use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::fd::RawFd;
 
-use xuring_core::op::CancelVia;
 use xuring_core::{
-    Backend, BufferPool, Completion, Errno, Features, KernelLevel, Offset, Op, Ring, RingBuilder,
-    RingError, TaskId, Timespec,
+    Backend, BufferPool, Completion, Errno, Features, KernelLevel, Offset, Op, OpKind, Ring,
+    RingBuilder, RingError, TaskId, Timespec,
 };
-use xuring_sys::abi::__kernel_timespec;
 use xuring_sys::{CancelFlags, Opcode, SqFull};
 
 use crate::rng::SplitMix64;
@@ -26,68 +24,25 @@ pub const DEADLOCK: Errno = Errno::from_raw(libc::EDEADLK);
 /// How far into an fd a default-handled write may reach (the mock keeps the bytes in memory).
 const MAX_WRITTEN: u64 = 1 << 30;
 
-/// Which operation a [`Request`] is, for choosing a [handler](MockControl::handle).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum OpKind {
-    /// [`Op::Noop`].
-    Noop,
-    /// [`Op::Timer`] (a user timer, relative or absolute).
-    Timer,
-    /// [`Op::Wake`]: the ring's internal deadline timer. It never reaches a handler.
-    Wake,
-    /// [`Op::Read`].
-    Read,
-    /// [`Op::Write`].
-    Write,
-    /// [`Op::Cancel`] of one task.
-    Cancel,
-    /// [`Op::CancelAny`]: cancel everything in flight.
-    CancelAll,
-    /// Any other op (open, close, fsync, sockets, `readv`, ...): without a handler it
-    /// completes with `EINVAL`, as an opcode the kernel does not know would. A handler tells
-    /// them apart by [`Request::opcode`].
-    Other,
-}
-
-impl OpKind {
-    const COUNT: usize = 8;
-
-    fn of(op: &Op) -> OpKind {
-        match op {
-            Op::Noop => OpKind::Noop,
-            Op::Timer { .. } => OpKind::Timer,
-            Op::Wake { .. } => OpKind::Wake,
-            Op::Read { .. } => OpKind::Read,
-            Op::Write { .. } => OpKind::Write,
-            Op::Cancel { .. } => OpKind::Cancel,
-            Op::CancelAny { .. } => OpKind::CancelAll,
-            _ => OpKind::Other,
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
 /// What a [handler](MockControl::handle) is told about an operation the ring submitted.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Request<'a> {
     /// The kind of operation.
     pub kind: OpKind,
-    /// The opcode the op would submit (tells apart the ops of [`OpKind::Other`]).
-    pub opcode: Option<Opcode>,
+    /// The op with all its arguments (match on it for what the fields below do not say).
+    pub op: &'a Op,
+    /// The opcode the op submits on a kernel.
+    pub opcode: Opcode,
     /// The submission's `user_data` (the task's [`TaskId`]).
     pub user_data: u64,
-    /// The file of a read or write.
+    /// The file the op works on (the output of a splice, the target ring of a `msg_ring`).
     pub fd: Option<RawFd>,
-    /// A read's or write's buffer length.
+    /// The length of the op's buffer(s) (a splice's `len`).
     pub len: usize,
     /// A read's or write's offset.
     pub offset: Option<Offset>,
-    /// The bytes a write would write (empty for other ops).
+    /// The bytes a write or send would write (empty for other ops).
     pub data: &'a [u8],
     /// A cancel's target.
     pub target: Option<TaskId>,
@@ -120,8 +75,8 @@ pub enum Reply {
     Pending,
 }
 
-/// A handler: given a request, decides its outcome. See [`MockControl::handle`].
-pub type Handler = Box<dyn FnMut(&Request<'_>) -> Reply>;
+/// A request handler: given a request, decides its outcome. See [`MockControl::handle`].
+pub type RequestHandler = Box<dyn FnMut(&Request<'_>) -> Reply>;
 
 // ----- options -----
 
@@ -455,6 +410,8 @@ struct Entry {
     user_data: u64,
     seq: u64,
     kind: OpKind,
+    /// The ring's own deadline timer: it never reaches a handler.
+    wake: bool,
     /// A timer's deadline, fixed when the mock consumes it.
     deadline: Option<Timespec>,
     polls: u32,
@@ -532,7 +489,7 @@ pub struct Mock {
     hold: bool,
     auto_release: bool,
     outlives_drop: bool,
-    handlers: [Option<Handler>; OpKind::COUNT],
+    handlers: [Option<RequestHandler>; OpKind::COUNT],
     files: BTreeMap<RawFd, Source>,
     written: BTreeMap<RawFd, Vec<u8>>,
     blocked: BTreeSet<RawFd>,
@@ -569,16 +526,6 @@ impl fmt::Debug for Mock {
 impl Default for Mock {
     fn default() -> Mock {
         MockBuilder::new().build()
-    }
-}
-
-fn to_timespec(ts: &__kernel_timespec) -> Timespec {
-    if ts.tv_sec < 0 {
-        return Timespec::ZERO;
-    }
-    Timespec {
-        sec: ts.tv_sec,
-        nsec: ts.tv_nsec.clamp(0, 999_999_999) as u32,
     }
 }
 
@@ -651,10 +598,19 @@ impl Mock {
         self.pending.iter().map(|e| e.user_data).collect()
     }
 
-    /// The kinds of the ops still in flight, in submission order (e.g. to tell the ring's own
-    /// [`OpKind::Wake`] timers from user work).
+    /// The kinds of the ops still in flight, in submission order.
     pub fn pending_kinds(&self) -> Vec<OpKind> {
         self.pending.iter().map(|e| e.kind).collect()
+    }
+
+    /// The `user_data` of the ring's own deadline timers in flight (see
+    /// [`Timer::is_wake`](xuring_core::ops::Timer::is_wake)), in submission order.
+    pub fn pending_wakes(&self) -> Vec<u64> {
+        self.pending
+            .iter()
+            .filter(|e| e.wake)
+            .map(|e| e.user_data)
+            .collect()
     }
 
     /// Completions posted to the CQ (or its overflow list) and not yet reaped.
@@ -789,15 +745,19 @@ impl Mock {
 
     /// Offers `entry` to its handler, if any. `None`: no handler, or it said `Default`.
     fn ask_handler(&mut self, entry: &mut Entry) -> Option<Reply> {
+        if entry.wake {
+            return None;
+        }
         let kind = entry.kind;
         let handler = self.handlers[kind.index()].as_mut()?;
         let now = self.now;
         let polls = entry.polls;
         let user_data = entry.user_data;
-        let reply = entry.op.with(|op| {
+        let reply = entry.op.peek(|op| {
             let mut req = Request {
                 kind,
-                opcode: op.opcode(),
+                op,
+                opcode: kind.opcode(),
                 user_data,
                 fd: None,
                 len: 0,
@@ -810,40 +770,58 @@ impl Mock {
                 polls,
             };
             match op {
-                Op::Read { fd, buf, offset } => {
-                    req.fd = Some(*fd);
-                    req.len = buf.len();
-                    req.offset = Some(*offset);
+                Op::Read(r) => {
+                    (req.fd, req.len, req.offset) = (Some(r.fd), r.buf.len(), Some(r.offset));
                 }
-                Op::Write { fd, buf, offset } => {
-                    req.fd = Some(*fd);
-                    req.len = buf.len();
-                    req.offset = Some(*offset);
-                    req.data = buf.as_slice();
+                Op::Write(w) => {
+                    (req.fd, req.len, req.offset) = (Some(w.fd), w.buf.len(), Some(w.offset));
+                    req.data = w.buf.as_slice();
                 }
-                Op::Timer { ts, absolute } => {
-                    req.timer = Some(to_timespec(ts));
-                    req.absolute = *absolute;
+                Op::Readv(r) => {
+                    (req.fd, req.len, req.offset) =
+                        (Some(r.fd), r.bufs.total_len(), Some(r.offset));
                 }
-                Op::Cancel { target, .. } => req.target = Some(*target),
-                Op::Close { fd, .. } | Op::Fsync { fd, .. } => req.fd = Some(*fd),
-                _ => {}
+                Op::Writev(w) => {
+                    (req.fd, req.len, req.offset) =
+                        (Some(w.fd), w.bufs.total_len(), Some(w.offset));
+                }
+                Op::Recv(r) => (req.fd, req.len) = (Some(r.fd), r.buf.len()),
+                Op::Send(s) => {
+                    (req.fd, req.len) = (Some(s.fd), s.buf.len());
+                    req.data = s.buf.as_slice();
+                }
+                Op::Timer(t) => {
+                    req.timer = Some(t.time());
+                    req.absolute = t.absolute;
+                }
+                Op::Cancel(c) => req.target = Some(c.target),
+                Op::Close(c) => req.fd = Some(c.fd),
+                Op::Fsync(f) => req.fd = Some(f.fd),
+                Op::Connect(c) => req.fd = Some(c.fd),
+                Op::Accept(a) => req.fd = Some(a.fd),
+                Op::Poll(p) => req.fd = Some(p.fd),
+                Op::Splice(s) => (req.fd, req.len) = (Some(s.fd_out), s.len as usize),
+                Op::MsgRing(m) => req.fd = Some(m.target),
+                Op::Noop(_) | Op::Open(_) | Op::Stat(_) | Op::Socket(_) | Op::CancelAll(_) => {}
             }
             handler(&req)
         });
         match reply {
             Reply::Default => None,
             Reply::Bytes(bytes) => {
-                let n = entry.op.with(|op| match op {
-                    Op::Read { buf, .. } => match buf.as_mut_slice() {
-                        Some(dst) => {
-                            let n = dst.len().min(bytes.len());
-                            dst[..n].copy_from_slice(&bytes[..n]);
-                            n
-                        }
-                        None => 0,
-                    },
-                    _ => bytes.len(),
+                let n = entry.op.with(|op| {
+                    let fills = matches!(op.kind(), OpKind::Read | OpKind::Recv);
+                    match op.buf_mut() {
+                        Some(buf) if fills => match buf.as_mut_slice() {
+                            Some(dst) => {
+                                let n = dst.len().min(bytes.len());
+                                dst[..n].copy_from_slice(&bytes[..n]);
+                                n
+                            }
+                            None => 0,
+                        },
+                        _ => bytes.len(),
+                    }
                 });
                 Some(Reply::Complete(i32::try_from(n).unwrap_or(i32::MAX)))
             }
@@ -868,17 +846,15 @@ impl Mock {
         }
     }
 
+    /// Whether the op's opcode is there (by the mock's features, as a kernel's probe).
     fn supported(&self, op: &Op) -> bool {
-        match op {
-            Op::CancelAny { .. } => {
-                op.opcode().is_some_and(|o| self.features.supports(o))
-                    && self
-                        .features
-                        .cancel
-                        .contains(CancelFlags::ALL | CancelFlags::ANY)
-            }
-            _ => op.opcode().is_some_and(|o| self.features.supports(o)),
-        }
+        let kind = op.kind();
+        self.features.supports(kind.opcode())
+            && (kind != OpKind::CancelAll
+                || self
+                    .features
+                    .cancel
+                    .contains(CancelFlags::ALL | CancelFlags::ANY))
     }
 
     fn default_outcome(&mut self, entry: &mut Entry) -> Outcome {
@@ -887,77 +863,90 @@ impl Mock {
         }
         match entry.kind {
             OpKind::Noop => Outcome::Done(self.inject_error().unwrap_or(0)),
-            OpKind::Timer | OpKind::Wake => {
-                let deadline = match entry.deadline {
-                    Some(d) => d,
-                    None => {
-                        let now = self.now;
-                        let d = entry.op.peek(|op| match op {
-                            Op::Timer { ts, absolute } if *absolute => to_timespec(ts),
-                            Op::Timer { ts, .. } => add(now, to_timespec(ts)),
-                            Op::Wake { ts } => to_timespec(ts),
-                            _ => now,
-                        });
-                        entry.deadline = Some(d);
-                        d
-                    }
-                };
-                if deadline <= self.now {
-                    Outcome::Done(-Errno::ETIME.raw())
-                } else {
-                    Outcome::Pending
-                }
-            }
+            OpKind::Timer => self.default_timer(entry),
             OpKind::Read => self.default_read(entry),
             OpKind::Write => self.default_write(entry),
-            OpKind::Cancel => {
-                let (target, via) = entry.op.peek(|op| match op {
-                    Op::Cancel { target, via } => (target.to_u64(), *via),
-                    _ => (0, CancelVia::AsyncCancel),
+            OpKind::Cancel => self.default_cancel(entry),
+            OpKind::CancelAll => self.default_cancel_all(),
+            OpKind::Readv
+            | OpKind::Writev
+            | OpKind::Open
+            | OpKind::Close
+            | OpKind::Fsync
+            | OpKind::Stat
+            | OpKind::Socket
+            | OpKind::Connect
+            | OpKind::Accept
+            | OpKind::Recv
+            | OpKind::Send
+            | OpKind::Poll
+            | OpKind::Splice
+            | OpKind::MsgRing => Outcome::Done(-Errno::EOPNOTSUPP.raw()),
+        }
+    }
+
+    fn default_timer(&mut self, entry: &mut Entry) -> Outcome {
+        let deadline = match entry.deadline {
+            Some(d) => d,
+            None => {
+                let now = self.now;
+                let d = entry.op.peek(|op| match op {
+                    Op::Timer(t) if t.absolute => t.time(),
+                    Op::Timer(t) => add(now, t.time()),
+                    other => unreachable!("a timer entry holds a timer, not {other:?}"),
                 });
-                let found = self.pending.iter().position(|e| {
-                    e.user_data == target
-                        && match via {
-                            CancelVia::TimeoutRemove => {
-                                matches!(e.kind, OpKind::Timer | OpKind::Wake)
-                            }
-                            CancelVia::AsyncCancel => true,
-                        }
-                });
-                match found {
-                    Some(i) => {
-                        let victim = self.pending.remove(i);
-                        self.stats.cancelled += 1;
-                        self.complete(victim, -Errno::ECANCELED.raw());
-                        Outcome::Done(0)
-                    }
-                    None => Outcome::Done(-Errno::ENOENT.raw()),
-                }
+                entry.deadline = Some(d);
+                d
             }
-            OpKind::CancelAll => {
-                let (victims, kept): (Vec<Entry>, Vec<Entry>) = core::mem::take(&mut self.pending)
-                    .into_iter()
-                    .partition(|e| !matches!(e.kind, OpKind::Cancel | OpKind::CancelAll));
-                self.pending = kept;
-                let n = victims.len();
-                for victim in victims {
-                    self.stats.cancelled += 1;
-                    self.complete(victim, -Errno::ECANCELED.raw());
-                }
-                if n == 0 {
-                    Outcome::Done(-Errno::ENOENT.raw())
-                } else {
-                    Outcome::Done(i32::try_from(n).unwrap_or(i32::MAX))
-                }
+        };
+        if deadline <= self.now {
+            Outcome::Done(-Errno::ETIME.raw())
+        } else {
+            Outcome::Pending
+        }
+    }
+
+    fn default_cancel(&mut self, entry: &mut Entry) -> Outcome {
+        let (target, timer_only) = entry.op.peek(|op| match op {
+            Op::Cancel(c) => (c.target.to_u64(), c.timer_only()),
+            other => unreachable!("a cancel entry holds a cancel, not {other:?}"),
+        });
+        let found = self
+            .pending
+            .iter()
+            .position(|e| e.user_data == target && (!timer_only || e.kind == OpKind::Timer));
+        match found {
+            Some(i) => {
+                let victim = self.pending.remove(i);
+                self.stats.cancelled += 1;
+                self.complete(victim, -Errno::ECANCELED.raw());
+                Outcome::Done(0)
             }
-            OpKind::Other => Outcome::Done(-Errno::EINVAL.raw()),
+            None => Outcome::Done(-Errno::ENOENT.raw()),
+        }
+    }
+
+    fn default_cancel_all(&mut self) -> Outcome {
+        let (victims, kept): (Vec<Entry>, Vec<Entry>) = core::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|e| !matches!(e.kind, OpKind::Cancel | OpKind::CancelAll));
+        self.pending = kept;
+        let n = victims.len();
+        for victim in victims {
+            self.stats.cancelled += 1;
+            self.complete(victim, -Errno::ECANCELED.raw());
+        }
+        if n == 0 {
+            Outcome::Done(-Errno::ENOENT.raw())
+        } else {
+            Outcome::Done(i32::try_from(n).unwrap_or(i32::MAX))
         }
     }
 
     fn default_read(&mut self, entry: &mut Entry) -> Outcome {
         let (fd, len, offset) = entry.op.peek(|op| match op {
-            Op::Read { fd, buf, offset } => (*fd, buf.len(), *offset),
-            _ => (-1, 0, Offset::File),
+            Op::Read(r) => (r.fd, r.buf.len(), r.offset),
+            other => unreachable!("a read entry holds a read, not {other:?}"),
         });
         if self.blocked.contains(&fd) {
             return Outcome::Pending;
@@ -979,7 +968,7 @@ impl Mock {
         let n = self.shorten(len.min(available));
         let source = self.files.get_mut(&fd).expect("looked up above");
         let copied = entry.op.with(|op| match op {
-            Op::Read { buf, .. } if n > 0 => match buf.as_mut_slice() {
+            Op::Read(r) if n > 0 => match r.buf.as_mut_slice() {
                 Some(dst) => {
                     dst[..n].copy_from_slice(&source.data[start..start + n]);
                     n
@@ -996,8 +985,8 @@ impl Mock {
 
     fn default_write(&mut self, entry: &mut Entry) -> Outcome {
         let (fd, len, offset) = entry.op.peek(|op| match op {
-            Op::Write { fd, buf, offset } => (*fd, buf.len(), *offset),
-            _ => (-1, 0, Offset::File),
+            Op::Write(w) => (w.fd, w.buf.len(), w.offset),
+            other => unreachable!("a write entry holds a write, not {other:?}"),
         });
         if self.blocked.contains(&fd) {
             return Outcome::Pending;
@@ -1014,8 +1003,8 @@ impl Mock {
         }
         let sink = self.written.entry(fd).or_default();
         entry.op.peek(|op| {
-            if let Op::Write { buf, .. } = op {
-                let bytes = &buf.as_slice()[..n];
+            if let Op::Write(w) = op {
+                let bytes = &w.buf.as_slice()[..n];
                 match offset {
                     Offset::File => sink.extend_from_slice(bytes),
                     Offset::At(at) => {
@@ -1257,7 +1246,10 @@ unsafe impl Backend for Mock {
         // SAFETY: `push`'s own contract is `OpPtr::new`'s; the `OpPtr` is dropped in
         // `Mock::complete`, before the completion is posted, let alone delivered.
         let op = unsafe { OpPtr::new(op) };
-        let kind = op.peek(OpKind::of);
+        let (kind, wake) = op.peek(|op| match op {
+            Op::Timer(t) => (OpKind::Timer, t.is_wake()),
+            other => (other.kind(), false),
+        });
         if !self.seen.insert(user_data) {
             self.reused.push(user_data);
         }
@@ -1270,6 +1262,7 @@ unsafe impl Backend for Mock {
             user_data,
             seq,
             kind,
+            wake,
             deadline: None,
             polls: 0,
         });

@@ -81,7 +81,7 @@ fn assigning_the_ring_in_its_callback_stops_that_run_and_frees_nothing_under_it(
     reset();
     let mut ring = staged(assign, 3);
     assert_replaced(&mut ring);
-    assert_eq!(seen(), ["Some(Noop) Running"]);
+    assert_eq!(seen(), ["Some(Noop(Ok(()))) Running"]);
     assert_eq!(
         CALLS.with(Cell::get),
         0,
@@ -156,7 +156,7 @@ fn dropping_the_ring_in_its_callback_tears_it_down_after_the_callback() {
     reset();
     let mut ring = staged(drop_it, 2);
     assert_replaced(&mut ring);
-    assert_eq!(seen(), ["Some(Noop)"]);
+    assert_eq!(seen(), ["Some(Noop(Ok(())))"]);
     assert!(ring.is_idle(), "the replacement is a fresh ring");
 }
 
@@ -263,12 +263,12 @@ fn the_rings_wake_timer_is_not_the_users_to_cancel() {
     ring.noop(ctx(count));
     ring.run(RunCondition::For(Duration::from_secs(1)))
         .expect("a deadline run");
-    let kinds = ring.backend().pending_kinds();
-    let wake = kinds
-        .iter()
-        .position(|k| *k == OpKind::Wake)
+    let wake = *ring
+        .backend()
+        .pending_wakes()
+        .first()
         .expect("below 5.11 a deadline run leaves its wake timer in flight");
-    let id = TaskId::from_u64(ring.backend().pending_user_data()[wake]).expect("a task id");
+    let id = TaskId::from_u64(wake).expect("a task id");
     ring.cancel(
         id,
         Context {
@@ -279,11 +279,7 @@ fn the_rings_wake_timer_is_not_the_users_to_cancel() {
     ring.run(RunCondition::NoWait).expect("run");
     assert_eq!(seen(), ["7 Some(Cancel(Err(ENOENT)))"]);
     assert_eq!(
-        ring.backend()
-            .pending_kinds()
-            .iter()
-            .filter(|k| **k == OpKind::Wake)
-            .count(),
+        ring.backend().pending_wakes().len(),
         1,
         "the wake timer is untouched"
     );
@@ -339,11 +335,14 @@ fn teardown_closes_descriptors_no_callback_received() {
         Err(RingError::callback("stop here"))
     }
     let mut ring = Ring::init_mock();
-    let next = Cell::new(100);
-    ring.backend_mut().handle(OpKind::Other, move |_req| {
-        next.set(next.get() + 1);
-        Reply::Complete(next.get())
-    });
+    let next = std::rc::Rc::new(Cell::new(100));
+    for kind in [OpKind::Open, OpKind::Accept, OpKind::Socket] {
+        let next = std::rc::Rc::clone(&next);
+        ring.backend_mut().handle(kind, move |_req| {
+            next.set(next.get() + 1);
+            Reply::Complete(next.get())
+        });
+    }
     let closed = std::rc::Rc::new(RefCell::new(Vec::new()));
     let spy = std::rc::Rc::clone(&closed);
     ring.backend_mut()
@@ -532,7 +531,7 @@ fn a_panic_during_teardown_leaks_instead_of_freeing_linked_tasks() {
     }
     let mut ring = Ring::init_mock();
     ring.backend_mut()
-        .handle(OpKind::Other, |_req| Reply::Complete(100));
+        .handle(OpKind::Open, |_req| Reply::Complete(100));
     ring.backend_mut()
         .on_undelivered_close(|fd| panic!("the watch refuses fd {fd}"));
     ring.noop(ctx(stop));

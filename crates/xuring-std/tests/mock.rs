@@ -201,16 +201,35 @@ fn cancelling_a_blocked_transfer_reports_ecanceled() {
     xuring_mock::check_invariants(&ring);
 }
 
-/// Answers the ops the mock has no model for (`OpKind::Other`: socket, connect, accept,
-/// close, ...) with `replies`, in order, and counts them.
+/// Answers the socket, file and connection ops (socket, connect, accept, close, ...) with
+/// `replies`, in order, and counts them.
 fn script(ring: &mut MockRing, replies: Vec<Reply>) -> Rc<RefCell<usize>> {
     let count = Rc::new(RefCell::new(0));
     let seen = Rc::clone(&count);
-    let mut replies = replies.into_iter();
-    ring.backend_mut().handle(OpKind::Other, move |_req| {
-        *seen.borrow_mut() += 1;
-        replies.next().unwrap_or(Reply::Err(Errno::EINVAL))
-    });
+    let replies = replies.into_iter();
+    let replies = Rc::new(RefCell::new(replies));
+    for kind in [
+        OpKind::Socket,
+        OpKind::Connect,
+        OpKind::Accept,
+        OpKind::Close,
+        OpKind::Open,
+        OpKind::Stat,
+        OpKind::Fsync,
+        OpKind::Recv,
+        OpKind::Send,
+        OpKind::Poll,
+    ] {
+        let seen = Rc::clone(&seen);
+        let replies = Rc::clone(&replies);
+        ring.backend_mut().handle(kind, move |_req| {
+            *seen.borrow_mut() += 1;
+            replies
+                .borrow_mut()
+                .next()
+                .unwrap_or(Reply::Err(Errno::EINVAL))
+        });
+    }
     count
 }
 

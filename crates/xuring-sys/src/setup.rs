@@ -489,36 +489,36 @@ impl RawRing {
     }
 }
 
-/// The opcodes of the 5.6 floor that xuring submits without checking each time: a ring is
-/// refused where one is missing. (Newer opcodes are checked per operation.)
-pub const FLOOR_OPS: [Opcode; 19] = [
-    Opcode::Nop,
-    Opcode::Readv,
-    Opcode::Writev,
-    Opcode::Fsync,
-    Opcode::ReadFixed,
-    Opcode::WriteFixed,
-    Opcode::PollAdd,
-    Opcode::Timeout,
-    Opcode::TimeoutRemove,
-    Opcode::Accept,
-    Opcode::AsyncCancel,
-    Opcode::Connect,
-    Opcode::Openat,
-    Opcode::Close,
-    Opcode::Statx,
-    Opcode::Read,
-    Opcode::Write,
-    Opcode::Send,
-    Opcode::Recv,
-];
+/// The oldest kernel xuring runs on: a ring is refused where one of its opcodes is missing.
+pub const FLOOR: KernelVersion = KernelVersion::new(5, 6);
 
-const _: () = {
+const FLOOR_COUNT: usize = {
+    let mut n = 0;
     let mut i = 0;
-    while i < FLOOR_OPS.len() {
-        assert!(FLOOR_OPS[i].since().at_most(KernelVersion::new(5, 6)));
+    while i < Opcode::TABLE.len() {
+        if Opcode::TABLE[i].since.at_most(FLOOR) {
+            n += 1;
+        }
         i += 1;
     }
+    n
+};
+
+/// Every opcode of the [`FLOOR`] (from the opcode table's versions): checked once, when a
+/// ring is set up, so ops using them are submitted without a check each time. Newer opcodes
+/// are checked per operation.
+pub const FLOOR_OPS: [Opcode; FLOOR_COUNT] = {
+    let mut out = [Opcode::Nop; FLOOR_COUNT];
+    let mut n = 0;
+    let mut i = 0;
+    while i < Opcode::TABLE.len() {
+        if Opcode::TABLE[i].since.at_most(FLOOR) {
+            out[n] = Opcode::TABLE[i].opcode;
+            n += 1;
+        }
+        i += 1;
+    }
+    out
 };
 
 /// `flags` by their C names, ` | `-separated; bits no table row names as `bit N`.

@@ -34,7 +34,7 @@ use xuring::mock::{Faults, MockBuilder, OpKind, Reply, check_invariants, run_see
 fn the_glob_import_is_enough_for_the_seeds_examples() {
     use xuring::io_uring::*;
     fn on_noop(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
-        assert!(matches!(task.result, Some(OpResult::Noop)));
+        assert!(matches!(task.result, Some(OpResult::Noop(Ok(())))));
         Ok(())
     }
     let mut ring = Ring::init(16).expect("ring");

@@ -2,23 +2,22 @@
 //!
 //! # Safety
 //!
-//! This module turns [`Op`]s into SQEs that carry raw addresses into the op (timespecs) and
-//! into the buffers it owns. [`Backend::push`]'s contract keeps all of them valid until the
+//! Each op's declaration (`ops.rs`) fills the SQE, with raw addresses into the op
+//! (timespecs, addresses) and into the buffers it owns. [`Backend::push`]'s contract keeps all of them valid until the
 //! completion is reaped, which is exactly how long the kernel may use them. Registering the
 //! buffer pool hands the kernel its memory for the ring's whole life; the backend keeps a
 //! clone of the pool, so that memory is freed only after the ring's file descriptor is closed.
 
 use core::ptr::NonNull;
 
-use xuring_sys::abi::{IORING_MSG_DATA, io_uring_sqe, register};
+use xuring_sys::abi::{io_uring_sqe, register};
 use xuring_sys::syscall::{self, io_uring_enter};
 use xuring_sys::{
-    CancelFlags, EnterFlags, Errno, Features, FsyncFlags, Opcode, RawRing, SetupError, SetupFlags,
-    SetupOptions, SqFull, SqRingFlags, TimeoutFlags,
+    EnterFlags, Errno, Features, RawRing, SetupError, SetupFlags, SetupOptions, SqFull, SqRingFlags,
 };
 
 use super::{Backend, Completion};
-use crate::op::CancelVia;
+use crate::op::PrepEnv;
 use crate::{BufferPool, Op, Timespec};
 
 /// The io_uring backend.
@@ -54,229 +53,6 @@ impl Uring {
     }
 }
 
-/// Builds the SQE for `op`. One exhaustive `match`: a new op does not compile until it is
-/// prepared here.
-///
-/// # Safety
-///
-/// `op` must be valid for reads and writes (a read's buffer pointer is derived from it).
-#[inline(always)]
-unsafe fn prep(
-    op: NonNull<Op>,
-    user_data: u64,
-    fixed: Option<&BufferPool>,
-    sqe: &mut io_uring_sqe,
-) {
-    sqe.user_data = user_data;
-    // SAFETY: the caller passes a valid, exclusively owned op.
-    let op = unsafe { &mut *op.as_ptr() };
-    match op {
-        Op::Idle | Op::CancelAllJoin { .. } | Op::Received { .. } => {
-            debug_assert!(false, "{op:?} is never submitted");
-            sqe.opcode = Opcode::Nop as u8;
-        }
-        Op::Noop => sqe.opcode = Opcode::Nop as u8,
-        Op::Timer { ts, absolute } => {
-            sqe.opcode = Opcode::Timeout as u8;
-            sqe.addr = core::ptr::from_mut(ts) as u64;
-            sqe.len = 1;
-            // off = 0: no completion count, a pure timer.
-            if *absolute {
-                sqe.op_flags = TimeoutFlags::ABS.bits();
-            }
-        }
-        Op::Wake { ts } => {
-            sqe.opcode = Opcode::Timeout as u8;
-            sqe.addr = core::ptr::from_mut(ts) as u64;
-            sqe.len = 1;
-            sqe.op_flags = TimeoutFlags::ABS.bits();
-        }
-        Op::Read { fd, buf, offset } => {
-            let index = fixed.and_then(|pool| buf.pool_index(pool));
-            sqe.opcode = if index.is_some() {
-                Opcode::ReadFixed
-            } else {
-                Opcode::Read
-            } as u8;
-            sqe.fd = *fd;
-            sqe.len = buf.len().min(u32::MAX as usize) as u32;
-            // A read-only buffer is refused before it gets here.
-            sqe.addr = buf.as_mut_ptr().unwrap_or(core::ptr::null_mut()) as u64;
-            sqe.off = offset.to_raw();
-            sqe.buf_index = index.unwrap_or(0);
-        }
-        Op::Write { fd, buf, offset } => {
-            let index = fixed.and_then(|pool| buf.pool_index(pool));
-            sqe.opcode = if index.is_some() {
-                Opcode::WriteFixed
-            } else {
-                Opcode::Write
-            } as u8;
-            sqe.fd = *fd;
-            sqe.len = buf.len().min(u32::MAX as usize) as u32;
-            sqe.addr = buf.as_ptr() as u64;
-            sqe.off = offset.to_raw();
-            sqe.buf_index = index.unwrap_or(0);
-        }
-        Op::Readv { fd, bufs, offset } => {
-            sqe.opcode = Opcode::Readv as u8;
-            sqe.fd = *fd;
-            sqe.off = offset.to_raw();
-            // Read-only buffers are refused before a readv gets here.
-            if let Some(iovecs) = bufs.prepare(true) {
-                sqe.addr = iovecs.as_ptr() as u64;
-                sqe.len = iovecs.len() as u32;
-            }
-        }
-        Op::Writev { fd, bufs, offset } => {
-            sqe.opcode = Opcode::Writev as u8;
-            sqe.fd = *fd;
-            sqe.off = offset.to_raw();
-            if let Some(iovecs) = bufs.prepare(false) {
-                sqe.addr = iovecs.as_ptr() as u64;
-                sqe.len = iovecs.len() as u32;
-            }
-        }
-        Op::Open { path, flags, mode } => {
-            sqe.opcode = Opcode::Openat as u8;
-            sqe.fd = libc::AT_FDCWD;
-            sqe.addr = path.as_c_str().as_ptr() as u64;
-            sqe.len = *mode;
-            sqe.op_flags = *flags | libc::O_CLOEXEC as u32;
-        }
-        Op::Close { fd } => {
-            sqe.opcode = Opcode::Close as u8;
-            sqe.fd = *fd;
-        }
-        Op::Fsync { fd, datasync } => {
-            sqe.opcode = Opcode::Fsync as u8;
-            sqe.fd = *fd;
-            if *datasync {
-                sqe.op_flags = FsyncFlags::DATASYNC.bits();
-            }
-        }
-        Op::Stat {
-            path,
-            nofollow,
-            buf,
-        } => {
-            sqe.opcode = Opcode::Statx as u8;
-            sqe.fd = libc::AT_FDCWD;
-            sqe.addr = path.as_c_str().as_ptr() as u64;
-            sqe.len = crate::stat::STATX_MASK;
-            sqe.off = core::ptr::from_mut::<libc::statx>(buf) as u64;
-            sqe.op_flags = if *nofollow {
-                libc::AT_SYMLINK_NOFOLLOW as u32
-            } else {
-                0
-            };
-        }
-        Op::Socket {
-            domain,
-            ty,
-            protocol,
-        } => {
-            sqe.opcode = Opcode::Socket as u8;
-            sqe.fd = *domain;
-            sqe.off = (*ty | libc::SOCK_CLOEXEC) as u32 as u64;
-            sqe.len = *protocol as u32;
-        }
-        Op::Connect { fd, addr } => {
-            sqe.opcode = Opcode::Connect as u8;
-            sqe.fd = *fd;
-            sqe.addr = addr.as_ptr() as u64;
-            // For CONNECT, `off` holds the address length itself.
-            sqe.off = u64::from(addr.len());
-        }
-        Op::Accept { fd, addr } => {
-            sqe.opcode = Opcode::Accept as u8;
-            sqe.fd = *fd;
-            sqe.addr = addr.as_mut_ptr() as u64;
-            // For ACCEPT, `off` (addr2) points at the address length, updated by the kernel.
-            sqe.off = addr.len_mut() as u64;
-            sqe.op_flags = libc::SOCK_CLOEXEC as u32;
-        }
-        Op::Recv { fd, buf, flags } => {
-            sqe.opcode = Opcode::Recv as u8;
-            sqe.fd = *fd;
-            sqe.addr = buf.as_mut_ptr().unwrap_or(core::ptr::null_mut()) as u64;
-            sqe.len = buf.len().min(u32::MAX as usize) as u32;
-            sqe.op_flags = *flags as u32;
-        }
-        Op::Send { fd, buf, flags } => {
-            sqe.opcode = Opcode::Send as u8;
-            sqe.fd = *fd;
-            sqe.addr = buf.as_ptr() as u64;
-            sqe.len = buf.len().min(u32::MAX as usize) as u32;
-            sqe.op_flags = (*flags | libc::MSG_NOSIGNAL) as u32;
-        }
-        Op::Poll { fd, events } => {
-            sqe.opcode = Opcode::PollAdd as u8;
-            sqe.fd = *fd;
-            // `poll32_events`: a 32-bit mask, in the kernel's word order on this host.
-            sqe.op_flags = *events;
-        }
-        Op::Splice {
-            fd_in,
-            off_in,
-            fd_out,
-            off_out,
-            len,
-            flags,
-        } => {
-            sqe.opcode = Opcode::Splice as u8;
-            sqe.splice_fd_in = *fd_in;
-            sqe.addr = off_in.unwrap_or(u64::MAX);
-            sqe.fd = *fd_out;
-            sqe.off = off_out.unwrap_or(u64::MAX);
-            sqe.len = *len;
-            sqe.op_flags = *flags;
-        }
-        Op::MsgRing { target, message } => {
-            sqe.opcode = Opcode::MsgRing as u8;
-            sqe.fd = *target;
-            sqe.addr = IORING_MSG_DATA;
-            sqe.len = message.value as u32;
-            sqe.off = message.data | crate::task::NOT_A_TASK;
-        }
-        Op::MailboxSend {
-            mailbox,
-            message,
-            msg_ring: true,
-            ..
-        } => {
-            sqe.opcode = Opcode::MsgRing as u8;
-            sqe.fd = mailbox.ring_fd();
-            sqe.addr = IORING_MSG_DATA;
-            sqe.len = message.value as u32;
-            sqe.off = message.data | crate::task::NOT_A_TASK;
-        }
-        Op::MailboxSend {
-            mailbox,
-            msg_ring: false,
-            ..
-        } => {
-            let one: &'static [u8; 8] = &crate::thread::EVENTFD_ONE;
-            sqe.opcode = Opcode::Write as u8;
-            sqe.fd = mailbox.eventfd();
-            sqe.addr = one.as_ptr() as u64;
-            sqe.len = one.len() as u32;
-            sqe.off = u64::MAX;
-        }
-        Op::Cancel { target, via } => {
-            sqe.opcode = match via {
-                CancelVia::TimeoutRemove => Opcode::TimeoutRemove,
-                CancelVia::AsyncCancel => Opcode::AsyncCancel,
-            } as u8;
-            sqe.addr = target.to_u64();
-        }
-        Op::CancelAny { .. } => {
-            sqe.opcode = Opcode::AsyncCancel as u8;
-            sqe.op_flags = (CancelFlags::ALL | CancelFlags::ANY).bits();
-        }
-    }
-}
-
 // SAFETY: `reap` reports a `user_data` only from the kernel's CQE for it, after which the
 // kernel no longer uses the request's memory; a CQE is reported once (the CQ head moves past
 // it). `Control` is `&Uring`, through which nothing can be replaced or driven. Dropping a
@@ -307,11 +83,14 @@ unsafe impl Backend for Uring {
 
     #[inline]
     unsafe fn push(&mut self, op: NonNull<Op>, user_data: u64) -> Result<(), SqFull> {
-        let pool = self.pool.as_ref();
+        let env = PrepEnv {
+            fixed: self.pool.as_ref(),
+        };
         let fill = |sqe: &mut io_uring_sqe| {
+            sqe.user_data = user_data;
             // SAFETY: the caller guarantees `op` is valid and exclusively ours until
-            // completion.
-            unsafe { prep(op, user_data, pool, sqe) }
+            // completion, so a `&mut` for the length of this call is the only reference.
+            unsafe { &mut *op.as_ptr() }.prep(sqe, env);
         };
         // SAFETY: every address `prep` writes points into `*op` or the buffer it owns, which
         // the caller keeps valid until the completion for `user_data` is reaped.
@@ -426,17 +205,16 @@ mod tests {
             .build()
             .expect("ring");
         let mailbox = ring.mailbox(None).expect("mailbox");
-        let mut op = Op::MailboxSend {
-            mailbox: Arc::clone(&mailbox),
-            message: Message { data: 7, value: 1 },
-            msg_ring: false,
-            admitted: core::cell::Cell::new(false),
-        };
+        let mut op: Op = crate::ops::MsgRing::to_mailbox(
+            Arc::clone(&mailbox),
+            Message { data: 7, value: 1 },
+            false,
+        )
+        .into();
         let mut sqe = io_uring_sqe::default();
-        // SAFETY: `op` is a live, exclusively borrowed op for the whole call.
-        unsafe { prep(NonNull::from(&mut op), 1, None, &mut sqe) };
+        op.prep(&mut sqe, PrepEnv::default());
         let one = &crate::thread::EVENTFD_ONE;
-        assert_eq!(sqe.opcode, Opcode::Write as u8);
+        assert_eq!(sqe.opcode, xuring_sys::Opcode::Write as u8);
         assert_eq!(sqe.fd, mailbox.eventfd());
         assert_eq!(
             sqe.addr,

@@ -1,0 +1,807 @@
+//! Every operation, declared once.
+//!
+//! Each entry below is the whole of an op: its argument struct (the memory the kernel uses,
+//! owned by the task), its result type, opcode, refused arguments, SQE preparation, result
+//! decoding, fallback and the [`Ring`](crate::Ring) methods that submit it. [`declare_ops!`]
+//! turns the list into [`Op`], [`OpKind`] and [`OpResult`] and everything that dispatches on
+//! them; see [`op`](crate::op) for the grammar and `docs/architecture.md` ("Adding an op")
+//! for a worked example.
+//!
+//! Whether an op needs a per-op check of its opcode follows from the opcode's kernel version:
+//! opcodes of the 5.6 floor are checked once, when the ring is set up
+//! ([`xuring_sys::FLOOR_OPS`]); newer ones each time the op is queued.
+
+use std::os::fd::RawFd;
+
+use xuring_sys::abi::{__kernel_timespec, IORING_MSG_DATA, io_uring_sqe};
+use xuring_sys::{CancelFlags, Errno, FsyncFlags, Opcode, TimeoutFlags};
+
+use crate::op::{
+    CPath, CancelVia, Message, Offset, PrepEnv, bad_offset, prep_rw, read_only, runtime_fd, sqe_len,
+};
+use crate::task::{NOT_A_TASK, THREAD_MAIL};
+use crate::{Accepted, IoBuf, IoVecs, SockAddrBuf, TaskId, Timespec};
+
+/// A byte count.
+#[inline(always)]
+fn count(r: Result<u32, Errno>) -> Result<usize, Errno> {
+    r.map(|n| n as usize)
+}
+
+/// Success without a value.
+#[inline(always)]
+fn unit(r: Result<u32, Errno>) -> Result<(), Errno> {
+    r.map(|_| ())
+}
+
+/// A new descriptor.
+#[inline(always)]
+fn new_fd(r: Result<u32, Errno>) -> Result<RawFd, Errno> {
+    r.map(|n| n as RawFd)
+}
+
+declare_ops! {
+    /// `IORING_OP_NOP`: does nothing.
+    Noop -> () {}
+    opcode: Nop;
+    refuse(_op) { None }
+    prep(_op, sqe, _env) { sqe.opcode = Opcode::Nop as u8; }
+    decode(_op, res) { unit(res) }
+    example { Noop {} }
+    methods {
+        /// `IORING_OP_NOP` (5.1): completes with `OpResult::Noop(Ok(()))`. Useful to measure
+        /// the runtime's own overhead, or to get a callback on the next `run`.
+        fn noop() { Noop {} }
+    }
+
+    /// `IORING_OP_TIMEOUT` with no completion count: fires after a time, or at one.
+    Timer -> () {
+        /// The time the kernel reads.
+        time: __kernel_timespec,
+        /// An absolute `CLOCK_MONOTONIC` time instead of a relative one.
+        pub absolute: bool,
+        /// The ring's own timer that bounds a deadline wait on kernels without `EXT_ARG`.
+        wake: bool,
+    }
+    opcode: Timeout;
+    refuse(_op) { None }
+    prep(op, sqe, _env) {
+        // off = 0: no completion count, a pure timer.
+        prep_rw(sqe, Opcode::Timeout, -1, core::ptr::from_mut(&mut op.time) as u64, 1, 0);
+        if op.absolute {
+            sqe.op_flags = TimeoutFlags::ABS.bits();
+        }
+    }
+    // A timer without a count completes with -ETIME when it expires.
+    decode(_op, res) {
+        match res {
+            Err(Errno::ETIME) | Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+    example { Timer { time: Timespec::from_duration(core::time::Duration::from_millis(5)).to_kernel(), absolute: false, wake: false } }
+    methods {
+        /// `IORING_OP_TIMEOUT` (5.4): fires `after` from now, completing with
+        /// `OpResult::Timer(Ok(()))`, or `Err(ECANCELED)` if cancelled. The timespec is
+        /// stored in the task.
+        fn timer(after: Timespec) {
+            Timer { time: after.to_kernel(), absolute: false, wake: false }
+        }
+        /// Like [`timer`](Self::timer), but fires at `deadline` on `CLOCK_MONOTONIC`
+        /// (`IORING_TIMEOUT_ABS`, 5.5); see [`Timespec::now`].
+        fn timer_at(deadline: Timespec) {
+            Timer { time: deadline.to_kernel(), absolute: true, wake: false }
+        }
+    }
+
+    /// `IORING_OP_READ`, or `READ_FIXED` with a registered pool buffer.
+    Read -> usize {
+        /// The file to read.
+        pub fd: RawFd,
+        /// Where the bytes go.
+        pub buf: IoBuf,
+        /// Where in the file.
+        pub offset: Offset,
+    }
+    opcode: Read;
+    buffer: buf;
+    refuse(op) {
+        read_only(op.buf.is_writable()).or(runtime_fd(op.fd)).or(bad_offset(op.offset))
+    }
+    prep(op, sqe, env) {
+        let index = env.fixed.and_then(|pool| op.buf.pool_index(pool));
+        let opcode = if index.is_some() { Opcode::ReadFixed } else { Opcode::Read };
+        let len = sqe_len(op.buf.len());
+        // A read-only buffer is refused before it gets here.
+        let addr = op.buf.as_mut_ptr().unwrap_or(core::ptr::null_mut()) as u64;
+        prep_rw(sqe, opcode, op.fd, addr, len, op.offset.to_raw());
+        sqe.buf_index = index.unwrap_or(0);
+    }
+    decode(_op, res) { count(res) }
+    example { Read { fd: 0, buf: vec![0u8; 4].into(), offset: Offset::File } }
+    methods {
+        /// `IORING_OP_READ` (5.6), like `pread(2)` (or `read(2)` with [`Offset::File`]):
+        /// reads up to `buf.len()` bytes into `buf`, completing with `OpResult::Read(Ok(n))`.
+        /// The buffer travels with the task; take it back in the callback with
+        /// [`Task::take_buf`](crate::Task::take_buf). A registered pool buffer uses
+        /// `IORING_OP_READ_FIXED`. A read-only buffer (`&'static [u8]`) completes with
+        /// `EFAULT` without reaching the kernel.
+        fn read(fd: RawFd, buf: impl Into<IoBuf>, offset: Offset) {
+            Read { fd, buf: buf.into(), offset }
+        }
+    }
+
+    /// `IORING_OP_WRITE`, or `WRITE_FIXED` with a registered pool buffer.
+    Write -> usize {
+        /// The file to write.
+        pub fd: RawFd,
+        /// The bytes.
+        pub buf: IoBuf,
+        /// Where in the file.
+        pub offset: Offset,
+    }
+    opcode: Write;
+    buffer: buf;
+    refuse(op) { runtime_fd(op.fd).or(bad_offset(op.offset)) }
+    prep(op, sqe, env) {
+        let index = env.fixed.and_then(|pool| op.buf.pool_index(pool));
+        let opcode = if index.is_some() { Opcode::WriteFixed } else { Opcode::Write };
+        let len = sqe_len(op.buf.len());
+        prep_rw(sqe, opcode, op.fd, op.buf.as_ptr() as u64, len, op.offset.to_raw());
+        sqe.buf_index = index.unwrap_or(0);
+    }
+    decode(_op, res) { count(res) }
+    example { Write { fd: 1, buf: b"abcd".into(), offset: Offset::At(3) } }
+    methods {
+        /// `IORING_OP_WRITE` (5.6), like `pwrite(2)` (or `write(2)` with [`Offset::File`]):
+        /// writes `buf`, completing with `OpResult::Write(Ok(n))` (`n` may be short). The
+        /// buffer travels with the task and comes back through
+        /// [`Task::take_buf`](crate::Task::take_buf). A registered pool buffer uses
+        /// `IORING_OP_WRITE_FIXED`.
+        fn write(fd: RawFd, buf: impl Into<IoBuf>, offset: Offset) {
+            Write { fd, buf: buf.into(), offset }
+        }
+    }
+
+    /// `IORING_OP_READV`: reads into several buffers in order.
+    Readv -> usize {
+        /// The file to read.
+        pub fd: RawFd,
+        /// The buffers and their iovec array.
+        pub bufs: IoVecs,
+        /// Where in the file.
+        pub offset: Offset,
+    }
+    opcode: Readv;
+    iovecs: bufs;
+    refuse(op) {
+        read_only(op.bufs.bufs().iter().all(IoBuf::is_writable))
+            .or(runtime_fd(op.fd))
+            .or(bad_offset(op.offset))
+    }
+    prep(op, sqe, _env) {
+        // Read-only buffers are refused before a readv gets here.
+        let (addr, len) = match op.bufs.prepare(true) {
+            Some(iovecs) => (iovecs.as_ptr() as u64, iovecs.len() as u32),
+            None => (0, 0),
+        };
+        prep_rw(sqe, Opcode::Readv, op.fd, addr, len, op.offset.to_raw());
+    }
+    decode(_op, res) { count(res) }
+    example { Readv { fd: 0, bufs: IoVecs::new(vec![vec![0u8; 2].into()]), offset: Offset::File } }
+    methods {
+        /// `IORING_OP_READV` (5.1), like `preadv2(2)`: reads into several buffers in order.
+        /// Completes with `OpResult::Readv(Ok(n))`; take the buffers back with
+        /// [`Task::take_iovecs`](crate::Task::take_iovecs). Read-only buffers complete with
+        /// `EFAULT` locally.
+        fn readv(fd: RawFd, bufs: IoVecs, offset: Offset) {
+            Readv { fd, bufs, offset }
+        }
+    }
+
+    /// `IORING_OP_WRITEV`: writes several buffers in order.
+    Writev -> usize {
+        /// The file to write.
+        pub fd: RawFd,
+        /// The buffers and their iovec array.
+        pub bufs: IoVecs,
+        /// Where in the file.
+        pub offset: Offset,
+    }
+    opcode: Writev;
+    iovecs: bufs;
+    refuse(op) { runtime_fd(op.fd).or(bad_offset(op.offset)) }
+    prep(op, sqe, _env) {
+        let (addr, len) = match op.bufs.prepare(false) {
+            Some(iovecs) => (iovecs.as_ptr() as u64, iovecs.len() as u32),
+            None => (0, 0),
+        };
+        prep_rw(sqe, Opcode::Writev, op.fd, addr, len, op.offset.to_raw());
+    }
+    decode(_op, res) { count(res) }
+    example { Writev { fd: 1, bufs: IoVecs::new(vec![b"xy".into()]), offset: Offset::File } }
+    methods {
+        /// `IORING_OP_WRITEV` (5.1), like `pwritev2(2)`: writes several buffers in order.
+        fn writev(fd: RawFd, bufs: IoVecs, offset: Offset) {
+            Writev { fd, bufs, offset }
+        }
+    }
+
+    /// `IORING_OP_OPENAT` relative to the current directory.
+    Open -> RawFd {
+        /// The path.
+        pub path: CPath,
+        /// `O_*` flags (`O_CLOEXEC` is always added).
+        pub flags: u32,
+        /// Permission bits for a created file.
+        pub mode: u32,
+    }
+    opcode: Openat;
+    refuse(_op) { None }
+    prep(op, sqe, _env) {
+        let path = op.path.as_c_str().as_ptr() as u64;
+        prep_rw(sqe, Opcode::Openat, libc::AT_FDCWD, path, op.mode, 0);
+        sqe.op_flags = op.flags | libc::O_CLOEXEC as u32;
+    }
+    decode(_op, res) { new_fd(res) }
+    created(fd) { fd }
+    example { Open { path: c"/".into(), flags: 0, mode: 0 } }
+    methods {
+        /// `IORING_OP_OPENAT` (5.6) relative to the current directory, like `open(2)`:
+        /// completes with `OpResult::Open(Ok(fd))`. `O_CLOEXEC` is always added, as `std::fs`
+        /// does. The path is `'static` (`c"/dev/null"`) or an owned `CString`.
+        fn open(path: impl Into<CPath>, flags: u32, mode: u32) {
+            Open { path: path.into(), flags, mode }
+        }
+    }
+
+    /// `IORING_OP_CLOSE`.
+    Close -> () {
+        /// The descriptor to close.
+        pub fd: RawFd,
+    }
+    opcode: Close;
+    refuse(op) { runtime_fd(op.fd) }
+    prep(op, sqe, _env) { prep_rw(sqe, Opcode::Close, op.fd, 0, 0, 0); }
+    decode(_op, res) { unit(res) }
+    example { Close { fd: 9 } }
+    methods {
+        /// `IORING_OP_CLOSE` (5.6), like `close(2)`: completes with `OpResult::Close(Ok(()))`.
+        fn close(fd: RawFd) { Close { fd } }
+    }
+
+    /// `IORING_OP_FSYNC`.
+    Fsync -> () {
+        /// The file to sync.
+        pub fd: RawFd,
+        /// Data only (`IORING_FSYNC_DATASYNC`, like `fdatasync(2)`).
+        pub datasync: bool,
+    }
+    opcode: Fsync;
+    refuse(op) { runtime_fd(op.fd) }
+    prep(op, sqe, _env) {
+        prep_rw(sqe, Opcode::Fsync, op.fd, 0, 0, 0);
+        if op.datasync {
+            sqe.op_flags = FsyncFlags::DATASYNC.bits();
+        }
+    }
+    decode(_op, res) { unit(res) }
+    example { Fsync { fd: 9, datasync: true } }
+    methods {
+        /// `IORING_OP_FSYNC` (5.1), like `fsync(2)`.
+        fn fsync(fd: RawFd) { Fsync { fd, datasync: false } }
+        /// `IORING_OP_FSYNC` with `IORING_FSYNC_DATASYNC` (5.1), like `fdatasync(2)`.
+        fn fdatasync(fd: RawFd) { Fsync { fd, datasync: true } }
+    }
+
+    /// `IORING_OP_STATX`. (The op is `ops::Stat`; what it produces is [`crate::Stat`].)
+    Stat -> crate::stat::Stat {
+        /// The path.
+        pub path: CPath,
+        /// Do not follow a final symlink (`AT_SYMLINK_NOFOLLOW`, for `lstat`).
+        pub nofollow: bool,
+        /// The buffer the kernel fills (boxed: it moves with the task while the kernel
+        /// writes it; reused across stats).
+        buf: Box<libc::statx>,
+    }
+    opcode: Statx;
+    refuse(_op) { None }
+    prep(op, sqe, _env) {
+        let path = op.path.as_c_str().as_ptr() as u64;
+        let buf = core::ptr::from_mut::<libc::statx>(&mut op.buf) as u64;
+        prep_rw(sqe, Opcode::Statx, libc::AT_FDCWD, path, crate::stat::STATX_MASK, buf);
+        sqe.op_flags = if op.nofollow { libc::AT_SYMLINK_NOFOLLOW as u32 } else { 0 };
+    }
+    decode(op, res) { res.map(|_| crate::stat::Stat::from_statx(&op.buf)) }
+    example { Stat { path: c"/".into(), nofollow: false, buf: crate::stat::zeroed_statx() } }
+    methods {
+        /// `IORING_OP_STATX` (5.6), like `stat(2)`: completes with
+        /// `OpResult::Stat(Ok(stat))`. The kernel fills a `statx` buffer owned by the task
+        /// (reused across stats).
+        fn stat(path: impl Into<CPath>) with engine {
+            Stat { path: path.into(), nofollow: false, buf: engine.statx_buf() }
+        }
+        /// Like [`stat`](Self::stat) but does not follow a final symlink
+        /// (`AT_SYMLINK_NOFOLLOW`), like `lstat(2)`.
+        fn lstat(path: impl Into<CPath>) with engine {
+            Stat { path: path.into(), nofollow: true, buf: engine.statx_buf() }
+        }
+    }
+
+    /// `IORING_OP_SOCKET` (5.19), or a direct `socket(2)` where it is missing.
+    Socket -> RawFd {
+        /// `AF_*`.
+        pub domain: i32,
+        /// `SOCK_*` (`SOCK_CLOEXEC` is always added).
+        pub ty: i32,
+        /// Protocol, usually 0.
+        pub protocol: i32,
+    }
+    opcode: Socket;
+    refuse(_op) { None }
+    prep(op, sqe, _env) {
+        let ty = (op.ty | libc::SOCK_CLOEXEC) as u32 as u64;
+        prep_rw(sqe, Opcode::Socket, op.domain, 0, op.protocol as u32, ty);
+    }
+    decode(_op, res) { new_fd(res) }
+    created(fd) { fd }
+    missing(op, backend) { Some(backend.socket_fallback(op.domain, op.ty, op.protocol)) }
+    example { Socket { domain: libc::AF_INET, ty: libc::SOCK_STREAM, protocol: 0 } }
+    methods {
+        /// `IORING_OP_SOCKET` (5.19), like `socket(2)` (`SOCK_CLOEXEC` is always added):
+        /// completes with `OpResult::Socket(Ok(fd))`. Where the opcode is missing, `run`
+        /// makes the socket with a direct `socket(2)` and completes the task the same way,
+        /// through the callback (never inside this call).
+        fn socket(domain: i32, ty: i32, protocol: i32) { Socket { domain, ty, protocol } }
+    }
+
+    /// `IORING_OP_CONNECT`.
+    Connect -> () {
+        /// The socket.
+        pub fd: RawFd,
+        /// The peer address the kernel reads.
+        pub addr: SockAddrBuf,
+    }
+    opcode: Connect;
+    refuse(op) { runtime_fd(op.fd) }
+    prep(op, sqe, _env) {
+        // For CONNECT, `off` holds the address length itself.
+        let len = u64::from(op.addr.len());
+        prep_rw(sqe, Opcode::Connect, op.fd, op.addr.as_ptr() as u64, 0, len);
+    }
+    decode(_op, res) { unit(res) }
+    example { Connect { fd: 9, addr: SockAddrBuf::new(std::net::SocketAddr::from(([127, 0, 0, 1], 80))) } }
+    methods {
+        /// `IORING_OP_CONNECT` (5.5), like `connect(2)`: the address is stored in the task.
+        fn connect(fd: RawFd, addr: std::net::SocketAddr) {
+            Connect { fd, addr: SockAddrBuf::new(addr) }
+        }
+    }
+
+    /// `IORING_OP_ACCEPT`.
+    Accept -> Accepted {
+        /// The listening socket.
+        pub fd: RawFd,
+        /// The peer address the kernel writes.
+        pub addr: SockAddrBuf,
+    }
+    opcode: Accept;
+    refuse(op) { runtime_fd(op.fd) }
+    prep(op, sqe, _env) {
+        // For ACCEPT, `off` (addr2) points at the address length, updated by the kernel.
+        let len = op.addr.len_mut() as u64;
+        prep_rw(sqe, Opcode::Accept, op.fd, op.addr.as_mut_ptr() as u64, 0, len);
+        sqe.op_flags = libc::SOCK_CLOEXEC as u32;
+    }
+    decode(op, res) {
+        res.map(|n| Accepted { fd: n as RawFd, peer: op.addr.to_socket_addr() })
+    }
+    created(accepted) { accepted.fd }
+    example { Accept { fd: 9, addr: SockAddrBuf::empty() } }
+    methods {
+        /// `IORING_OP_ACCEPT` (5.5), like `accept4(2)` with `SOCK_CLOEXEC`: completes with
+        /// `OpResult::Accept(Ok(Accepted { fd, peer }))`; the peer address is written into
+        /// the task by the kernel.
+        fn accept(fd: RawFd) { Accept { fd, addr: SockAddrBuf::empty() } }
+    }
+
+    /// `IORING_OP_RECV`.
+    Recv -> usize {
+        /// The socket.
+        pub fd: RawFd,
+        /// Where the bytes go.
+        pub buf: IoBuf,
+        /// `MSG_*` flags.
+        pub flags: i32,
+    }
+    opcode: Recv;
+    buffer: buf;
+    refuse(op) { read_only(op.buf.is_writable()).or(runtime_fd(op.fd)) }
+    prep(op, sqe, _env) {
+        let addr = op.buf.as_mut_ptr().unwrap_or(core::ptr::null_mut()) as u64;
+        prep_rw(sqe, Opcode::Recv, op.fd, addr, sqe_len(op.buf.len()), 0);
+        sqe.op_flags = op.flags as u32;
+    }
+    decode(_op, res) { count(res) }
+    example { Recv { fd: 9, buf: vec![0u8; 4].into(), flags: 0 } }
+    methods {
+        /// `IORING_OP_RECV` (5.6), like `recv(2)`: receives up to `buf.len()` bytes.
+        fn recv(fd: RawFd, buf: impl Into<IoBuf>, flags: i32) {
+            Recv { fd, buf: buf.into(), flags }
+        }
+    }
+
+    /// `IORING_OP_SEND`.
+    Send -> usize {
+        /// The socket.
+        pub fd: RawFd,
+        /// The bytes.
+        pub buf: IoBuf,
+        /// `MSG_*` flags (`MSG_NOSIGNAL` is always added).
+        pub flags: i32,
+    }
+    opcode: Send;
+    buffer: buf;
+    refuse(op) { runtime_fd(op.fd) }
+    prep(op, sqe, _env) {
+        prep_rw(sqe, Opcode::Send, op.fd, op.buf.as_ptr() as u64, sqe_len(op.buf.len()), 0);
+        sqe.op_flags = (op.flags | libc::MSG_NOSIGNAL) as u32;
+    }
+    decode(_op, res) { count(res) }
+    example { Send { fd: 9, buf: b"abcd".into(), flags: 0 } }
+    methods {
+        /// `IORING_OP_SEND` (5.6), like `send(2)` with `MSG_NOSIGNAL` (a closed peer is an
+        /// `EPIPE` result, never a signal).
+        fn send(fd: RawFd, buf: impl Into<IoBuf>, flags: i32) {
+            Send { fd, buf: buf.into(), flags }
+        }
+    }
+
+    /// `IORING_OP_POLL_ADD`, one shot.
+    Poll -> u32 {
+        /// The file to watch.
+        pub fd: RawFd,
+        /// `POLL*` events to wait for.
+        pub events: u32,
+    }
+    opcode: PollAdd;
+    refuse(op) { runtime_fd(op.fd) }
+    prep(op, sqe, _env) {
+        prep_rw(sqe, Opcode::PollAdd, op.fd, 0, 0, 0);
+        // `poll32_events`: a 32-bit mask, in the kernel's word order on this host.
+        sqe.op_flags = op.events;
+    }
+    decode(_op, res) { res }
+    example { Poll { fd: 9, events: libc::POLLIN as u32 } }
+    methods {
+        /// `IORING_OP_POLL_ADD` (5.1), one shot, like `poll(2)` on one fd: completes with
+        /// `OpResult::Poll(Ok(revents))` when one of `events` (`POLLIN`, `POLLOUT`, ...) is
+        /// ready.
+        fn poll(fd: RawFd, events: u32) { Poll { fd, events } }
+    }
+
+    /// `IORING_OP_SPLICE` (5.7).
+    Splice -> usize {
+        /// Source.
+        pub fd_in: RawFd,
+        /// Source offset; `None` for a pipe or the file position.
+        pub off_in: Option<u64>,
+        /// Destination.
+        pub fd_out: RawFd,
+        /// Destination offset; `None` for a pipe or the file position.
+        pub off_out: Option<u64>,
+        /// Bytes to move at most.
+        pub len: u32,
+        /// `SPLICE_F_*` flags.
+        pub flags: u32,
+    }
+    opcode: Splice;
+    refuse(op) { runtime_fd(op.fd_in).or(runtime_fd(op.fd_out)) }
+    prep(op, sqe, _env) {
+        let off_in = op.off_in.unwrap_or(u64::MAX);
+        let off_out = op.off_out.unwrap_or(u64::MAX);
+        prep_rw(sqe, Opcode::Splice, op.fd_out, off_in, op.len, off_out);
+        sqe.splice_fd_in = op.fd_in;
+        sqe.op_flags = op.flags;
+    }
+    decode(_op, res) { count(res) }
+    example { Splice { fd_in: 1, off_in: None, fd_out: 2, off_out: Some(7), len: 8, flags: 0 } }
+    methods {
+        /// `IORING_OP_SPLICE` (5.7), like `splice(2)`: moves up to `len` bytes between two
+        /// fds, one of which must be a pipe, without copying through user memory. `None`
+        /// offsets use the file position (and are required for pipes). Completes with
+        /// `OpResult::Splice(Ok(n))`, or `EOPNOTSUPP` where the kernel lacks the opcode.
+        fn splice(
+            fd_in: RawFd,
+            off_in: Option<u64>,
+            fd_out: RawFd,
+            off_out: Option<u64>,
+            len: u32,
+            flags: u32,
+        ) {
+            Splice { fd_in, off_in, fd_out, off_out, len, flags }
+        }
+    }
+
+    /// `IORING_OP_MSG_RING` (5.18): posts a completion into another ring.
+    MsgRing -> () {
+        /// The target ring's fd.
+        pub target: RawFd,
+        /// What the target receives.
+        pub message: Message,
+        /// A message of the caller's, or one to a [`Peer`](crate::Peer)'s mailbox.
+        route: Route,
+    }
+    opcode: MsgRing;
+    refuse(op) {
+        match op.route {
+            // The top two bits of a message's `user_data` are the runtime's.
+            Route::Ring if op.message.data & (NOT_A_TASK | THREAD_MAIL) != 0 => Some(libc::EINVAL),
+            Route::Ring => runtime_fd(op.target),
+            Route::Mailbox { .. } => None,
+        }
+    }
+    prep(op, sqe, _env) {
+        match &op.route {
+            Route::Mailbox { mailbox, msg_ring: false, .. } => {
+                // The message waits in the mailbox's queue; the eventfd wakes the receiver.
+                let one: &'static [u8; 8] = &crate::thread::EVENTFD_ONE;
+                let fd = mailbox.eventfd();
+                prep_rw(sqe, Opcode::Write, fd, one.as_ptr() as u64, 8, u64::MAX);
+            }
+            Route::Ring | Route::Mailbox { .. } => {
+                let data = op.message.data | NOT_A_TASK;
+                let value = op.message.value as u32;
+                prep_rw(sqe, Opcode::MsgRing, op.target, IORING_MSG_DATA, value, data);
+            }
+        }
+    }
+    decode(op, res) {
+        if let Route::Mailbox { mailbox, admitted, .. } = &op.route
+            && res.is_err()
+            && admitted.get()
+        {
+            // It will never arrive: stop counting it as on its way.
+            mailbox.settle();
+        }
+        unit(res)
+    }
+    missing(op, _backend) {
+        match &op.route {
+            // Decided at submission: whether the mailbox still takes messages.
+            Route::Mailbox { mailbox, msg_ring, admitted } => {
+                mailbox.admit(op.message, *msg_ring, admitted)
+            }
+            Route::Ring => Some(-libc::EOPNOTSUPP),
+        }
+    }
+    example { MsgRing::to_ring(9, Message { data: 1, value: 2 }) }
+    methods {
+        /// `IORING_OP_MSG_RING` (5.18): posts `message` into the ring `target` (its fd, see
+        /// [`Ring::fd`](crate::Ring::fd)), where it is delivered to that ring's
+        /// [`on_message`](Self::on_message) handler. Completes with `OpResult::MsgRing(Ok(()))`
+        /// once the kernel posted it (which does not prove anyone will read it), or
+        /// `EOPNOTSUPP` where the kernel lacks the opcode. `message.data` must fit in 62 bits
+        /// (`EINVAL` otherwise: the top two bits of a message's `user_data` are the
+        /// runtime's).
+        fn msg_ring(target: RawFd, message: Message) {
+            MsgRing { target, message, route: Route::Ring }
+        }
+    }
+
+    /// Cancels one task in flight.
+    Cancel -> () {
+        /// The target's `user_data`.
+        pub target: TaskId,
+        /// Which opcode cancels it.
+        via: CancelVia,
+    }
+    opcode: AsyncCancel;
+    refuse(_op) { None }
+    prep(op, sqe, _env) {
+        let opcode = match op.via {
+            CancelVia::TimeoutRemove => Opcode::TimeoutRemove,
+            CancelVia::AsyncCancel => Opcode::AsyncCancel,
+        };
+        prep_rw(sqe, opcode, -1, op.target.to_u64(), 0, 0);
+    }
+    decode(_op, res) { unit(res) }
+    example { Cancel { target: TaskId::new(0, 1), via: CancelVia::AsyncCancel } }
+    methods {}
+
+    /// Cancels everything in flight.
+    CancelAll -> u32 {
+        /// How: one `ASYNC_CANCEL` with `ALL | ANY`, or a join of per-task cancels.
+        mode: CancelAllMode,
+    }
+    opcode: AsyncCancel;
+    refuse(_op) { None }
+    prep(op, sqe, _env) {
+        debug_assert!(matches!(op.mode, CancelAllMode::Any { .. }), "a join is never submitted");
+        prep_rw(sqe, Opcode::AsyncCancel, -1, 0, 0, 0);
+        sqe.op_flags = (CancelFlags::ALL | CancelFlags::ANY).bits();
+    }
+    decode(op, res) {
+        match (op.mode, res) {
+            (CancelAllMode::Any { local, background }, Ok(n)) => {
+                Ok(n.saturating_sub(background) + local)
+            }
+            // Nothing in flight to cancel in the kernel.
+            (CancelAllMode::Any { local, .. }, Err(Errno::ENOENT)) => Ok(local),
+            (CancelAllMode::Join { cancelled, .. }, Ok(_)) => Ok(cancelled),
+            (_, Err(e)) => Err(e),
+        }
+    }
+    example { CancelAll::any(0, 0) }
+    methods {}
+}
+
+/// How a [`MsgRing`] reaches its receiver.
+#[derive(Debug)]
+pub(crate) enum Route {
+    /// A `msg_ring` of the caller's to the ring behind `target`.
+    Ring,
+    /// A message to a [`Peer`](crate::Peer)'s mailbox. The op holds the mailbox, so its ring
+    /// fd and eventfd stay open until the message has left: a send can never reach a closed
+    /// (or reused) fd. Whether the peer still takes messages is checked when the op is
+    /// submitted (the task is queued marked).
+    Mailbox {
+        /// The receiver.
+        mailbox: std::sync::Arc<crate::Mailbox>,
+        /// Through `msg_ring` to the mailbox's ring fd; else the message is queued in the
+        /// mailbox and the op is an 8-byte `write` of 1 to its eventfd.
+        msg_ring: bool,
+        /// Set when the mailbox admitted it for `msg_ring` (see `Mailbox::admit`): from then
+        /// on it counts as on its way until it arrives or its send fails.
+        admitted: core::cell::Cell<bool>,
+    },
+}
+
+/// How a [`CancelAll`] works on this kernel.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum CancelAllMode {
+    /// `IORING_OP_ASYNC_CANCEL` with `ALL | ANY` (5.19).
+    Any {
+        /// Tasks already cancelled locally (still queued) by the same `cancel_all`.
+        local: u32,
+        /// The ring's own background tasks in flight when it was queued (a mailbox read, a
+        /// wake timer): the kernel cancels them too, but they are not the user's, so they are
+        /// not counted.
+        background: u32,
+    },
+    /// Waiting for its per-task cancels (kernels without `CANCEL_ALL`); never submitted.
+    Join {
+        /// Cancels still outstanding.
+        outstanding: u32,
+        /// Targets cancelled so far.
+        cancelled: u32,
+    },
+}
+
+impl Timer {
+    /// The ring's own timer bounding a deadline wait (kernels without `EXT_ARG`).
+    pub(crate) fn wake(deadline: Timespec) -> Timer {
+        Timer {
+            time: deadline.to_kernel(),
+            absolute: true,
+            wake: true,
+        }
+    }
+
+    /// The duration (relative) or deadline (absolute) the kernel reads.
+    pub fn time(&self) -> Timespec {
+        Timespec::from_kernel(&self.time)
+    }
+
+    /// Whether this is the ring's own timer that bounds a deadline wait (on kernels without
+    /// `EXT_ARG`), not one of the caller's.
+    pub fn is_wake(&self) -> bool {
+        self.wake
+    }
+}
+
+impl OpKind {
+    /// Whether the op's opcode is on the 5.6 floor (checked once, when the ring is set up,
+    /// see [`xuring_sys::FLOOR_OPS`]) rather than checked each time the op is queued.
+    #[inline(always)]
+    pub const fn on_floor(self) -> bool {
+        self.opcode().since().at_most(xuring_sys::FLOOR)
+    }
+
+    /// Whether the op is a cancel: never the target of another cancel.
+    #[inline]
+    pub(crate) fn is_cancel(self) -> bool {
+        matches!(self, OpKind::Cancel | OpKind::CancelAll)
+    }
+}
+
+impl Stat {
+    /// Gives the `statx` buffer back for the next stat.
+    pub(crate) fn into_buf(self) -> Box<libc::statx> {
+        self.buf
+    }
+
+    /// The `statx` buffer the kernel fills (a backend that emulates the op fills it here).
+    pub fn statx_mut(&mut self) -> &mut libc::statx {
+        &mut self.buf
+    }
+}
+
+impl MsgRing {
+    /// A message to `mailbox`, through `msg_ring` where the kernel has it.
+    pub(crate) fn to_mailbox(
+        mailbox: std::sync::Arc<crate::Mailbox>,
+        message: Message,
+        msg_ring: bool,
+    ) -> MsgRing {
+        MsgRing {
+            target: mailbox.ring_fd(),
+            message,
+            route: Route::Mailbox {
+                mailbox,
+                msg_ring,
+                admitted: core::cell::Cell::new(false),
+            },
+        }
+    }
+
+    /// A send that never reaches a backend (it is failed before submission).
+    pub(crate) fn unsent() -> MsgRing {
+        MsgRing::to_ring(-1, Message { data: 0, value: 0 })
+    }
+
+    /// A `msg_ring` to `target` without the checks of [`Ring::msg_ring`](crate::Ring::msg_ring).
+    pub(crate) fn to_ring(target: RawFd, message: Message) -> MsgRing {
+        MsgRing {
+            target,
+            message,
+            route: Route::Ring,
+        }
+    }
+
+    /// Whether this is a message to a [`Peer`](crate::Peer)'s mailbox (sent by
+    /// [`Peer::send`](crate::Peer::send)) rather than a caller's `msg_ring`.
+    pub fn is_mailbox_send(&self) -> bool {
+        matches!(self.route, Route::Mailbox { .. })
+    }
+}
+
+impl Cancel {
+    pub(crate) fn new(target: TaskId, via: CancelVia) -> Cancel {
+        Cancel { target, via }
+    }
+
+    /// Whether this cancel can only find a timer (`IORING_OP_TIMEOUT_REMOVE`); otherwise it
+    /// is an `IORING_OP_ASYNC_CANCEL`, which finds any request.
+    pub fn timer_only(&self) -> bool {
+        self.via == CancelVia::TimeoutRemove
+    }
+}
+
+impl CancelAll {
+    pub(crate) fn any(local: u32, background: u32) -> CancelAll {
+        CancelAll {
+            mode: CancelAllMode::Any { local, background },
+        }
+    }
+
+    pub(crate) fn join(cancelled: u32) -> CancelAll {
+        CancelAll {
+            mode: CancelAllMode::Join {
+                outstanding: 0,
+                cancelled,
+            },
+        }
+    }
+
+    /// A join's counters, for the engine that completes it.
+    pub(crate) fn join_counts(&mut self) -> Option<(&mut u32, &mut u32)> {
+        match &mut self.mode {
+            CancelAllMode::Join {
+                outstanding,
+                cancelled,
+            } => Some((outstanding, cancelled)),
+            CancelAllMode::Any { .. } => None,
+        }
+    }
+}
