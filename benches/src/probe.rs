@@ -11,7 +11,7 @@
 
 use std::fmt::{self, Write as _};
 
-use xuring_core::{Features, KernelLevel, Ring, RingError};
+use xuring_core::{Features, KernelLevel, OpKind, Ring, RingError};
 use xuring_sys::{CancelFlags, FeatureFlags, KERNEL_LEVEL_ENV, Opcode, SetupFlags};
 
 use crate::pin::Pinning;
@@ -64,23 +64,21 @@ pub const NOTABLE_OPS: &[Opcode] = &[
     Opcode::SendmsgZc,
 ];
 
-/// What this kernel gives an opcode that xuring uses: `supported`, `fallback` (xuring does
-/// the same work another way) or `unsupported` (the op completes with an error).
-pub fn op_status(features: &Features, info: &xuring_sys::OpcodeInfo) -> &'static str {
-    if features.supports(info.opcode) {
+/// What this kernel gives one of xuring's ops: `supported`, `fallback` (xuring does the same
+/// work another way) or `unsupported` (the op completes with `EOPNOTSUPP`).
+pub fn op_status(features: &Features, kind: OpKind) -> &'static str {
+    if features.supports(kind.opcode()) {
         "supported"
-    } else if info.fallback.contains(" without it") || info.fallback.contains("; plain ") {
+    } else if kind.fallback().is_some() {
         "fallback"
     } else {
         "unsupported"
     }
 }
 
-/// The opcodes xuring's `Ring` uses (its table names a use for them).
-pub fn used_ops() -> impl Iterator<Item = &'static xuring_sys::OpcodeInfo> {
-    Opcode::TABLE
-        .iter()
-        .filter(|info| !info.fallback.starts_with("not used"))
+/// Every op xuring declares.
+pub fn used_ops() -> impl Iterator<Item = OpKind> {
+    OpKind::ALL.iter().copied()
 }
 
 /// The setup flags xuring asks for by default, each reported as accepted or not.
@@ -184,8 +182,8 @@ impl ProbeReport {
             Ok(features) => {
                 let status = |want: &'static str| {
                     used_ops()
-                        .filter(move |info| op_status(features, info) == want)
-                        .map(|info| info.c_name.trim_start_matches("IORING_OP_"))
+                        .filter(move |kind| op_status(features, *kind) == want)
+                        .map(OpKind::name)
                 };
                 line = line
                     .str("ring_level", &features.level.to_string())
@@ -261,14 +259,14 @@ impl fmt::Display for ProbeReport {
                     f,
                     "  xuring's ops         (op, since, on this kernel, what xuring does)"
                 )?;
-                for info in used_ops() {
+                for kind in used_ops() {
                     writeln!(
                         f,
                         "    {:<14} {:<5} {:<11} {}",
-                        info.c_name.trim_start_matches("IORING_OP_"),
-                        info.since.to_string(),
-                        op_status(features, info),
-                        info.fallback
+                        kind.name(),
+                        kind.opcode().since().to_string(),
+                        op_status(features, kind),
+                        kind.fallback().unwrap_or("")
                     )?;
                 }
                 let setup: Vec<String> = WANTED_SETUP

@@ -172,7 +172,7 @@ fn probe_json_is_one_object() {
     assert_eq!(field(&out[0], "scenario"), Some("probe"));
     if kernel() {
         assert_eq!(field(&out[0], "available"), Some("true"));
-        assert!(out[0].contains("\"ops_supported\":[\"NOP\""), "{}", out[0]);
+        assert!(out[0].contains("\"ops_supported\":[\"Noop\""), "{}", out[0]);
     }
 }
 

@@ -60,6 +60,7 @@
 pub mod backend;
 #[allow(unsafe_code)]
 mod buf;
+pub mod compat;
 #[allow(unsafe_code)]
 mod engine;
 mod error;

@@ -1,6 +1,6 @@
 //! What every operation is made of, and the macro that declares one.
 //!
-//! An operation is declared once, in [`ops`](crate::ops), with [`declare_ops!`]: its
+//! An operation is declared once, in [`ops`](crate::ops), with `declare_ops!` (below): its
 //! arguments (the memory the kernel uses, owned by the task), its result type, its opcode, the
 //! arguments it refuses, its SQE preparation, its result decoding, what happens where its
 //! opcode is missing, and the `Ring` methods that submit it. Everything else follows from that
@@ -150,7 +150,7 @@ pub(crate) fn read_only(writable: bool) -> Option<i32> {
 }
 
 /// What the engine needs to know about one declared op's arguments before it queues them
-/// (implemented by [`declare_ops!`] for each argument struct).
+/// (implemented by `declare_ops!` for each argument struct).
 pub(crate) trait Declared: Into<crate::Op> {
     /// The op's tag.
     const KIND: crate::OpKind;
@@ -174,11 +174,13 @@ pub(crate) trait Declared: Into<crate::Op> {
 /// opcode: Opcode;                  // whose kernel version decides floor or per-op check
 /// buffer: field;                   // optional: the op's single IoBuf
 /// iovecs: field;                   // optional: the op's IoVecs
+/// note: "...";                     // optional: how it is used, for docs/kernel-compat.md
+/// custom: method, ...;             // optional: Ring methods written by hand that submit it
 /// refuse(op) { Option<errno> }     // bad arguments: completes with the errno, never submitted
 /// prep(op, sqe, env) { ... }       // fills the SQE (`&mut self`, `&mut io_uring_sqe`, `PrepEnv`)
 /// decode(op, res) { Result<Output, Errno> }   // from the CQE's `res` as `Result<u32, Errno>`
 /// created(out) { fd }              // optional: the fd a success created, owned by the receiver
-/// missing(op, backend) { Option<res> }        // optional: where the opcode is missing, or the
+/// missing(op, backend) "what it does" { Option<res> }  // optional: where the opcode is missing, or the
 ///                                  // op was queued marked: `Some(res)` completes it, `None`
 ///                                  // submits it (default: `Some(-EOPNOTSUPP)`)
 /// example { Name { ... } }         // a valid instance, for tests and fuzzers
@@ -196,11 +198,13 @@ macro_rules! declare_ops {
         opcode: $opcode:ident;
         $(buffer: $buf:ident;)?
         $(iovecs: $iov:ident;)?
+        $(note: $note:literal;)?
+        $(custom: $($custom:ident),+;)?
         refuse($rop:ident) $refuse:block
         prep($pop:ident, $sqe:ident, $env:ident) $prep:block
         decode($dop:ident, $res:ident) $decode:block
         $(created($cout:ident) $created:block)?
-        $(missing($mop:ident, $mback:ident) $missing:block)?
+        $(missing($mop:ident, $mback:ident) $mdesc:literal $missing:block)?
         example $example:block
         methods {
             $(
@@ -285,15 +289,22 @@ macro_rules! declare_ops {
             /// The [`Ring`](crate::Ring) methods that submit it.
             pub const fn methods(self) -> &'static [&'static str] {
                 match self {
-                    $( OpKind::$Kind => &[$(stringify!($method)),*], )*
+                    $( OpKind::$Kind => &[$(stringify!($method),)* $($(stringify!($custom),)+)?], )*
                 }
             }
 
-            /// Whether it has a fallback where its opcode is missing (otherwise it completes
-            /// with `EOPNOTSUPP` there).
-            pub const fn has_fallback(self) -> bool {
+            /// What the op does where its opcode is missing, if it has a fallback (otherwise it
+            /// completes with `EOPNOTSUPP` there).
+            pub const fn fallback(self) -> Option<&'static str> {
                 match self {
-                    $( OpKind::$Kind => false $(|| { let _ = stringify!($mop); true })?, )*
+                    $( OpKind::$Kind => declare_ops!(@fallback $($mdesc)?), )*
+                }
+            }
+
+            /// How the op is used, where that is more than its methods say.
+            pub const fn note(self) -> Option<&'static str> {
+                match self {
+                    $( OpKind::$Kind => declare_ops!(@fallback $($note)?), )*
                 }
             }
 
@@ -514,6 +525,12 @@ macro_rules! declare_ops {
         let $mback = $backend;
         $body
     }};
+    (@fallback $desc:literal) => {
+        Some($desc)
+    };
+    (@fallback) => {
+        None
+    };
     (@missing $op:ident, $backend:ident, ) => {{
         let _ = ($op, $backend);
         Some(-libc::EOPNOTSUPP)

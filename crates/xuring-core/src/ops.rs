@@ -2,7 +2,7 @@
 //!
 //! Each entry below is the whole of an op: its argument struct (the memory the kernel uses,
 //! owned by the task), its result type, opcode, refused arguments, SQE preparation, result
-//! decoding, fallback and the [`Ring`](crate::Ring) methods that submit it. [`declare_ops!`]
+//! decoding, fallback and the [`Ring`](crate::Ring) methods that submit it. `declare_ops!`
 //! turns the list into [`Op`], [`OpKind`] and [`OpResult`] and everything that dispatches on
 //! them; see [`op`](crate::op) for the grammar and `docs/architecture.md` ("Adding an op")
 //! for a worked example.
@@ -345,7 +345,9 @@ declare_ops! {
     }
     decode(_op, res) { new_fd(res) }
     created(fd) { fd }
-    missing(op, backend) { Some(backend.socket_fallback(op.domain, op.ty, op.protocol)) }
+    missing(op, backend) "a direct `socket(2)`, completed through the run loop" {
+        Some(backend.socket_fallback(op.domain, op.ty, op.protocol))
+    }
     example { Socket { domain: libc::AF_INET, ty: libc::SOCK_STREAM, protocol: 0 } }
     methods {
         /// `IORING_OP_SOCKET` (5.19), like `socket(2)` (`SOCK_CLOEXEC` is always added):
@@ -566,7 +568,7 @@ declare_ops! {
         }
         unit(res)
     }
-    missing(op, _backend) {
+    missing(op, _backend) "a `Peer`'s mailbox takes its messages through an eventfd and a queue; `Ring::msg_ring` completes with `EOPNOTSUPP`" {
         match &op.route {
             // Decided at submission: whether the mailbox still takes messages.
             Route::Mailbox { mailbox, msg_ring, admitted } => {
@@ -597,6 +599,8 @@ declare_ops! {
         via: CancelVia,
     }
     opcode: AsyncCancel;
+    note: "`IORING_OP_TIMEOUT_REMOVE` for a timer";
+    custom: cancel;
     refuse(_op) { None }
     prep(op, sqe, _env) {
         let opcode = match op.via {
@@ -615,6 +619,8 @@ declare_ops! {
         mode: CancelAllMode,
     }
     opcode: AsyncCancel;
+    note: "one `ASYNC_CANCEL` with `ALL` and `ANY` from 5.19; before, one cancel per task in flight";
+    custom: cancel_all;
     refuse(_op) { None }
     prep(op, sqe, _env) {
         debug_assert!(matches!(op.mode, CancelAllMode::Any { .. }), "a join is never submitted");

@@ -1,8 +1,9 @@
 //! The kernel compatibility matrix, rendered from the same tables the code uses.
 //!
-//! `docs/kernel-compat.md` is the output of [`markdown`]; a test in this crate fails when the
-//! file and the tables disagree (regenerate it with `XURING_BLESS=1 cargo test -p xuring-sys
-//! --test compat_doc`).
+//! `docs/kernel-compat.md` is the output of [`markdown_with`], given what `xuring-core`'s op
+//! declarations say about each opcode; a test in `xuring-core` fails when the file and the
+//! tables disagree (regenerate it with `XURING_BLESS=1 cargo test -p xuring-core --test
+//! compat_doc`).
 
 use std::fmt::Write;
 
@@ -11,13 +12,22 @@ use crate::{
     SqRingFlags, TimeoutFlags,
 };
 
-/// The whole compatibility document, as Markdown.
+/// The compatibility document without the runtime's op table: every opcode's use column is
+/// its note alone.
 pub fn markdown() -> String {
+    markdown_with(|_| None, "")
+}
+
+/// The whole compatibility document, as Markdown. `uses(opcode)` names the runtime's ops
+/// that submit an opcode (`None`: none does); `ops` is a section inserted after the opcode
+/// table.
+pub fn markdown_with(uses: impl Fn(Opcode) -> Option<String>, ops: &str) -> String {
     let mut out = String::new();
     out.push_str(
         "# Kernel compatibility\n\n\
-         <!-- Generated from xuring-sys's tables by `XURING_BLESS=1 cargo test -p xuring-sys \
-         --test compat_doc`; do not edit by hand. -->\n\n\
+         <!-- Generated from xuring-sys's tables and xuring-core's op declarations by \
+         `XURING_BLESS=1 cargo test -p xuring-core --test compat_doc`; do not edit by hand. \
+         -->\n\n\
          xuring runs on Linux 5.6 and newer. Every decision below is taken from a probe of the \
          running kernel, never from its version string: opcodes from `IORING_REGISTER_PROBE`, \
          feature bits from `io_uring_params.features`, setup flags from whether \
@@ -30,15 +40,22 @@ pub fn markdown() -> String {
     let levels: Vec<String> = KernelLevel::ALL.iter().map(|l| format!("`{l}`")).collect();
     out.push_str(&levels.join(", "));
     out.push_str(".\n\n## Opcodes\n\nProbed with `IORING_REGISTER_PROBE`.\n\n");
-    out.push_str("| opcode | value | since | xuring's use, and the fallback |\n");
+    out.push_str("| opcode | value | since | xuring's use |\n");
     out.push_str("|---|---:|---|---|\n");
     for info in Opcode::TABLE {
+        let used = match (uses(info.opcode), info.note) {
+            (Some(ops), "") => ops,
+            (Some(ops), note) => format!("{ops}; {note}"),
+            (None, "") => "not used".to_owned(),
+            (None, note) => note.to_owned(),
+        };
         let _ = writeln!(
             out,
             "| `{}` | {} | {} | {} |",
-            info.c_name, info.opcode as u8, info.since, info.fallback
+            info.c_name, info.opcode as u8, info.since, used
         );
     }
+    out.push_str(ops);
     let setup = format!(
         "Probed by trial: `io_uring_setup` with the flag, dropped on `EINVAL`. Only the flags \
          xuring drives are accepted ({}); a ring asked for any other bit, in this table or \

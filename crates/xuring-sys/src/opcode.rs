@@ -14,14 +14,15 @@ pub struct OpcodeInfo {
     pub c_name: &'static str,
     /// The first kernel that has it.
     pub since: KernelVersion,
-    /// How xuring uses it and what happens on a kernel without it.
-    pub fallback: &'static str,
+    /// What xuring does with it besides the ops that submit it (those are listed from
+    /// `xuring-core`'s op declarations): empty, or how it is used otherwise.
+    pub note: &'static str,
 }
 
 macro_rules! opcodes {
     ($(
         $(#[$meta:meta])*
-        $name:ident = $value:literal, $c_name:literal, since ($maj:literal, $min:literal), $fallback:literal;
+        $name:ident = $value:literal, $c_name:literal, since ($maj:literal, $min:literal), $note:literal;
     )*) => {
         /// An io_uring operation (`enum io_uring_op`).
         #[repr(u8)]
@@ -38,7 +39,7 @@ macro_rules! opcodes {
                     opcode: Opcode::$name,
                     c_name: $c_name,
                     since: KernelVersion::new($maj, $min),
-                    fallback: $fallback,
+                    note: $note,
                 },
             )*];
 
@@ -70,103 +71,103 @@ macro_rules! opcodes {
 
 opcodes! {
     /// `nop`: completes with 0.
-    Nop = 0, "IORING_OP_NOP", since (5, 1), "Ring::noop";
+    Nop = 0, "IORING_OP_NOP", since (5, 1), "";
     /// `preadv2(2)`.
-    Readv = 1, "IORING_OP_READV", since (5, 1), "Ring::readv";
+    Readv = 1, "IORING_OP_READV", since (5, 1), "";
     /// `pwritev2(2)`.
-    Writev = 2, "IORING_OP_WRITEV", since (5, 1), "Ring::writev";
+    Writev = 2, "IORING_OP_WRITEV", since (5, 1), "";
     /// `fsync(2)` / `fdatasync(2)`.
-    Fsync = 3, "IORING_OP_FSYNC", since (5, 1), "Ring::fsync";
+    Fsync = 3, "IORING_OP_FSYNC", since (5, 1), "";
     /// `pread(2)` into a registered buffer.
-    ReadFixed = 4, "IORING_OP_READ_FIXED", since (5, 1), "reads into registered pool buffers; plain READ when buffers are not registered";
+    ReadFixed = 4, "IORING_OP_READ_FIXED", since (5, 1), "`Ring::read` into a registered pool buffer (plain READ when buffers are not registered)";
     /// `pwrite(2)` from a registered buffer.
-    WriteFixed = 5, "IORING_OP_WRITE_FIXED", since (5, 1), "writes from registered pool buffers; plain WRITE when buffers are not registered";
+    WriteFixed = 5, "IORING_OP_WRITE_FIXED", since (5, 1), "`Ring::write` from a registered pool buffer (plain WRITE when buffers are not registered)";
     /// `poll(2)` for one fd, one shot.
-    PollAdd = 6, "IORING_OP_POLL_ADD", since (5, 1), "Ring::poll";
+    PollAdd = 6, "IORING_OP_POLL_ADD", since (5, 1), "";
     /// Remove a pending poll.
-    PollRemove = 7, "IORING_OP_POLL_REMOVE", since (5, 1), "not used (ASYNC_CANCEL covers polls)";
+    PollRemove = 7, "IORING_OP_POLL_REMOVE", since (5, 1), "not used: ASYNC_CANCEL covers polls";
     /// `sync_file_range(2)`.
-    SyncFileRange = 8, "IORING_OP_SYNC_FILE_RANGE", since (5, 2), "not used";
+    SyncFileRange = 8, "IORING_OP_SYNC_FILE_RANGE", since (5, 2), "";
     /// `sendmsg(2)`.
-    Sendmsg = 9, "IORING_OP_SENDMSG", since (5, 3), "not used";
+    Sendmsg = 9, "IORING_OP_SENDMSG", since (5, 3), "";
     /// `recvmsg(2)`.
-    Recvmsg = 10, "IORING_OP_RECVMSG", since (5, 3), "not used";
+    Recvmsg = 10, "IORING_OP_RECVMSG", since (5, 3), "";
     /// A timeout.
-    Timeout = 11, "IORING_OP_TIMEOUT", since (5, 4), "Ring::timer";
+    Timeout = 11, "IORING_OP_TIMEOUT", since (5, 4), "";
     /// Remove or update a timeout.
-    TimeoutRemove = 12, "IORING_OP_TIMEOUT_REMOVE", since (5, 5), "cancelling a timer";
+    TimeoutRemove = 12, "IORING_OP_TIMEOUT_REMOVE", since (5, 5), "`Ring::cancel` of a timer";
     /// `accept4(2)`.
-    Accept = 13, "IORING_OP_ACCEPT", since (5, 5), "Ring::accept";
+    Accept = 13, "IORING_OP_ACCEPT", since (5, 5), "";
     /// Cancel a pending request.
-    AsyncCancel = 14, "IORING_OP_ASYNC_CANCEL", since (5, 5), "Task::cancel, Ring::cancel_all";
+    AsyncCancel = 14, "IORING_OP_ASYNC_CANCEL", since (5, 5), "";
     /// A timeout linked to the previous SQE.
-    LinkTimeout = 15, "IORING_OP_LINK_TIMEOUT", since (5, 5), "not used";
+    LinkTimeout = 15, "IORING_OP_LINK_TIMEOUT", since (5, 5), "";
     /// `connect(2)`.
-    Connect = 16, "IORING_OP_CONNECT", since (5, 5), "Ring::connect";
+    Connect = 16, "IORING_OP_CONNECT", since (5, 5), "";
     /// `fallocate(2)`.
-    Fallocate = 17, "IORING_OP_FALLOCATE", since (5, 6), "not used";
+    Fallocate = 17, "IORING_OP_FALLOCATE", since (5, 6), "";
     /// `openat(2)`.
-    Openat = 18, "IORING_OP_OPENAT", since (5, 6), "Ring::open";
+    Openat = 18, "IORING_OP_OPENAT", since (5, 6), "";
     /// `close(2)`.
-    Close = 19, "IORING_OP_CLOSE", since (5, 6), "Ring::close";
+    Close = 19, "IORING_OP_CLOSE", since (5, 6), "";
     /// Update registered files.
-    FilesUpdate = 20, "IORING_OP_FILES_UPDATE", since (5, 6), "not used";
+    FilesUpdate = 20, "IORING_OP_FILES_UPDATE", since (5, 6), "";
     /// `statx(2)`.
-    Statx = 21, "IORING_OP_STATX", since (5, 6), "Ring::stat, Ring::lstat";
+    Statx = 21, "IORING_OP_STATX", since (5, 6), "";
     /// `pread(2)`.
-    Read = 22, "IORING_OP_READ", since (5, 6), "Ring::read";
+    Read = 22, "IORING_OP_READ", since (5, 6), "";
     /// `pwrite(2)`.
-    Write = 23, "IORING_OP_WRITE", since (5, 6), "Ring::write";
+    Write = 23, "IORING_OP_WRITE", since (5, 6), "";
     /// `posix_fadvise(2)`.
-    Fadvise = 24, "IORING_OP_FADVISE", since (5, 6), "not used";
+    Fadvise = 24, "IORING_OP_FADVISE", since (5, 6), "";
     /// `madvise(2)`.
-    Madvise = 25, "IORING_OP_MADVISE", since (5, 6), "not used";
+    Madvise = 25, "IORING_OP_MADVISE", since (5, 6), "";
     /// `send(2)`.
-    Send = 26, "IORING_OP_SEND", since (5, 6), "Ring::send";
+    Send = 26, "IORING_OP_SEND", since (5, 6), "";
     /// `recv(2)`.
-    Recv = 27, "IORING_OP_RECV", since (5, 6), "Ring::recv";
+    Recv = 27, "IORING_OP_RECV", since (5, 6), "";
     /// `openat2(2)`.
-    Openat2 = 28, "IORING_OP_OPENAT2", since (5, 6), "not used";
+    Openat2 = 28, "IORING_OP_OPENAT2", since (5, 6), "";
     /// `epoll_ctl(2)`.
-    EpollCtl = 29, "IORING_OP_EPOLL_CTL", since (5, 6), "not used";
+    EpollCtl = 29, "IORING_OP_EPOLL_CTL", since (5, 6), "";
     /// `splice(2)`.
-    Splice = 30, "IORING_OP_SPLICE", since (5, 7), "Ring::splice; Unsupported result without it";
+    Splice = 30, "IORING_OP_SPLICE", since (5, 7), "";
     /// Provide buffers for buffer selection.
-    ProvideBuffers = 31, "IORING_OP_PROVIDE_BUFFERS", since (5, 7), "not used";
+    ProvideBuffers = 31, "IORING_OP_PROVIDE_BUFFERS", since (5, 7), "";
     /// Remove provided buffers.
-    RemoveBuffers = 32, "IORING_OP_REMOVE_BUFFERS", since (5, 7), "not used";
+    RemoveBuffers = 32, "IORING_OP_REMOVE_BUFFERS", since (5, 7), "";
     /// `tee(2)`.
-    Tee = 33, "IORING_OP_TEE", since (5, 8), "not used";
+    Tee = 33, "IORING_OP_TEE", since (5, 8), "";
     /// `shutdown(2)`.
-    Shutdown = 34, "IORING_OP_SHUTDOWN", since (5, 11), "not used";
+    Shutdown = 34, "IORING_OP_SHUTDOWN", since (5, 11), "";
     /// `renameat2(2)`.
-    Renameat = 35, "IORING_OP_RENAMEAT", since (5, 11), "not used";
+    Renameat = 35, "IORING_OP_RENAMEAT", since (5, 11), "";
     /// `unlinkat(2)`.
-    Unlinkat = 36, "IORING_OP_UNLINKAT", since (5, 11), "not used";
+    Unlinkat = 36, "IORING_OP_UNLINKAT", since (5, 11), "";
     /// `mkdirat(2)`.
-    Mkdirat = 37, "IORING_OP_MKDIRAT", since (5, 15), "not used";
+    Mkdirat = 37, "IORING_OP_MKDIRAT", since (5, 15), "";
     /// `symlinkat(2)`.
-    Symlinkat = 38, "IORING_OP_SYMLINKAT", since (5, 15), "not used";
+    Symlinkat = 38, "IORING_OP_SYMLINKAT", since (5, 15), "";
     /// `linkat(2)`.
-    Linkat = 39, "IORING_OP_LINKAT", since (5, 15), "not used";
+    Linkat = 39, "IORING_OP_LINKAT", since (5, 15), "";
     /// Post a completion into another ring.
-    MsgRing = 40, "IORING_OP_MSG_RING", since (5, 18), "Ring::msg_ring, Thread; eventfd and a queue without it";
+    MsgRing = 40, "IORING_OP_MSG_RING", since (5, 18), "";
     /// `fsetxattr(2)`.
-    Fsetxattr = 41, "IORING_OP_FSETXATTR", since (5, 19), "not used";
+    Fsetxattr = 41, "IORING_OP_FSETXATTR", since (5, 19), "";
     /// `setxattr(2)`.
-    Setxattr = 42, "IORING_OP_SETXATTR", since (5, 19), "not used";
+    Setxattr = 42, "IORING_OP_SETXATTR", since (5, 19), "";
     /// `fgetxattr(2)`.
-    Fgetxattr = 43, "IORING_OP_FGETXATTR", since (5, 19), "not used";
+    Fgetxattr = 43, "IORING_OP_FGETXATTR", since (5, 19), "";
     /// `getxattr(2)`.
-    Getxattr = 44, "IORING_OP_GETXATTR", since (5, 19), "not used";
+    Getxattr = 44, "IORING_OP_GETXATTR", since (5, 19), "";
     /// `socket(2)`.
-    Socket = 45, "IORING_OP_SOCKET", since (5, 19), "Ring::socket; a direct socket(2) completed through the run loop without it";
+    Socket = 45, "IORING_OP_SOCKET", since (5, 19), "";
     /// A driver-specific command.
-    UringCmd = 46, "IORING_OP_URING_CMD", since (5, 19), "not used";
+    UringCmd = 46, "IORING_OP_URING_CMD", since (5, 19), "";
     /// Zero-copy `send(2)`.
-    SendZc = 47, "IORING_OP_SEND_ZC", since (6, 0), "not used";
+    SendZc = 47, "IORING_OP_SEND_ZC", since (6, 0), "";
     /// Zero-copy `sendmsg(2)`.
-    SendmsgZc = 48, "IORING_OP_SENDMSG_ZC", since (6, 1), "not used";
+    SendmsgZc = 48, "IORING_OP_SENDMSG_ZC", since (6, 1), "";
 }
 
 /// One past the highest opcode in the table (`IORING_OP_LAST` of the 6.1 header).

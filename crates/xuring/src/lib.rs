@@ -15,12 +15,15 @@
 
 /// The runtime, under the seed's paths: `use xuring::io_uring::*;`.
 pub mod io_uring {
-    pub use xuring_core::op;
+    // What a program on xuring names: the ring and its tasks, results and errors, buffers,
+    // threads, and `Backend`/`Uring` for code generic over the backend (the mock in tests).
+    // What only a backend implementation needs (`Op`, `Completion`, the op argument structs)
+    // stays in `xuring_core`.
     pub use xuring_core::{
-        Accepted, Backend, BufferPool, CPath, Callback, Completion, Context, Errno, Features,
-        Handler, IoBuf, IoVecs, KernelLevel, MAX_TASK_SIZE, Mail, Message, Offset, Op, OpResult,
-        Peer, PoolBuf, Ring, RingBuilder, RingError, RingStats, RunCondition, SockAddrBuf, Stat,
-        Task, TaskHandle, TaskId, TaskState, Thread, Timespec, Uring, leaked_tasks,
+        Accepted, Backend, BufferPool, CPath, Callback, Context, Errno, Features, Handler, IoBuf,
+        IoVecs, KernelLevel, Mail, Message, Offset, OpKind, OpResult, Peer, PoolBuf, Ring,
+        RingBuilder, RingError, RingStats, RunCondition, Stat, Task, TaskHandle, TaskId, TaskState,
+        Thread, Timespec, Uring, leaked_tasks,
     };
     pub use xuring_mock::{Mock, MockRingExt};
 }

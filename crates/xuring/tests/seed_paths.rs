@@ -7,9 +7,9 @@ use xuring::io_uring::{Context, Offset, OpResult, Ring, RingError, RunCondition,
 // The rest of the public runtime.
 #[allow(unused_imports)]
 use xuring::io_uring::{
-    Accepted, Backend, BufferPool, CPath, Callback, Completion, Errno, Features, IoBuf, IoVecs,
-    KernelLevel, MAX_TASK_SIZE, Message, Mock, MockRingExt, Op, PoolBuf, RingBuilder, RingStats,
-    SockAddrBuf, Stat, TaskHandle, TaskId, TaskState, Uring, leaked_tasks, op,
+    Accepted, Backend, BufferPool, CPath, Callback, Errno, Features, IoBuf, IoVecs, KernelLevel,
+    Message, Mock, MockRingExt, OpKind, PoolBuf, RingBuilder, RingStats, Stat, TaskHandle, TaskId,
+    TaskState, Uring, leaked_tasks,
 };
 // Threads.
 #[allow(unused_imports)]
@@ -28,7 +28,7 @@ use xuring::stda::net::{
 use xuring::stda::{Done, DoneFn, Error, Handle, Then, Transfer, jobs_in_flight};
 // The mock.
 #[allow(unused_imports)]
-use xuring::mock::{Faults, MockBuilder, OpKind, Reply, check_invariants, run_seeded};
+use xuring::mock::{Faults, MockBuilder, Reply, check_invariants, run_seeded};
 
 #[test]
 fn the_glob_import_is_enough_for_the_seeds_examples() {
