@@ -50,8 +50,16 @@
 //! ```
 //!
 //! `unsafe` is denied except in the modules `backend` (the `unsafe trait`, its `unsafe fn
-//! push` and `backend::uring`), `buf`, `engine`, `pool`, `ring`, `run`, `stat`, `task` and
-//! `thread`, each of which opens with a `# Safety` preamble.
+//! push` and `backend::uring`), `buf`, `cancel`, `engine`, `pool`, `ring`, `run`, `stat`,
+//! `task`, `teardown` and `thread`, each of which opens with a `# Safety` preamble.
+//!
+//! ## Where things are
+//!
+//! - `ops.rs`: every operation, declared once (see [`op`] for the declaration's grammar).
+//! - `builder.rs` ([`RingBuilder`]), `ring.rs` (the [`Ring`] handle and its accessors).
+//! - `engine.rs` (queue, submit, reap, recycle) and `run.rs` (the run loop and callbacks).
+//! - `cancel.rs` ([`Ring::cancel`], [`Ring::cancel_all`]), `teardown.rs` (dropping a ring).
+//! - `task.rs`, `pool.rs`: tasks and their slots; `thread.rs`: [`Thread`], [`Peer`].
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -60,6 +68,9 @@
 pub mod backend;
 #[allow(unsafe_code)]
 mod buf;
+mod builder;
+#[allow(unsafe_code)]
+mod cancel;
 pub mod compat;
 #[allow(unsafe_code)]
 mod engine;
@@ -79,15 +90,18 @@ mod stat;
 #[allow(unsafe_code)]
 mod task;
 #[allow(unsafe_code)]
+mod teardown;
+#[allow(unsafe_code)]
 mod thread;
 mod time;
 
 pub use backend::{Backend, Completion, Uring};
 pub use buf::{BufferPool, IoBuf, IoVecs, PoolBuf};
+pub use builder::RingBuilder;
 pub use error::RingError;
 pub use op::{Accepted, CPath, Message, Offset};
 pub use ops::{Op, OpKind, OpResult};
-pub use ring::{Ring, RingBuilder, RingStats, leaked_tasks};
+pub use ring::{Ring, RingStats, leaked_tasks};
 pub use run::RunCondition;
 pub use sockaddr::SockAddrBuf;
 pub use stat::Stat;

@@ -1,4 +1,6 @@
-//! `Ring`: the handle users hold, its builder and the operation methods.
+//! `Ring`: the handle users hold, its accessors, and the handle's life (its engine, `Drop`).
+//! The options of a new ring are in `builder.rs`, the op methods are declared with their ops
+//! in `ops.rs`, cancellation is in `cancel.rs` and the run loop in `run.rs`.
 //!
 //! # Safety
 //!
@@ -21,13 +23,12 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 use std::os::fd::RawFd;
 
-use xuring_sys::{Features, KernelLevel, SetupOptions};
+use xuring_sys::Features;
 
-use crate::engine::{CancelFrom, Engine};
+use crate::engine::Engine;
 
-use crate::pool::TaskPool;
 use crate::task::TaskState;
-use crate::{Backend, BufferPool, Context, IoBuf, Offset, RingError, TaskHandle, TaskId, Uring};
+use crate::{Backend, BufferPool, Context, IoBuf, Offset, TaskHandle, Uring};
 
 /// Counters of what the ring has seen. Cheap to read at any time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -85,153 +86,7 @@ pub struct Ring<B: Backend = Uring> {
     _owns: PhantomData<Engine<B>>,
 }
 
-/// Options for a new ring.
-#[derive(Clone, Debug)]
-pub struct RingBuilder {
-    entries: u32,
-    cq_entries: Option<u32>,
-    setup: Option<xuring_sys::SetupFlags>,
-    chunk_size: u32,
-    initial_tasks: u32,
-    buffers: Option<(usize, usize)>,
-    level: Option<KernelLevel>,
-    attach_wq: Option<RawFd>,
-    teardown_timeout: core::time::Duration,
-}
-
-impl RingBuilder {
-    /// Options for a ring of `entries` SQ entries (`1..=32768`, rounded up to a power of
-    /// two), the kernel's default CQ size (twice that), the default setup flags, chunks of 256
-    /// tasks and no buffer pool.
-    pub fn new(entries: u32) -> RingBuilder {
-        RingBuilder {
-            entries,
-            cq_entries: None,
-            setup: None,
-            chunk_size: 256,
-            initial_tasks: 0,
-            buffers: None,
-            level: None,
-            attach_wq: None,
-            teardown_timeout: core::time::Duration::from_secs(5),
-        }
-    }
-
-    /// CQ entries (at least the SQ entries; rounded up to a power of two).
-    pub fn cq_entries(mut self, cq_entries: u32) -> Self {
-        self.cq_entries = Some(cq_entries);
-        self
-    }
-
-    /// The setup flags to try (each dropped if the kernel refuses it). The default is
-    /// `SUBMIT_ALL | COOP_TASKRUN | SINGLE_ISSUER | DEFER_TASKRUN`.
-    ///
-    /// Accepted: those four, `TASKRUN_FLAG`, and `CLAMP`, `CQSIZE` and `ATTACH_WQ`, which
-    /// the ring sets itself (always, with [`cq_entries`](Self::cq_entries), and with
-    /// [`attach_wq`](Self::attach_wq)): [`xuring_sys::SetupFlags::DRIVEN`]. Any other flag
-    /// (`SQPOLL`, `SQ_AFF`, `IOPOLL`, `R_DISABLED`, `SQE128`, `CQE32`, or a bit newer than
-    /// xuring) makes [`build`](Self::build) fail with
-    /// [`SetupError::UnsupportedFlags`](xuring_sys::SetupError::UnsupportedFlags).
-    pub fn setup_flags(mut self, flags: xuring_sys::SetupFlags) -> Self {
-        self.setup = Some(flags);
-        self
-    }
-
-    /// How many tasks the pool adds when it runs out (a power of two; default 256).
-    pub fn chunk_size(mut self, tasks: u32) -> Self {
-        self.chunk_size = tasks;
-        self
-    }
-
-    /// How many tasks to allocate up front (default: one chunk when first needed).
-    pub fn initial_tasks(mut self, tasks: u32) -> Self {
-        self.initial_tasks = tasks;
-        self
-    }
-
-    /// A pool of `count` buffers of `size` bytes, registered with the kernel as fixed buffers
-    /// where it can be (see [`Ring::buffers`]).
-    pub fn buffer_pool(mut self, count: usize, size: usize) -> Self {
-        self.buffers = Some((count, size));
-        self
-    }
-
-    /// Clamp the kernel's features to `level` (default: `XURING_KERNEL_LEVEL`, else native).
-    pub fn kernel_level(mut self, level: KernelLevel) -> Self {
-        self.level = Some(level);
-        self
-    }
-
-    /// Share the io-wq worker pool of the ring with this fd (`SETUP_ATTACH_WQ`).
-    pub fn attach_wq(mut self, fd: RawFd) -> Self {
-        self.attach_wq = Some(fd);
-        self
-    }
-
-    /// How long dropping the ring waits for cancelled operations to complete before it
-    /// gives up and leaks their memory (default 5 s). Operations on caller-owned memory
-    /// (`read_raw`, `IoBuf::from_raw_parts`) are waited for without this limit: their
-    /// memory is not the ring's to leak.
-    pub fn teardown_timeout(mut self, timeout: core::time::Duration) -> Self {
-        self.teardown_timeout = timeout;
-        self
-    }
-
-    /// The kernel level these options select.
-    pub fn level(&self) -> Result<KernelLevel, RingError> {
-        match self.level {
-            Some(level) => Ok(level),
-            None => Ok(KernelLevel::from_env()?),
-        }
-    }
-
-    /// Creates the ring on the real kernel.
-    pub fn build(self) -> Result<Ring<Uring>, RingError> {
-        if self.entries == 0 {
-            return Err(RingError::InvalidOptions("a ring needs at least one entry"));
-        }
-        let mut options = SetupOptions::new(self.entries, self.level()?);
-        options.cq_entries = self.cq_entries;
-        if let Some(flags) = self.setup {
-            options.wanted = flags;
-        }
-        options.attach_wq = self.attach_wq;
-        let backend = Uring::new(&options)?;
-        self.build_with(backend)
-    }
-
-    /// Creates a ring on `backend`, with these options' pool and buffer settings.
-    pub fn build_with<B: Backend>(self, backend: B) -> Result<Ring<B>, RingError> {
-        let mut engine = Engine::new(
-            backend,
-            TaskPool::new(self.chunk_size, self.initial_tasks),
-            self.teardown_timeout,
-        );
-        if let Some((count, size)) = self.buffers {
-            let pool = BufferPool::new(count, size)
-                .ok_or(RingError::InvalidOptions("buffer pool size"))?;
-            // Registration is an optimisation: without it (RLIMIT_MEMLOCK too low on an old
-            // kernel, a buffer over the kernel's 1 GiB limit: `EFAULT`, ...) the same buffers
-            // work with plain READ/WRITE; `BufferPool::is_registered` tells which it is.
-            let _ = engine.backend.register_buffers(&pool);
-            engine.buffers = Some(pool);
-        }
-        Ok(Ring::from_engine(engine))
-    }
-}
-
 impl Ring<Uring> {
-    /// A ring of `entries` SQ entries on the real kernel, with default options (the kernel
-    /// level from `XURING_KERNEL_LEVEL`, if set).
-    pub fn init(entries: u32) -> Result<Ring<Uring>, RingError> {
-        RingBuilder::new(entries).build()
-    }
-
-    /// Options for a ring of `entries` SQ entries.
-    pub fn builder(entries: u32) -> RingBuilder {
-        RingBuilder::new(entries)
-    }
-
     /// The ring's file descriptor.
     pub fn fd(&self) -> RawFd {
         self.engine_ref().backend.fd()
@@ -239,15 +94,6 @@ impl Ring<Uring> {
 }
 
 impl<B: Backend> Ring<B> {
-    /// A ring on `backend` with default pool settings.
-    pub fn with_backend(backend: B) -> Ring<B> {
-        match RingBuilder::new(1).build_with(backend) {
-            Ok(ring) => ring,
-            // No buffer pool is requested, the only fallible part.
-            Err(_) => unreachable!("a ring without a buffer pool cannot fail to build"),
-        }
-    }
-
     /// What the backend can do (clamped to the ring's kernel level).
     pub fn features(&self) -> &Features {
         self.engine_ref().backend.features()
@@ -400,49 +246,6 @@ impl<B: Backend> Ring<B> {
         self.engine().message_ctx = Some(ctx);
     }
 
-    // ----- cancellation -----
-
-    /// Cancels the task `target`, completing with [`OpResult::Cancel`](crate::OpResult::Cancel):
-    /// - still queued: it is taken off the queue and completes with `ECANCELED` without
-    ///   reaching the kernel; the cancel completes with `Ok(())`;
-    /// - in flight: a timer is removed with `IORING_OP_TIMEOUT_REMOVE`, anything else with
-    ///   `IORING_OP_ASYNC_CANCEL`; the target completes with `ECANCELED` (unless it finished
-    ///   first) and the cancel with the kernel's verdict;
-    /// - completed, or its slot reused by another task (different generation): the cancel
-    ///   completes with `ENOENT` and nothing else happens.
-    ///
-    /// The ring's own background work (a [`Thread`](crate::Thread) mailbox's read, the wake
-    /// timer of a deadline run) is not the caller's to cancel: a cancel aimed at it completes
-    /// with `ENOENT`, as for a task that does not exist.
-    pub fn cancel(&mut self, target: TaskId, ctx: Context<B>) -> TaskHandle<B> {
-        self.engine().cancel_user(target, CancelFrom::Id, ctx)
-    }
-
-    /// [`cancel`](Self::cancel), missing unless `target` came from this ring: a
-    /// [`TaskHandle`] or [`Task`](crate::Task) of another ring (or of a dropped one) never
-    /// cancels this ring's.
-    pub(crate) fn cancel_from(
-        &mut self,
-        target: TaskId,
-        from: CancelFrom<B>,
-        ctx: Context<B>,
-    ) -> TaskHandle<B> {
-        self.engine().cancel_user(target, from, ctx)
-    }
-
-    /// Cancels every queued and in-flight task, completing with `OpResult::CancelAll(Ok(n))`,
-    /// `n` the number of tasks cancelled. Queued tasks complete with `ECANCELED` without
-    /// reaching the kernel. In flight, this uses one `ASYNC_CANCEL` with `ALL | ANY` where the
-    /// kernel has them (5.19), and one cancel per in-flight task otherwise. Cancels (including
-    /// an earlier `cancel_all` still queued) are not cancelled.
-    ///
-    /// The ring's own background work (a [`Thread`](crate::Thread) mailbox's read, the wake
-    /// timer of a deadline run) is neither counted nor, where the kernel allows, cancelled;
-    /// where the kernel cancels it anyway (`ALL | ANY`), the ring re-arms it.
-    pub fn cancel_all(&mut self, ctx: Context<B>) -> TaskHandle<B> {
-        self.engine().cancel_all(ctx)
-    }
-
     // ----- the handle -----
 
     /// Takes ownership of `engine`.
@@ -474,24 +277,5 @@ impl<B: Backend> Ring<B> {
     pub(crate) fn engine_ref(&self) -> &Engine<B> {
         // SAFETY: as in `engine`, with `&self`: no `&mut` made from this handle is alive.
         unsafe { self.engine.as_ref() }
-    }
-}
-
-impl<B: Backend> Drop for Ring<B> {
-    fn drop(&mut self) {
-        let engine = self.engine();
-        if engine.running {
-            // A callback of this ring's own run dropped it (assigned or swapped it away and
-            // dropped it). Dropping a ring waits for its operations, so they are cancelled and
-            // reaped now, as for any drop; but that callback still holds `&Task` into the
-            // engine's pool (teardown leaves its task alone), and its run goes on using the
-            // engine until the callback returns: the run frees the engine then.
-            engine.orphaned = true;
-            engine.shut_down();
-            return;
-        }
-        // SAFETY: the engine came from `Box::leak` in `from_engine`, this handle was its only
-        // owner, and it is not running, so no run will touch it again: freed exactly once.
-        drop(unsafe { Box::from_raw(self.engine.as_ptr()) });
     }
 }

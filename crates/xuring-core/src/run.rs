@@ -15,7 +15,7 @@ use xuring_sys::{Errno, FeatureFlags};
 
 use crate::engine::Engine;
 use crate::task::TaskState;
-use crate::{Backend, Context, Ring, RingError, TaskId, Timespec};
+use crate::{Backend, Context, Ring, RingError, Timespec};
 
 /// When [`Ring::run`] returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -275,7 +275,7 @@ impl<B: Backend> Engine<B> {
 
     /// Waits for one completion or until `deadline`: with `FEAT_EXT_ARG` the wait itself has
     /// a timeout; without it, an internal absolute timer ends the wait.
-    fn wait_until(&mut self, deadline: Timespec) -> Result<(), RingError> {
+    pub(crate) fn wait_until(&mut self, deadline: Timespec) -> Result<(), RingError> {
         if self.features().has(FeatureFlags::EXT_ARG) {
             return self.enter(1, Some(deadline));
         }
@@ -324,141 +324,6 @@ impl<B: Backend> Engine<B> {
                 Err(Errno::ETIME) => return Ok(()),
                 Err(e) => return Err(RingError::Enter(e)),
             }
-        }
-    }
-
-    /// After the teardown timeout: waits, without a limit, for the ops still in flight on
-    /// memory the caller owns (`read_raw`, `IoBuf::from_raw_parts`). Their memory cannot be
-    /// leaked with the pool, and its owner may free it as soon as the ring is dropped, so
-    /// the drop must not return while the kernel can still use it. Their cancels were
-    /// submitted; this only waits. If the ring cannot even wait (its `enter` keeps failing),
-    /// there is no sound way on: the process aborts.
-    #[cold]
-    fn wait_for_borrowed(&mut self) {
-        let mut failures = 0;
-        while self.borrowed_in_flight() {
-            if self.enter(1, None).is_err() {
-                failures += 1;
-                if failures == 1000 {
-                    eprintln!(
-                        "xuring: a dropped ring cannot wait for the kernel to finish with \
-                         caller-owned memory (io_uring_enter keeps failing); aborting"
-                    );
-                    std::process::abort();
-                }
-                continue;
-            }
-            failures = 0;
-            self.reap_and_recycle();
-        }
-    }
-
-    /// Whether an op on caller-owned memory is in flight.
-    fn borrowed_in_flight(&self) -> bool {
-        self.pool.all().any(|task| {
-            // SAFETY: the pool's pointers are valid for the engine's life; only `Cell`s are
-            // read.
-            let t = unsafe { task.as_ref() };
-            t.state.get() == TaskState::InFlight && t.borrowed.get()
-        })
-    }
-
-    fn reap_and_recycle(&mut self) {
-        self.reap();
-        while let Some(task) = self.completions.pop_front() {
-            self.recycle_undelivered(task);
-        }
-    }
-
-    /// Cancels and reaps everything in flight, without running callbacks, before the
-    /// ring's memory is released. Gives up after the teardown timeout and leaks the tasks
-    /// still in flight, which the kernel may still write into.
-    pub(crate) fn teardown(&mut self) {
-        // A running callback's task stays: its callback holds `&Task` (the ring is being
-        // dropped from inside it); `end_run` recycles it.
-        if !self.running
-            && let Some(task) = self.current.take()
-        {
-            self.recycle(task);
-        }
-        while let Some(task) = self.submission_q.pop_front() {
-            self.recycle(task);
-        }
-        while let Some(task) = self.completions.pop_front() {
-            self.recycle_undelivered(task);
-        }
-        // Nothing in flight, or an earlier teardown already gave up on what is (a ring dropped
-        // inside its callback is torn down then, and again when its engine is freed).
-        if self.in_flight == 0 || self.pool.is_leaked() {
-            return;
-        }
-        if self.backend.forked() {
-            // The requests belong to the parent, and the kernel writes into the parent's
-            // memory, not into this copy: nothing to cancel, nothing to wait for.
-            return;
-        }
-        let deadline = self.backend.now().saturating_add(self.teardown_timeout);
-        let targets: Vec<TaskId> = self.in_flight_user_tasks().collect();
-        if self.cancel_any_supported() {
-            self.queue(crate::ops::CancelAll::any(0, 0).into(), Context::default());
-        } else {
-            for target in targets {
-                self.cancel(target, Context::default());
-            }
-        }
-        loop {
-            self.flush();
-            if self.submission_q.is_empty() && self.in_flight == self.background_in_flight {
-                break;
-            }
-            if self.backend.now() >= deadline {
-                break;
-            }
-            // With cancels still queued behind a full SQ, submit without waiting: the ops in
-            // flight may only end once those cancels reach the kernel.
-            let entered = if self.submission_q.is_empty() {
-                self.wait_until(deadline)
-            } else {
-                self.enter(0, None)
-            };
-            if entered.is_err() {
-                break;
-            }
-            self.reap_and_recycle();
-        }
-        // Only background tasks may be left (our own wake-up timer, mailbox reads): cancel
-        // them rather than wait. Their cancels complete at once, so this takes a couple of
-        // enters at most.
-        if self.submission_q.is_empty() && self.in_flight == self.background_in_flight {
-            let wakes: Vec<TaskId> = self.in_flight_user_tasks().collect();
-            for wake in wakes {
-                self.cancel(wake, Context::default());
-            }
-            for _ in 0..16 {
-                self.flush();
-                if self.in_flight == 0 && self.submission_q.is_empty() {
-                    break;
-                }
-                if self.enter(1, None).is_err() {
-                    break;
-                }
-                self.reap_and_recycle();
-            }
-        }
-        if self.in_flight > 0 && !self.backend.stops_on_drop() {
-            self.wait_for_borrowed();
-        }
-        if self.in_flight > 0 {
-            crate::ring::count_leaked(u64::from(self.in_flight));
-            // Mark them so nothing mistakes them for free tasks.
-            for task in self.pool.all() {
-                // SAFETY: the pool's pointers are valid for the engine's life.
-                let t = unsafe { task.as_ref() };
-                if t.state.get() == TaskState::InFlight {
-                    t.state.set(TaskState::Waiting);
-                }
-            }
-            self.pool.leak();
         }
     }
 }

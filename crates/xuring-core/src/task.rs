@@ -331,7 +331,7 @@ impl<B: Backend> Task<B> {
     pub fn cancel(&self, ring: &mut Ring<B>, ctx: Context<B>) -> TaskHandle<B> {
         ring.cancel_from(
             self.id(),
-            crate::engine::CancelFrom::Task(NonNull::from(self)),
+            crate::cancel::CancelFrom::Task(NonNull::from(self)),
             ctx,
         )
     }
@@ -399,6 +399,6 @@ impl<B: Backend> TaskHandle<B> {
     /// completed, even if its slot now holds another task, and when `ring` is not the ring
     /// the handle came from.
     pub fn cancel(self, ring: &mut Ring<B>, ctx: Context<B>) -> TaskHandle<B> {
-        ring.cancel_from(self.id, crate::engine::CancelFrom::Handle(self.engine), ctx)
+        ring.cancel_from(self.id, crate::cancel::CancelFrom::Handle(self.engine), ctx)
     }
 }

@@ -1,0 +1,267 @@
+//! Cancellation: [`Ring::cancel`] and [`Ring::cancel_all`], and how the engine carries them
+//! out (locally for queued tasks, with `ASYNC_CANCEL`/`TIMEOUT_REMOVE` for tasks in flight,
+//! with one `ALL | ANY` cancel or a join of per-task cancels for `cancel_all`).
+//!
+//! # Safety
+//!
+//! As in `engine.rs`: the task pointers dereferenced here come from the engine's pool and stay
+//! valid for the engine's life; only `Cell` fields are touched while a task is in flight.
+
+use core::ptr::NonNull;
+
+use xuring_queue::List;
+use xuring_sys::{CancelFlags, Opcode};
+
+use crate::engine::Engine;
+use crate::op::CancelVia;
+use crate::ops::{self, CancelAll, OpKind};
+use crate::task::TaskState;
+use crate::{Backend, Context, Op, OpResult, Ring, RingError, Task, TaskHandle, TaskId};
+
+/// Where the id of a cancel came from.
+pub(crate) enum CancelFrom<B: Backend> {
+    /// A bare [`TaskId`]: taken as this ring's.
+    Id,
+    /// A [`TaskHandle`], made by the engine with this serial.
+    Handle(u64),
+    /// A `&Task` (which exists only inside a callback, so its ring is alive) at this address.
+    Task(NonNull<Task<B>>),
+}
+
+impl<B: Backend> Ring<B> {
+    /// Cancels the task `target`, completing with [`OpResult::Cancel`](crate::OpResult::Cancel):
+    /// - still queued: it is taken off the queue and completes with `ECANCELED` without
+    ///   reaching the kernel; the cancel completes with `Ok(())`;
+    /// - in flight: a timer is removed with `IORING_OP_TIMEOUT_REMOVE`, anything else with
+    ///   `IORING_OP_ASYNC_CANCEL`; the target completes with `ECANCELED` (unless it finished
+    ///   first) and the cancel with the kernel's verdict;
+    /// - completed, or its slot reused by another task (different generation): the cancel
+    ///   completes with `ENOENT` and nothing else happens.
+    ///
+    /// The ring's own background work (a [`Thread`](crate::Thread) mailbox's read, the wake
+    /// timer of a deadline run) is not the caller's to cancel: a cancel aimed at it completes
+    /// with `ENOENT`, as for a task that does not exist.
+    pub fn cancel(&mut self, target: TaskId, ctx: Context<B>) -> TaskHandle<B> {
+        self.engine().cancel_user(target, CancelFrom::Id, ctx)
+    }
+
+    /// [`cancel`](Self::cancel), missing unless `target` came from this ring: a
+    /// [`TaskHandle`] or [`Task`](crate::Task) of another ring (or of a dropped one) never
+    /// cancels this ring's.
+    pub(crate) fn cancel_from(
+        &mut self,
+        target: TaskId,
+        from: CancelFrom<B>,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        self.engine().cancel_user(target, from, ctx)
+    }
+
+    /// Cancels every queued and in-flight task, completing with `OpResult::CancelAll(Ok(n))`,
+    /// `n` the number of tasks cancelled. Queued tasks complete with `ECANCELED` without
+    /// reaching the kernel. In flight, this uses one `ASYNC_CANCEL` with `ALL | ANY` where the
+    /// kernel has them (5.19), and one cancel per in-flight task otherwise. Cancels (including
+    /// an earlier `cancel_all` still queued) are not cancelled.
+    ///
+    /// The ring's own background work (a [`Thread`](crate::Thread) mailbox's read, the wake
+    /// timer of a deadline run) is neither counted nor, where the kernel allows, cancelled;
+    /// where the kernel cancels it anyway (`ALL | ANY`), the ring re-arms it.
+    pub fn cancel_all(&mut self, ctx: Context<B>) -> TaskHandle<B> {
+        self.engine().cancel_all(ctx)
+    }
+}
+
+impl<B: Backend> Engine<B> {
+    /// Takes a queued task off the submission queue.
+    pub(crate) fn unqueue(&mut self, task: NonNull<Task<B>>) {
+        // SAFETY: the pool's pointers are valid for the engine's life.
+        let t = unsafe { task.as_ref() };
+        debug_assert_eq!(t.state.get(), TaskState::Queued);
+        self.submission_q.remove(t);
+    }
+
+    /// [`Ring::cancel`] for the caller: the ring's own background tasks are not theirs to
+    /// cancel, so a cancel aimed at one misses (`ENOENT`) as if it did not exist. `from` says
+    /// where the id came from (a handle's engine, a live task's address): it misses unless
+    /// that is this engine, since ids repeat across rings.
+    pub(crate) fn cancel_user(
+        &mut self,
+        target: TaskId,
+        from: CancelFrom<B>,
+        ctx: Context<B>,
+    ) -> TaskHandle<B> {
+        let found = self.pool.lookup(target);
+        let elsewhere = match from {
+            CancelFrom::Id => false,
+            CancelFrom::Handle(serial) => serial != self.serial,
+            CancelFrom::Task(at) => found != Some(at),
+        };
+        // SAFETY: `lookup` returns pointers into the pool; only a `Cell` is read.
+        let background = found.is_some_and(|task| unsafe { task.as_ref() }.background.get());
+        if background || elsewhere {
+            return self.cancel_missed(target, ctx);
+        }
+        self.cancel(target, ctx)
+    }
+
+    /// A cancel that found nothing: completes with `ENOENT` at the next `run`.
+    fn cancel_missed(&mut self, target: TaskId, ctx: Context<B>) -> TaskHandle<B> {
+        self.cancel_locally(target, -libc::ENOENT, ctx)
+    }
+
+    /// A cancel decided without the backend: completes with `res` at the next `run`.
+    fn cancel_locally(&mut self, target: TaskId, res: i32, ctx: Context<B>) -> TaskHandle<B> {
+        let cancel = self.queue(ops::Cancel::new(target, CancelVia::AsyncCancel).into(), ctx);
+        self.unqueue(cancel.as_non_null());
+        self.complete_locally(cancel.as_non_null(), res);
+        cancel
+    }
+
+    /// Cancels the task `target` (see [`Ring::cancel`]), background tasks included.
+    pub(crate) fn cancel(&mut self, target: TaskId, ctx: Context<B>) -> TaskHandle<B> {
+        let found = self.pool.lookup(target);
+        // SAFETY: `lookup` returns pointers into the pool.
+        let state = found.map(|t| unsafe { t.as_ref() }.state.get());
+        match (found, state) {
+            (Some(task), Some(TaskState::Queued)) => {
+                self.unqueue(task);
+                self.complete_locally(task, -libc::ECANCELED);
+                self.cancel_locally(target, 0, ctx)
+            }
+            (Some(task), Some(TaskState::InFlight)) => {
+                // SAFETY: the pool's pointers are valid for the engine's life.
+                let t = unsafe { task.as_ref() };
+                // The op itself is not read: the kernel may be writing into it.
+                let via = if t.kind.get() == OpKind::Timer {
+                    CancelVia::TimeoutRemove
+                } else {
+                    CancelVia::AsyncCancel
+                };
+                self.queue(ops::Cancel::new(target, via).into(), ctx)
+            }
+            _ => self.cancel_missed(target, ctx),
+        }
+    }
+
+    /// [`Ring::cancel_all`].
+    pub(crate) fn cancel_all(&mut self, ctx: Context<B>) -> TaskHandle<B> {
+        let mut local = 0;
+        // Background work and cancels (an earlier `cancel_all` among them) stay queued. The
+        // background tasks go in ahead of this cancel, so `ALL | ANY` cancels them too: they
+        // are subtracted from its count with those already in flight.
+        let mut kept: List<Task<B>> = List::new();
+        let mut background = self.background_in_flight;
+        while let Some(task) = self.submission_q.pop_front() {
+            // SAFETY: the pool's pointers are valid for the engine's life.
+            let t = unsafe { task.as_ref() };
+            if t.background.get() || t.kind.get().is_cancel() {
+                background += u32::from(t.background.get());
+                // SAFETY: as in `queue`: live, stable, shared access only while linked.
+                unsafe { kept.push_back(task) };
+                continue;
+            }
+            self.complete_locally(task, -libc::ECANCELED);
+            local += 1;
+        }
+        while let Some(task) = kept.pop_front() {
+            // SAFETY: as above.
+            unsafe { self.submission_q.push_back(task) };
+        }
+        if self.cancel_any_supported() {
+            return self.queue(CancelAll::any(local, background).into(), ctx);
+        }
+        let join = self.queue(CancelAll::join(local).into(), ctx);
+        let join_ptr = join.as_non_null();
+        self.unqueue(join_ptr);
+        // SAFETY: the pool's pointers are valid for the engine's life.
+        unsafe { join_ptr.as_ref() }.state.set(TaskState::Waiting);
+        let targets: Vec<TaskId> = self
+            .in_flight_user_tasks()
+            .filter(|&id| {
+                let Some(task) = self.pool.lookup(id) else {
+                    return true;
+                };
+                // SAFETY: the pool's pointers are valid for the engine's life.
+                let t = unsafe { task.as_ref() };
+                !t.background.get()
+            })
+            .collect();
+        let mut outstanding = 0;
+        for target in targets {
+            let ctx = Context {
+                cb: on_cancel_all_part::<B>,
+                ..Context::default()
+            };
+            let part = self.cancel(target, ctx);
+            // SAFETY: the pool's pointers are valid for the engine's life.
+            unsafe { part.as_non_null().as_ref() }
+                .internal
+                .set(Some(join_ptr.cast()));
+            outstanding += 1;
+        }
+        if outstanding == 0 {
+            self.complete_locally(join_ptr, 0);
+        } else {
+            // SAFETY: the pool's pointers are valid for the engine's life.
+            let join_task = unsafe { join_ptr.as_ref() };
+            // SAFETY: the join task is `Waiting`: only the ring touches its op.
+            if let Op::CancelAll(join) = unsafe { join_task.op_mut() }
+                && let Some((o, _)) = join.join_counts()
+            {
+                *o = outstanding;
+            }
+        }
+        join
+    }
+
+    /// Whether `ASYNC_CANCEL` takes `ALL | ANY` here (5.19).
+    pub(crate) fn cancel_any_supported(&self) -> bool {
+        self.features().supports(Opcode::AsyncCancel)
+            && self
+                .features()
+                .cancel
+                .contains(CancelFlags::ALL | CancelFlags::ANY)
+    }
+
+    /// In-flight tasks that a cancel can target (not cancels themselves).
+    pub(crate) fn in_flight_user_tasks(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.pool.all().filter_map(|task| {
+            // SAFETY: the pool's pointers are valid for the engine's life.
+            let t = unsafe { task.as_ref() };
+            if t.state.get() != TaskState::InFlight {
+                return None;
+            }
+            (!t.kind.get().is_cancel()).then(|| t.id.get())
+        })
+    }
+}
+
+/// The callback of each per-task cancel of a `cancel_all` on a kernel without `CANCEL_ALL`.
+fn on_cancel_all_part<B: Backend>(ring: &mut Ring<B>, task: &Task<B>) -> Result<(), RingError> {
+    // Only the engine sets `internal`, on the parts of a live `cancel_all`; a replayed
+    // context carries none.
+    let Some(join) = task.internal.get() else {
+        return Ok(());
+    };
+    let join: NonNull<Task<B>> = join.cast();
+    let hit = matches!(task.result, Some(OpResult::Cancel(Ok(()))));
+    // SAFETY: the join task is in this engine's pool (the part's `internal` was set by the
+    // same engine) and `Waiting` until its last part reports here.
+    let join_task = unsafe { join.as_ref() };
+    debug_assert_eq!(join_task.state.get(), TaskState::Waiting);
+    // SAFETY: a `Waiting` task's op is touched only by the ring (this code).
+    let done = if let Op::CancelAll(join) = unsafe { join_task.op_mut() }
+        && let Some((outstanding, cancelled)) = join.join_counts()
+    {
+        *cancelled += u32::from(hit);
+        *outstanding -= 1;
+        *outstanding == 0
+    } else {
+        debug_assert!(false, "a cancel_all part's join is a join");
+        false
+    };
+    if done {
+        ring.engine().complete_locally(join, 0);
+    }
+    Ok(())
+}
