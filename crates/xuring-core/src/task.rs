@@ -302,6 +302,13 @@ impl<B: Backend> Task<B> {
         self.state.get()
     }
 
+    /// Which operation the task carries (a received message's task says `Noop`: it carries
+    /// none).
+    #[inline]
+    pub fn kind(&self) -> OpKind {
+        self.kind.get()
+    }
+
     /// Takes the operation's buffer back, to reuse it. Only from the task's own callback:
     /// elsewhere (and for ops without an owned buffer) it returns `None`. A buffer not taken is
     /// dropped when the task is recycled (a pool buffer returns to its pool).
