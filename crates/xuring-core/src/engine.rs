@@ -200,19 +200,24 @@ impl<B: Backend> Engine<B> {
     // ----- the lifecycle, driven by `run` -----
 
     /// Hands queued tasks to the backend while it has room.
+    #[inline]
     pub(crate) fn flush(&mut self) {
-        self.flush_until(false);
+        if !self.submission_q.is_empty() {
+            self.flush_until(false);
+        }
     }
 
     /// [`flush`](Self::flush) before returning from `run` (the next `run` enters): stops at
     /// the first marked op, which is decided (a mailbox send admitted) only right before an
     /// `enter`, so a sender cannot hold an admitted send while it does something else, such
     /// as joining the thread the send is for.
+    #[inline]
     pub(crate) fn flush_unmarked(&mut self) {
-        self.flush_until(true);
+        if !self.submission_q.is_empty() {
+            self.flush_until(true);
+        }
     }
 
-    #[inline]
     fn flush_until(&mut self, stop_at_marked: bool) {
         let mut space = self.backend.space();
         while space > 0 {
@@ -262,62 +267,35 @@ impl<B: Backend> Engine<B> {
         handle
     }
 
-    /// Moves every available completion to the completion list.
+    /// Moves every available completion to the completion list. Out of line, so that the
+    /// backend's reap loop and this sink are compiled into one function.
+    #[inline(never)]
     pub(crate) fn reap(&mut self) {
-        let pool = &mut self.pool;
-        let message_ctx = self.message_ctx;
-        let mailbox_ctx = self.mailbox_ctx;
-        let mailbox = self
-            .mailbox
-            .as_ref()
-            .map(|m| NonNull::from(&**m).cast::<()>());
-        let completions = &mut self.completions;
-        let stats = &mut self.stats;
-        let in_flight = &mut self.in_flight;
-        let wake = &mut self.wake;
-        let background_in_flight = &mut self.background_in_flight;
-        self.backend.reap(|c: Completion| {
+        let Engine {
+            backend,
+            pool,
+            completions,
+            stats,
+            in_flight,
+            wake,
+            background_in_flight,
+            message_ctx,
+            mailbox_ctx,
+            mailbox,
+            ..
+        } = self;
+        backend.reap(|c: Completion| {
             if c.user_data & NOT_A_TASK != 0 {
-                stats.messages += 1;
-                let (to, internal) = if c.user_data & THREAD_MAIL != 0 {
-                    (mailbox_ctx, mailbox)
-                } else {
-                    (message_ctx, None)
+                let to = Recipients {
+                    message_ctx: *message_ctx,
+                    mailbox_ctx: *mailbox_ctx,
+                    mailbox: mailbox.as_deref(),
                 };
-                let Some(ctx) = to else {
-                    stats.unhandled_messages += 1;
-                    return;
-                };
-                let message = Message {
-                    data: c.user_data & !NOT_A_TASK,
-                    value: c.res,
-                };
-                let task = pool.get();
-                // SAFETY: the pool's pointers are valid for the engine's life.
-                let t = unsafe { task.as_ref() };
-                // A received message has no op: the task's is whatever its last one left (one
-                // that owns nothing), and it is never decoded or submitted.
-                t.kind.set(OpKind::Noop);
-                t.ctx.set(ctx);
-                t.internal.set(internal);
-                t.state.set(TaskState::Ready);
-                // SAFETY: the ring holds only pointers to the free task.
-                unsafe { Task::write_result(task, Some(OpResult::Message(message))) };
-                // SAFETY: as in `queue`: live, stable, shared access only while linked.
-                unsafe { completions.push_back(task) };
+                to.deliver(c, pool, completions, stats);
                 return;
             }
-            let Some(id) = TaskId::from_u64(c.user_data) else {
-                stats.foreign_completions += 1;
-                return;
-            };
-            let Some(task) = pool.lookup(id) else {
-                // An index this ring never had, or an old generation: never dereferenced.
-                if pool.slot(id.index()).is_some() {
-                    stats.stale_completions += 1;
-                } else {
-                    stats.foreign_completions += 1;
-                }
+            let Some(task) = TaskId::from_u64(c.user_data).and_then(|id| pool.lookup(id)) else {
+                count_unknown(c.user_data, pool, stats);
                 return;
             };
             // SAFETY: `lookup` returns pointers into the pool.
@@ -327,7 +305,9 @@ impl<B: Backend> Engine<B> {
                 return;
             }
             *in_flight -= 1;
-            if wake.is_some_and(|(w, _)| w == id) {
+            if let Some((w, _)) = wake
+                && w.to_u64() == c.user_data
+            {
                 *wake = None;
             }
             if t.background.get() {
@@ -380,5 +360,69 @@ impl<B: Backend> Engine<B> {
         if let Some(op) = owned {
             self.drop_op(op);
         }
+    }
+}
+
+/// Where a completion that is not a task's goes: a message from another ring.
+struct Recipients<'a, B: Backend> {
+    message_ctx: Option<Context<B>>,
+    mailbox_ctx: Option<Context<B>>,
+    mailbox: Option<&'a crate::Mailbox>,
+}
+
+impl<B: Backend> Recipients<'_, B> {
+    /// Delivers a message as a task of its own, ready for its handler.
+    #[cold]
+    #[inline(never)]
+    fn deliver(
+        &self,
+        c: Completion,
+        pool: &mut TaskPool<B>,
+        completions: &mut Queue<Task<B>>,
+        stats: &mut RingStats,
+    ) {
+        stats.messages += 1;
+        let (to, internal) = if c.user_data & THREAD_MAIL != 0 {
+            (
+                self.mailbox_ctx,
+                self.mailbox.map(|m| NonNull::from(m).cast::<()>()),
+            )
+        } else {
+            (self.message_ctx, None)
+        };
+        let Some(ctx) = to else {
+            stats.unhandled_messages += 1;
+            return;
+        };
+        let message = Message {
+            data: c.user_data & !NOT_A_TASK,
+            value: c.res,
+        };
+        let task = pool.get();
+        // SAFETY: the pool's pointers are valid for the engine's life.
+        let t = unsafe { task.as_ref() };
+        // A received message has no op: the task's is whatever its last one left (one that
+        // owns nothing), and it is never decoded or submitted.
+        t.kind.set(OpKind::Noop);
+        t.ctx.set(ctx);
+        t.internal.set(internal);
+        t.state.set(TaskState::Ready);
+        // SAFETY: the ring holds only pointers to the free task.
+        unsafe { Task::write_result(task, Some(OpResult::Message(message))) };
+        // SAFETY: as in `queue`: live, stable, shared access only while linked.
+        unsafe { completions.push_back(task) };
+    }
+}
+
+/// Counts a completion whose `user_data` names no live task of this ring: an index this
+/// ring never had, or an old generation. Never dereferenced.
+#[cold]
+#[inline(never)]
+fn count_unknown<B: Backend>(user_data: u64, pool: &TaskPool<B>, stats: &mut RingStats) {
+    let known_slot = TaskId::from_u64(user_data).is_some_and(|id| pool.slot(id.index()).is_some());
+    if known_slot {
+        stats.stale_completions += 1;
+    } else {
+        stats.foreign_completions += 1;
     }
 }

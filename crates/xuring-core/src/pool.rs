@@ -1,4 +1,5 @@
-//! The task pool: tasks in chunks at stable addresses, and the free list.
+//! The task pool: tasks in chunks at stable addresses, a flat table of them by index, and
+//! the free stack.
 //!
 //! # Safety
 //!
@@ -7,20 +8,26 @@
 //! never (when [`TaskPool::leak`] is called because the kernel may still use a task). So every
 //! pointer this module hands out stays valid for the pool's whole life, and all of them carry
 //! the provenance of their chunk's allocation.
+//!
+//! The free stack holds each free task exactly once: a task enters it in `grow` (new) or in
+//! `put`, which refuses a task that is already `Free`, and leaves it in `get`, which hands it
+//! out as no longer `Free` to the caller (the engine sets its state before it can reach `put`
+//! again). So a task is never handed out twice.
 
 use core::ptr::NonNull;
-
-use xuring_queue::Queue;
 
 use crate::Backend;
 use crate::task::{Task, TaskId, TaskState};
 
-/// Tasks in chunks that never move, and a LIFO free list (the most recently used task is the
-/// warmest in cache).
+/// Tasks in chunks that never move, and a LIFO free stack (the most recently used task is
+/// the warmest in cache).
 pub(crate) struct TaskPool<B: Backend> {
     chunks: Vec<NonNull<Task<B>>>,
     chunk_shift: u32,
-    free: Queue<Task<B>>,
+    /// Every task, by index: `slots[i]` is the task whose id has index `i`.
+    slots: Vec<NonNull<Task<B>>>,
+    /// The free tasks; its capacity is the pool's, so pushing never allocates.
+    free: Vec<NonNull<Task<B>>>,
     leaked: bool,
 }
 
@@ -32,7 +39,8 @@ impl<B: Backend> TaskPool<B> {
         let mut pool = TaskPool {
             chunks: Vec::new(),
             chunk_shift: chunk_size.trailing_zeros(),
-            free: Queue::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             leaked: false,
         };
         while pool.capacity() < initial {
@@ -63,27 +71,34 @@ impl<B: Backend> TaskPool<B> {
         let chunk: Box<[Task<B>]> = (0..size).map(|i| Task::new(base + i)).collect();
         let chunk = NonNull::from(Box::leak(chunk)).cast::<Task<B>>();
         self.chunks.push(chunk);
+        let total = (base + size) as usize;
+        self.slots.reserve_exact(total - self.slots.len());
+        self.free.reserve_exact(total - self.free.len());
+        for i in 0..size as usize {
+            // SAFETY: `i < size`, inside the chunk just allocated.
+            self.slots.push(unsafe { chunk.add(i) });
+        }
         // Push in reverse so that the lowest index is handed out first.
         for i in (0..size as usize).rev() {
-            // SAFETY: `i < size`, inside the chunk just allocated.
-            let task = unsafe { chunk.add(i) };
-            // SAFETY: the task is live and stays at this address until the pool is dropped
-            // (chunks are freed only in `Drop`, after the free list is cleared); the pool
-            // accesses it only through shared references while it is linked.
-            unsafe { self.free.push_front(task) };
+            // SAFETY: as above.
+            self.free.push(unsafe { chunk.add(i) });
         }
     }
 
     /// A free task, growing the pool by a chunk if none is left.
     #[inline]
     pub(crate) fn get(&mut self) -> NonNull<Task<B>> {
-        match self.free.pop_front() {
+        match self.free.pop() {
             Some(task) => task,
-            None => {
-                self.grow();
-                self.free.pop_front().expect("a new chunk has free tasks")
-            }
+            None => self.get_grown(),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_grown(&mut self) -> NonNull<Task<B>> {
+        self.grow();
+        self.free.pop().expect("a new chunk has free tasks")
     }
 
     /// Puts a task whose op has been reset back on the free list, under a new generation.
@@ -93,23 +108,26 @@ impl<B: Backend> TaskPool<B> {
         let t = unsafe { task.as_ref() };
         // SAFETY: the task is being recycled; nothing else accesses its op now.
         debug_assert!(!unsafe { t.op() }.owns_resources());
+        // A task put twice would be handed out twice: checked in release builds too.
+        assert!(
+            t.state.get() != TaskState::Free,
+            "a free task returned to the pool"
+        );
         t.id.set(t.id.get().next());
         t.state.set(TaskState::Free);
         t.background.set(false);
         t.fallback.set(false);
         t.borrowed.set(false);
         t.internal.set(None);
-        // SAFETY: as in `grow`: the task is live at a stable address for the pool's life.
-        unsafe { self.free.push_front(task) };
+        // Never reallocates: every task is on the stack at most once, and its capacity is the
+        // pool's.
+        self.free.push(task);
     }
 
     /// The task in slot `index`, if the pool has one.
     #[inline]
     pub(crate) fn slot(&self, index: u32) -> Option<NonNull<Task<B>>> {
-        let chunk = self.chunks.get((index >> self.chunk_shift) as usize)?;
-        let offset = (index & (self.chunk_size() - 1)) as usize;
-        // SAFETY: `offset < chunk_size`, inside the chunk.
-        Some(unsafe { chunk.add(offset) })
+        self.slots.get(index as usize).copied()
     }
 
     /// The task with this id, if it is still that task (same generation).
@@ -122,7 +140,7 @@ impl<B: Backend> TaskPool<B> {
 
     /// Every task slot, in index order.
     pub(crate) fn all(&self) -> impl Iterator<Item = NonNull<Task<B>>> + '_ {
-        (0..self.capacity()).filter_map(|i| self.slot(i))
+        self.slots.iter().copied()
     }
 
     /// Empties the free list (before the pool's memory is freed or leaked).
@@ -163,14 +181,22 @@ mod tests {
     use super::*;
     use crate::Uring;
 
+    /// Takes a task the way the engine does: it leaves the pool no longer `Free`.
+    fn take(pool: &mut TaskPool<Uring>) -> NonNull<Task<Uring>> {
+        let task = pool.get();
+        // SAFETY: the pool's pointers are valid for its life; a `Cell` is set.
+        unsafe { task.as_ref() }.state.set(TaskState::Queued);
+        task
+    }
+
     #[test]
     fn grows_by_whole_chunks_only_when_empty_at_stable_addresses() {
         let mut pool: TaskPool<Uring> = TaskPool::new(4, 0);
         assert_eq!(pool.capacity(), 0);
-        let first: Vec<_> = (0..4).map(|_| pool.get()).collect();
+        let first: Vec<_> = (0..4).map(|_| take(&mut pool)).collect();
         assert_eq!(pool.capacity(), 4, "one chunk for the first four");
         assert_eq!(pool.free_len(), 0);
-        let fifth = pool.get();
+        let fifth = take(&mut pool);
         assert_eq!(
             pool.capacity(),
             8,
@@ -187,7 +213,7 @@ mod tests {
         pool.put(fifth);
         assert_eq!(pool.free_len(), 8);
         for _ in 0..8 {
-            let _ = pool.get();
+            let _ = take(&mut pool);
         }
         assert_eq!(pool.capacity(), 8);
         pool.clear_free();
@@ -196,11 +222,11 @@ mod tests {
     #[test]
     fn recycling_changes_the_generation() {
         let mut pool: TaskPool<Uring> = TaskPool::new(1, 1);
-        let task = pool.get();
+        let task = take(&mut pool);
         // SAFETY: the pool's pointers are valid for its life.
         let old = unsafe { task.as_ref() }.id.get();
         pool.put(task);
-        let again = pool.get();
+        let again = take(&mut pool);
         assert_eq!(again, task, "the same slot");
         // SAFETY: as above.
         let new = unsafe { again.as_ref() }.id.get();
@@ -213,5 +239,14 @@ mod tests {
         );
         assert_eq!(pool.lookup(new), Some(again));
         pool.put(again);
+    }
+
+    #[test]
+    #[should_panic(expected = "a free task returned to the pool")]
+    fn a_task_put_twice_is_refused() {
+        let mut pool: TaskPool<Uring> = TaskPool::new(1, 1);
+        let task = take(&mut pool);
+        pool.put(task);
+        pool.put(task);
     }
 }

@@ -292,38 +292,70 @@ impl<B: Backend> Engine<B> {
     /// take, or a transient shortage) it reaps and returns so the caller can run callbacks.
     /// `deadline` is passed on as a wait timeout (only with `FEAT_EXT_ARG`); `ETIME` is not an
     /// error.
+    #[inline]
     pub(crate) fn enter(
         &mut self,
         min_complete: u32,
         deadline: Option<Timespec>,
     ) -> Result<(), RingError> {
         self.refuse_if_forked()?;
-        loop {
-            let timeout = match deadline {
-                Some(d) => {
-                    let now = self.backend.now();
-                    if now >= d {
-                        return Ok(());
-                    }
-                    Some(Timespec::from_duration(d.saturating_sub(now)))
+        let Some(deadline) = deadline else {
+            loop {
+                if let Some(done) = self.enter_once(min_complete, None) {
+                    return done;
                 }
-                None => None,
-            };
-            self.stats.enters += 1;
-            match self.backend.enter(min_complete, timeout) {
-                Ok(()) => {
-                    self.admitted_unsubmitted = false;
-                    return Ok(());
-                }
-                Err(Errno::EINTR) => self.stats.eintr_retries += 1,
-                Err(Errno::EBUSY | Errno::EAGAIN) => {
-                    self.stats.busy_retries += 1;
-                    self.reap();
-                    return Ok(());
-                }
-                Err(Errno::ETIME) => return Ok(()),
-                Err(e) => return Err(RingError::Enter(e)),
             }
+        };
+        self.enter_until(min_complete, deadline)
+    }
+
+    /// [`enter`](Self::enter) with a deadline: each try waits at most until then.
+    #[cold]
+    fn enter_until(&mut self, min_complete: u32, deadline: Timespec) -> Result<(), RingError> {
+        loop {
+            let now = self.backend.now();
+            if now >= deadline {
+                return Ok(());
+            }
+            let timeout = Timespec::from_duration(deadline.saturating_sub(now));
+            if let Some(done) = self.enter_once(min_complete, Some(timeout)) {
+                return done;
+            }
+        }
+    }
+
+    /// One `enter` of the backend: `None` to retry (`EINTR`), else what `enter` returns.
+    #[inline]
+    fn enter_once(
+        &mut self,
+        min_complete: u32,
+        timeout: Option<Timespec>,
+    ) -> Option<Result<(), RingError>> {
+        self.stats.enters += 1;
+        match self.backend.enter(min_complete, timeout) {
+            Ok(()) => {
+                self.admitted_unsubmitted = false;
+                Some(Ok(()))
+            }
+            Err(e) => self.entered_with(e),
+        }
+    }
+
+    /// An `enter` that failed with `e`: `None` to retry (`EINTR`), else what `enter` returns.
+    #[cold]
+    fn entered_with(&mut self, e: Errno) -> Option<Result<(), RingError>> {
+        match e {
+            Errno::EINTR => {
+                self.stats.eintr_retries += 1;
+                None
+            }
+            Errno::EBUSY | Errno::EAGAIN => {
+                self.stats.busy_retries += 1;
+                self.reap();
+                Some(Ok(()))
+            }
+            Errno::ETIME => Some(Ok(())),
+            e => Some(Err(RingError::Enter(e))),
         }
     }
 }

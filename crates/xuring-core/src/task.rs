@@ -63,12 +63,17 @@ impl TaskId {
     }
 
     /// The id of the slot's next occupant.
+    #[inline]
     pub(crate) const fn next(self) -> TaskId {
-        let mut generation = (self.generation() + 1) & GENERATION_MASK;
-        if generation == 0 {
-            generation = 1;
+        // The generation sits in bits 32..63 and never exceeds `GENERATION_MASK`, so adding
+        // one to it carries into bit 63 exactly when it wraps: then it starts over at 1.
+        debug_assert!(self.generation() <= GENERATION_MASK);
+        let next = self.0 + (1 << 32);
+        if next & NOT_A_TASK != 0 {
+            TaskId::new(self.index(), 1)
+        } else {
+            TaskId(next)
         }
-        TaskId::new(self.index(), generation)
     }
 }
 

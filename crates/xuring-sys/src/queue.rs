@@ -295,6 +295,29 @@ impl CompletionQueue {
             count <= self.entries,
             "CQ tail ran ahead of head by more than its size"
         );
+        if head == tail {
+            return 0;
+        }
+        // Publishes the new head once, when the loop ends or `f` panics: either way every
+        // CQE read so far has been handed to `f`, so a panicking `f` loses nothing it was not
+        // already given, and no CQE is handed out twice.
+        struct Publish<'a> {
+            at: &'a AtomicU32,
+            head: u32,
+        }
+        impl Drop for Publish<'_> {
+            #[inline]
+            fn drop(&mut self) {
+                // Release orders the CQE reads before the kernel may reuse their slots.
+                self.at.store(self.head, Ordering::Release);
+            }
+        }
+        let mut publish = Publish {
+            // SAFETY: `head` points into the live CQ mapping and only we write it; the
+            // mapping outlives this call.
+            at: unsafe { self.head.as_ref() },
+            head,
+        };
         while head != tail {
             let index = (head & self.mask) as usize;
             // SAFETY: `index < entries`, inside the CQE array.
@@ -304,12 +327,10 @@ impl CompletionQueue {
             // past it.
             let cqe = unsafe { slot.read() };
             head = head.wrapping_add(1);
-            // Free the slot before running `f`, so a panicking `f` loses nothing it was not
-            // already given. Release orders the read above before the kernel may reuse it.
-            // SAFETY: `head` points into the live CQ mapping and only we write it.
-            unsafe { self.head.as_ref() }.store(head, Ordering::Release);
+            publish.head = head;
             f(cqe);
         }
+        drop(publish);
         count
     }
 
