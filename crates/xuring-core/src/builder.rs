@@ -119,6 +119,7 @@ impl RingBuilder {
             options.wanted = flags;
         }
         options.attach_wq = self.attach_wq;
+        options.required_ops = crate::ops::FLOOR_OPCODES;
         let backend = Uring::new(&options)?;
         self.build_with(backend)
     }

@@ -17,7 +17,7 @@ pub fn markdown() -> String {
 fn uses(opcode: Opcode) -> Option<String> {
     let methods: Vec<String> = OpKind::ALL
         .iter()
-        .filter(|kind| kind.opcode() == opcode)
+        .filter(|kind| kind.opcodes().contains(&opcode))
         .flat_map(|kind| kind.methods())
         .map(|method| format!("`Ring::{method}`"))
         .collect();

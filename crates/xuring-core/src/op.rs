@@ -172,6 +172,7 @@ pub(crate) trait Declared: Into<crate::Op> {
 ///     ...
 /// }
 /// opcode: Opcode;                  // whose kernel version decides floor or per-op check
+/// also: Opcode, ...;               // optional: other opcodes its `prep` may submit
 /// buffer: field;                   // optional: the op's single IoBuf
 /// iovecs: field;                   // optional: the op's IoVecs
 /// note: "...";                     // optional: how it is used, for docs/kernel-compat.md
@@ -196,6 +197,7 @@ macro_rules! declare_ops {
             $( $(#[$fdoc:meta])* $fvis:vis $field:ident : $fty:ty ),* $(,)?
         }
         opcode: $opcode:ident;
+        $(also: $($also:ident),+;)?
         $(buffer: $buf:ident;)?
         $(iovecs: $iov:ident;)?
         $(note: $note:literal;)?
@@ -276,6 +278,17 @@ macro_rules! declare_ops {
             pub const fn opcode(self) -> xuring_sys::Opcode {
                 match self {
                     $( OpKind::$Kind => xuring_sys::Opcode::$opcode, )*
+                }
+            }
+
+            /// Every opcode the op may submit: [`opcode`](Self::opcode) first, then the
+            /// variants its preparation picks (`READ_FIXED` for a registered buffer, ...).
+            pub const fn opcodes(self) -> &'static [xuring_sys::Opcode] {
+                match self {
+                    $( OpKind::$Kind => &[
+                        xuring_sys::Opcode::$opcode,
+                        $($(xuring_sys::Opcode::$also,)+)?
+                    ], )*
                 }
             }
 

@@ -8,13 +8,13 @@
 //! for a worked example.
 //!
 //! Whether an op needs a per-op check of its opcode follows from the opcode's kernel version:
-//! opcodes of the 5.6 floor are checked once, when the ring is set up
-//! ([`xuring_sys::FLOOR_OPS`]); newer ones each time the op is queued.
+//! the opcodes of the ops at or below the 5.6 floor ([`FLOOR_OPCODES`]) are checked once,
+//! when the ring is set up; newer ones each time the op is queued.
 
 use std::os::fd::RawFd;
 
 use xuring_sys::abi::{__kernel_timespec, IORING_MSG_DATA, io_uring_sqe};
-use xuring_sys::{CancelFlags, Errno, FsyncFlags, Opcode, TimeoutFlags};
+use xuring_sys::{CancelFlags, Errno, FsyncFlags, OpSet, Opcode, TimeoutFlags};
 
 use crate::op::{
     CPath, CancelVia, Message, Offset, PrepEnv, bad_offset, prep_rw, read_only, runtime_fd, sqe_len,
@@ -104,6 +104,7 @@ declare_ops! {
         pub offset: Offset,
     }
     opcode: Read;
+    also: ReadFixed;
     buffer: buf;
     refuse(op) {
         read_only(op.buf.is_writable()).or(runtime_fd(op.fd)).or(bad_offset(op.offset))
@@ -141,6 +142,7 @@ declare_ops! {
         pub offset: Offset,
     }
     opcode: Write;
+    also: WriteFixed;
     buffer: buf;
     refuse(op) { runtime_fd(op.fd).or(bad_offset(op.offset)) }
     prep(op, sqe, env) {
@@ -535,6 +537,7 @@ declare_ops! {
         route: Route,
     }
     opcode: MsgRing;
+    also: Write;
     refuse(op) {
         match op.route {
             // The top two bits of a message's `user_data` are the runtime's.
@@ -599,6 +602,7 @@ declare_ops! {
         via: CancelVia,
     }
     opcode: AsyncCancel;
+    also: TimeoutRemove;
     note: "`IORING_OP_TIMEOUT_REMOVE` for a timer";
     custom: cancel;
     refuse(_op) { None }
@@ -708,7 +712,7 @@ impl Timer {
 
 impl OpKind {
     /// Whether the op's opcode is on the 5.6 floor (checked once, when the ring is set up,
-    /// see [`xuring_sys::FLOOR_OPS`]) rather than checked each time the op is queued.
+    /// see [`FLOOR_OPCODES`]) rather than checked each time the op is queued.
     #[inline(always)]
     pub const fn on_floor(self) -> bool {
         self.opcode().since().at_most(xuring_sys::FLOOR)
@@ -720,6 +724,26 @@ impl OpKind {
         matches!(self, OpKind::Cancel | OpKind::CancelAll)
     }
 }
+
+/// Every opcode an op may submit whose kernel version is at or below [`xuring_sys::FLOOR`]:
+/// a ring is refused at setup on a kernel missing one of them, and those ops are then
+/// submitted without a check each time. Derived from the declarations above.
+pub const FLOOR_OPCODES: OpSet = {
+    let mut set = OpSet::EMPTY;
+    let mut k = 0;
+    while k < OpKind::ALL.len() {
+        let opcodes = OpKind::ALL[k].opcodes();
+        let mut i = 0;
+        while i < opcodes.len() {
+            if opcodes[i].since().at_most(xuring_sys::FLOOR) {
+                set = set.with(opcodes[i]);
+            }
+            i += 1;
+        }
+        k += 1;
+    }
+    set
+};
 
 impl Stat {
     /// Gives the `statx` buffer back for the next stat.
@@ -808,6 +832,48 @@ impl CancelAll {
                 cancelled,
             } => Some((outstanding, cancelled)),
             CancelAllMode::Any { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OpKind;
+
+    #[test]
+    fn the_setup_floor_is_what_the_ops_submit_at_or_below_5_6() {
+        for op in FLOOR_OPCODES.iter() {
+            assert!(op.since().at_most(xuring_sys::FLOOR), "{op:?} is newer");
+            assert!(
+                OpKind::ALL.iter().any(|k| k.opcodes().contains(&op)),
+                "{op:?} is required at setup but no op submits it"
+            );
+        }
+        for kind in OpKind::ALL {
+            for op in kind.opcodes() {
+                assert_eq!(
+                    FLOOR_OPCODES.contains(*op),
+                    op.since().at_most(xuring_sys::FLOOR),
+                    "{kind:?} submits {op:?}"
+                );
+            }
+        }
+        // An opcode no op submits never keeps a ring from being set up (a kernel built
+        // without epoll reports no EPOLL_CTL).
+        assert!(!FLOOR_OPCODES.contains(Opcode::EpollCtl));
+        assert!(FLOOR_OPCODES.contains(Opcode::ReadFixed));
+    }
+
+    #[test]
+    fn every_kind_has_a_name_an_opcode_and_an_example_of_its_kind() {
+        for (i, &kind) in OpKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i);
+            assert_eq!(kind.example().kind(), kind);
+            assert_eq!(kind.opcodes()[0], kind.opcode());
+            assert!(!kind.name().is_empty());
+            // Every declared op except the cancels has a method of its own.
+            assert!(!kind.methods().is_empty(), "{kind:?}");
         }
     }
 }

@@ -73,7 +73,7 @@ pub use flags::{
 pub use opcode::{OPCODE_COUNT, OpSet, Opcode, OpcodeInfo};
 pub use queue::{CompletionQueue, SqFull, SubmissionQueue};
 pub use setup::{
-    FLOOR, FLOOR_OPS, MAX_ENTRIES, RawRing, SetupError, SetupOptions, classify_setup_errno,
+    FLOOR, MAX_ENTRIES, RawRing, SetupError, SetupOptions, classify_setup_errno,
     ring_bytes_estimate,
 };
 pub use version::{InvalidKernelLevel, KERNEL_LEVEL_ENV, KernelLevel, KernelVersion};

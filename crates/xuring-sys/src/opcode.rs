@@ -79,9 +79,9 @@ opcodes! {
     /// `fsync(2)` / `fdatasync(2)`.
     Fsync = 3, "IORING_OP_FSYNC", since (5, 1), "";
     /// `pread(2)` into a registered buffer.
-    ReadFixed = 4, "IORING_OP_READ_FIXED", since (5, 1), "`Ring::read` into a registered pool buffer (plain READ when buffers are not registered)";
+    ReadFixed = 4, "IORING_OP_READ_FIXED", since (5, 1), "into a registered pool buffer (plain READ when buffers are not registered)";
     /// `pwrite(2)` from a registered buffer.
-    WriteFixed = 5, "IORING_OP_WRITE_FIXED", since (5, 1), "`Ring::write` from a registered pool buffer (plain WRITE when buffers are not registered)";
+    WriteFixed = 5, "IORING_OP_WRITE_FIXED", since (5, 1), "from a registered pool buffer (plain WRITE when buffers are not registered)";
     /// `poll(2)` for one fd, one shot.
     PollAdd = 6, "IORING_OP_POLL_ADD", since (5, 1), "";
     /// Remove a pending poll.
@@ -95,7 +95,7 @@ opcodes! {
     /// A timeout.
     Timeout = 11, "IORING_OP_TIMEOUT", since (5, 4), "";
     /// Remove or update a timeout.
-    TimeoutRemove = 12, "IORING_OP_TIMEOUT_REMOVE", since (5, 5), "`Ring::cancel` of a timer";
+    TimeoutRemove = 12, "IORING_OP_TIMEOUT_REMOVE", since (5, 5), "to cancel a timer";
     /// `accept4(2)`.
     Accept = 13, "IORING_OP_ACCEPT", since (5, 5), "";
     /// Cancel a pending request.
@@ -200,6 +200,11 @@ impl OpSet {
     /// Whether `op` is in the set.
     pub const fn contains(self, op: Opcode) -> bool {
         self.0 & (1 << op as u8) != 0
+    }
+
+    /// This set with `op` added (for building sets in constants).
+    pub const fn with(self, op: Opcode) -> OpSet {
+        OpSet(self.0 | 1 << op as u8)
     }
 
     /// Adds `op`.

@@ -14,8 +14,8 @@ use crate::abi::{
 use crate::mmap::Mmap;
 use crate::queue::{CompletionQueue, RingLayout, SubmissionQueue};
 use crate::{
-    CancelFlags, EnterFlags, Errno, FeatureFlags, Features, KernelLevel, KernelVersion, Opcode,
-    SetupFlags, syscall,
+    CancelFlags, EnterFlags, Errno, FeatureFlags, Features, KernelLevel, KernelVersion, OpSet,
+    Opcode, SetupFlags, syscall,
 };
 
 /// The most SQ entries a kernel accepts (`IORING_MAX_ENTRIES`).
@@ -38,6 +38,10 @@ pub struct SetupOptions {
     pub wanted: SetupFlags,
     /// Flags setup must not go without; the same rules as [`wanted`](Self::wanted).
     pub required: SetupFlags,
+    /// Opcodes the ring's user submits without checking each time: setup fails with
+    /// [`SetupError::KernelTooOld`] where the probe lacks one (the runtime passes the
+    /// opcodes of its ops at or below [`FLOOR`]).
+    pub required_ops: OpSet,
     /// Share the io-wq of this ring (`SETUP_ATTACH_WQ`); dropped when the kernel refuses it:
     /// the fd is not open (`ENXIO`, or `EBADF` on older kernels) or not an io_uring (`EINVAL`).
     pub attach_wq: Option<RawFd>,
@@ -63,6 +67,7 @@ impl SetupOptions {
             cq_entries: None,
             wanted: Self::DEFAULT_WANTED,
             required: SetupFlags::empty(),
+            required_ops: OpSet::EMPTY,
             attach_wq: None,
             level,
             split_mmap: false,
@@ -372,7 +377,7 @@ impl RawRing {
                 });
             }
         };
-        if let Some(missing) = FLOOR_OPS.iter().find(|op| !ops.contains(**op)) {
+        if let Some(missing) = options.required_ops.iter().find(|op| !ops.contains(*op)) {
             return Err(SetupError::KernelTooOld {
                 missing: missing.c_name(),
             });
@@ -489,37 +494,9 @@ impl RawRing {
     }
 }
 
-/// The oldest kernel xuring runs on: a ring is refused where one of its opcodes is missing.
+/// The oldest kernel xuring runs on: the opcodes xuring submits that are this old are checked
+/// once, at setup ([`SetupOptions::required_ops`]); newer ones each time they are used.
 pub const FLOOR: KernelVersion = KernelVersion::new(5, 6);
-
-const FLOOR_COUNT: usize = {
-    let mut n = 0;
-    let mut i = 0;
-    while i < Opcode::TABLE.len() {
-        if Opcode::TABLE[i].since.at_most(FLOOR) {
-            n += 1;
-        }
-        i += 1;
-    }
-    n
-};
-
-/// Every opcode of the [`FLOOR`] (from the opcode table's versions): checked once, when a
-/// ring is set up, so ops using them are submitted without a check each time. Newer opcodes
-/// are checked per operation.
-pub const FLOOR_OPS: [Opcode; FLOOR_COUNT] = {
-    let mut out = [Opcode::Nop; FLOOR_COUNT];
-    let mut n = 0;
-    let mut i = 0;
-    while i < Opcode::TABLE.len() {
-        if Opcode::TABLE[i].since.at_most(FLOOR) {
-            out[n] = Opcode::TABLE[i].opcode;
-            n += 1;
-        }
-        i += 1;
-    }
-    out
-};
 
 /// `flags` by their C names, ` | `-separated; bits no table row names as `bit N`.
 pub(crate) fn setup_flag_names(flags: SetupFlags) -> String {
