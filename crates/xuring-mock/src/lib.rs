@@ -133,10 +133,14 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod fs;
 mod invariants;
 mod mock;
+mod net;
+mod pipe;
 mod rng;
 pub mod track;
+mod world;
 
 pub use invariants::check_invariants;
 pub use mock::{
@@ -144,6 +148,7 @@ pub use mock::{
     RequestHandler,
 };
 pub use rng::SplitMix64;
+pub use world::FIRST_FD;
 /// Handlers are chosen by the op kind of `xuring-core` (re-exported here for convenience).
 pub use xuring_core::OpKind;
 
