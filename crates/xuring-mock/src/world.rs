@@ -135,7 +135,10 @@ impl World {
     /// A new descriptor for `object`.
     fn new_fd(&mut self, object: Object, nonblock: bool) -> RawFd {
         let fd = self.next_fd;
-        self.next_fd = self.next_fd.checked_add(1).expect("mock descriptors run out");
+        self.next_fd = self
+            .next_fd
+            .checked_add(1)
+            .expect("mock descriptors run out");
         self.fds.insert(fd, Desc { object, nonblock });
         fd
     }
@@ -295,7 +298,9 @@ impl World {
                     Offset::At(at) => at,
                 };
                 let len = self.fs.node(*ino).size();
-                Ok(Avail::Bytes(usize::try_from(len.saturating_sub(start)).unwrap_or(usize::MAX)))
+                Ok(Avail::Bytes(
+                    usize::try_from(len.saturating_sub(start)).unwrap_or(usize::MAX),
+                ))
             }
             Object::Dir => Err(Errno::EISDIR),
             Object::PipeRead(id) => {
@@ -603,7 +608,11 @@ impl World {
             ino,
             mode: node.mode(),
             size: node.size(),
-            nlink: if matches!(node.kind, Kind::Dir(_)) { 2 } else { 1 },
+            nlink: if matches!(node.kind, Kind::Dir(_)) {
+                2
+            } else {
+                1
+            },
         })
     }
 
@@ -795,7 +804,9 @@ impl World {
             return Err(Errno::EINVAL);
         };
         match queue.pop_front() {
-            Some((accepted, peer)) => Ok(Some((self.new_fd(Object::Socket(accepted), false), peer))),
+            Some((accepted, peer)) => {
+                Ok(Some((self.new_fd(Object::Socket(accepted), false), peer)))
+            }
             None if nonblock => Err(Errno::EAGAIN),
             None => Ok(None),
         }
