@@ -110,15 +110,18 @@ pub enum Order {
 /// Fault injection rates (each a probability in `0.0..=1.0`), drawn from the seed.
 ///
 /// Faults apply to what the mock does by default; an operation a [handler](MockControl::handle)
-/// answers is not faulted. Per-op errors and short transfers apply to noops, reads and writes,
-/// never to timers or cancels.
+/// answers is not faulted. Per-op errors apply to noops and the transfers (read, write,
+/// readv, writev, recv, send), short transfers to those and to splice; never to timers,
+/// cancels, or the ops that make, name or close descriptors (open, close, stat, socket,
+/// connect, accept, fsync, poll, msg_ring).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Faults {
-    /// Probability that a noop, read or write fails with one of `errnos`.
+    /// Probability that a noop or a transfer (read, write, readv, writev, recv, send) fails
+    /// with one of `errnos`.
     pub op_error: f64,
     /// The errnos an injected op error picks from, uniformly.
     pub errnos: Vec<Errno>,
-    /// Probability that a read or write of more than one byte transfers fewer bytes.
+    /// Probability that a transfer (or splice) of more than one byte moves fewer bytes.
     pub short_io: f64,
     /// Probability that `enter` returns `EINTR` before doing anything.
     pub enter_eintr: f64,
@@ -459,22 +462,58 @@ enum Outcome {
 /// A deterministic, kernel-free [`Backend`].
 ///
 /// Pushed operations wait in a bounded SQ ([`MockBuilder::sq_entries`]); `enter` consumes
-/// them in order and completes each one as its [handler](MockControl::handle) or the defaults say:
+/// them in order and completes each one as its [handler](MockControl::handle) or the defaults say.
+/// The defaults are Linux's, played on a small in-memory world: a filesystem of
+/// directories, files and symbolic links by path ([`add_file`](MockControl::add_file),
+/// [`add_dir`](MockControl::add_dir), [`add_symlink`](MockControl::add_symlink); relative
+/// paths start at `/`), pipes ([`pipe_pair`](MockControl::pipe_pair),
+/// [`pipe`](MockControl::pipe)), stream sockets that [listen](MockControl::listen) at an address
+/// and connect to each other, and the mock's own [ring fd](Mock::ring_fd). Descriptors the
+/// mock makes are numbered from [`FIRST_FD`](crate::FIRST_FD) (`1 << 30`) up, above any real
+/// one, and never reused.
 ///
 /// | op | default |
 /// | --- | --- |
 /// | noop | `0` |
-/// | write | everything written (recorded, see [`written`](Self::written)) |
-/// | read | from the fd's [file](MockControl::set_file) or [pipe](MockControl::pipe); `0` (EOF) for other fds |
 /// | timer | `-ETIME` when virtual time reaches it |
+/// | read | from the fd's file (at its position, which it moves, or at an offset), pipe or connection; an empty pipe or connection waits for bytes, returns 0 once its writer or peer is gone; `-EBADF` on a write-only or closed fd, `-EISDIR` on a directory |
+/// | write | into the fd's file (at its position, an offset, or the end with `O_APPEND`; past the end leaves a hole), pipe (waits while 64 KiB are unread; `-EPIPE` without a reader) or connection (`-EPIPE` once the peer is gone); `-EBADF` on a read-only or closed fd. Recorded too, see [`written`](Self::written) |
+/// | readv, writev | like read and write, over the buffers in order |
+/// | open | the path's file or directory as a fresh fd; `O_CREAT` (with `mode`), `O_EXCL` (`-EEXIST`), `O_TRUNC`, `O_APPEND`, `O_DIRECTORY`, `O_NOFOLLOW`, `O_NONBLOCK` and the access mode as on Linux; `-ENOENT`, `-ENOTDIR`, `-EISDIR`, `-ELOOP` |
+/// | close | `0`, and the fd is gone: a pipe's other end sees it closed, a connection's peer sees it hung up, a listener's waiting connections are dropped; `-EBADF` for an fd the mock does not have (or its own ring fd) |
+/// | fsync | `0` on a file or directory, `-EINVAL` on a pipe or socket, `-EBADF` otherwise |
+/// | stat, lstat | the path's type and permissions, size, link count and inode (owner, device and times are 0); lstat does not follow a final link; `-ENOENT`, `-ENOTDIR`, `-ELOOP` |
+/// | socket | a fresh fd: `AF_INET`, `AF_INET6`, `AF_UNIX`; `SOCK_STREAM`, `SOCK_DGRAM` (with `SOCK_NONBLOCK`) |
+/// | connect | a stream socket connects to the mock listener at the address (or a wildcard one at its port), which queues the connection; `-ECONNREFUSED` where nobody listens, `-EISCONN` when connected; a datagram socket takes the address as its peer |
+/// | accept | the oldest queued connection as a fresh fd, connected to the connecting socket, whose address it writes into the op; waits while none is queued; `-EINVAL` on a socket that does not listen, `-ENOTSOCK` on another fd |
+/// | recv | like read, on a socket only (`-ENOTSOCK` otherwise); `MSG_PEEK` leaves the bytes, `MSG_DONTWAIT` fails with `-EAGAIN` instead of waiting |
+/// | send | like write, on a socket only (`-ENOTSOCK` otherwise); `MSG_DONTWAIT` as in recv |
+/// | poll | the asked events the fd has (`POLLIN` with bytes to read or a queued connection, `POLLOUT` with room, `POLLHUP` on a pipe without writer, `POLLERR` on one without reader, `POLLRDHUP` on a hung-up connection); waits while there are none |
+/// | splice | moves bytes between a pipe and a file (at an offset, or at its position, which it moves), a pipe or a socket; waits on an empty pipe with a writer or a full one, returns 0 from one without writer; `-EINVAL` when neither side is a pipe, `-ESPIPE` for an offset on a pipe |
+/// | msg_ring | to the mock's own [ring fd](Self::ring_fd): posts the message into this ring, `0`; `-EBADFD` for another fd, `-EBADF` for one the mock does not have (it knows no other ring) |
 /// | cancel | finds the target among the ops still in flight: target `-ECANCELED`, cancel `0`; else `-ENOENT` |
 /// | cancel-all | cancels every op in flight; the count, or `-ENOENT` if there was none |
 ///
-/// Reads and writes on a [blocked](MockControl::block_fd) fd, reads of an empty pipe and ops a
-/// handler answers [`Reply::Pending`] stay in flight until unblocked, fed, answered, or
-/// cancelled. When the ring waits and only timers can complete, virtual time jumps to the
-/// earliest one; a wait with a timeout that nothing satisfies jumps to the timeout and returns
-/// `ETIME`. Nothing ever sleeps.
+/// A descriptor below [`FIRST_FD`](crate::FIRST_FD) that the mock never heard of is *loose*:
+/// reads return 0 (EOF) and writes are only recorded, so a test that only reads or writes
+/// needs no setup; every other op on it fails with `-EBADF`, as does every op on a
+/// descriptor that was closed.
+///
+/// Where it deviates from Linux: descriptors are never reused; a created file's mode ignores
+/// the umask; sockets are never full (a send takes everything), a connect completes at once
+/// without a handshake, a send to a peer that closed fails with `-EPIPE` right away (TCP may
+/// take one more send first), a datagram goes nowhere and a datagram socket never receives;
+/// `MSG_WAITALL` is not modelled (a recv returns what is there); a write to a full pipe
+/// writes what fits and completes short; an op waiting on an fd that is closed completes
+/// with `-EBADF` (Linux keeps it waiting on the open file); an offset on a pipe or socket is
+/// ignored.
+///
+/// Reads and writes (and recvs, sends, splices) on a [blocked](MockControl::block_fd) fd,
+/// reads of an empty pipe, an accept with nothing queued, a poll with nothing ready and ops a
+/// handler answers [`Reply::Pending`] stay in flight until unblocked, fed, connected,
+/// answered, or cancelled. When the ring waits and only timers can complete, virtual time
+/// jumps to the earliest one; a wait with a timeout that nothing satisfies jumps to the
+/// timeout and returns `ETIME`. Nothing ever sleeps.
 pub struct Mock {
     features: Features,
     sq_entries: u32,
@@ -1503,7 +1542,8 @@ impl MockControl<'_> {
         }
     }
 
-    /// Reads and writes on `fd` stay in flight (cancellable) until [`unblock_fd`].
+    /// Reads and writes (readv, writev, recv, send, splice) on `fd` stay in flight
+    /// (cancellable) until [`unblock_fd`].
     ///
     /// [`unblock_fd`]: Self::unblock_fd
     pub fn block_fd(&mut self, fd: RawFd) {

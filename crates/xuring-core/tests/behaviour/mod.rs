@@ -27,6 +27,9 @@ use xuring_core::{
 /// An fd whose reads stay in flight until cancelled, and whatever keeps it open.
 pub type StuckFd = (RawFd, Box<dyn Any>);
 
+/// A directory's path, and whatever removes it when dropped.
+pub type TempDir = (String, Box<dyn Any>);
+
 /// How to run the suite on one backend.
 pub struct Fixture<B: Backend> {
     /// Builds a ring with these options (the suite asks for 16 SQ entries).
@@ -40,7 +43,7 @@ pub struct Fixture<B: Backend> {
     pub real_kernel: bool,
     /// A new empty directory (its absolute path), and whatever removes it when dropped
     /// (after the ring).
-    pub dir: fn(&mut Ring<B>) -> (String, Box<dyn Any>),
+    pub dir: fn(&mut Ring<B>) -> TempDir,
     /// A regular file at `path` holding `data`.
     pub file: fn(&mut Ring<B>, path: &str, data: &[u8]),
     /// A symbolic link at `path` to `target`.
