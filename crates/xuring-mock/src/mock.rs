@@ -26,7 +26,7 @@ pub const DEADLOCK: Errno = Errno::from_raw(libc::EDEADLK);
 // ----- operation kinds, requests and replies -----
 
 /// How far into an fd a default-handled write may reach (the mock keeps the bytes in memory).
-const MAX_WRITTEN: u64 = 1 << 30;
+const MAX_WRITTEN: u64 = crate::world::MAX_FILE;
 
 /// What a [handler](MockControl::handle) is told about an operation the ring submitted.
 #[derive(Debug)]

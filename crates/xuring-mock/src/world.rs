@@ -24,6 +24,9 @@ use crate::pipe::Pipe;
 /// real descriptors never collide.
 pub const FIRST_FD: RawFd = 1 << 30;
 
+/// How far into a file a write may reach (the mock keeps files in memory): past it, `EFBIG`.
+pub(crate) const MAX_FILE: u64 = 1 << 30;
+
 /// The first port the mock gives a socket that connects, or listens at port 0.
 const FIRST_PORT: u16 = 40000;
 
@@ -523,6 +526,9 @@ impl World {
             )
         {
             return Err(Errno::EINVAL);
+        }
+        if off_out.is_some_and(|at| at.saturating_add(len as u64) > MAX_FILE) {
+            return Err(Errno::from_raw(libc::EFBIG));
         }
         let at_in = off_in.map_or(Offset::File, Offset::At);
         let at_out = off_out.map_or(Offset::File, Offset::At);
