@@ -6,7 +6,10 @@ mod behaviour;
 mod common;
 
 use std::any::Any;
-use std::os::fd::RawFd;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{IntoRawFd, RawFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use behaviour::Fixture;
 use xuring_core::{Ring, RingBuilder, Uring};
@@ -17,11 +20,57 @@ fn stuck_fd(_ring: &mut Ring<Uring>) -> (RawFd, Box<dyn Any>) {
     (read.raw(), Box::new((read, write)))
 }
 
+/// A directory under the temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn dir(_ring: &mut Ring<Uring>) -> (String, Box<dyn Any>) {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("xuring-behaviour-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    std::fs::create_dir_all(&path).expect("temp dir");
+    let name = path.to_str().expect("a UTF-8 temp dir").to_owned();
+    (name, Box::new(TempDir(path)))
+}
+
+fn file(_ring: &mut Ring<Uring>, path: &str, data: &[u8]) {
+    std::fs::write(path, data).expect("write the file");
+}
+
+fn symlink(_ring: &mut Ring<Uring>, path: &str, target: &str) {
+    std::os::unix::fs::symlink(target, path).expect("symlink");
+}
+
+/// A pipe whose ends the test closes through the ring.
+fn pipe(_ring: &mut Ring<Uring>) -> (RawFd, RawFd) {
+    let (read, write) = common::pipe();
+    (read.0.into_raw_fd(), write.0.into_raw_fd())
+}
+
+/// A TCP listener on the loopback whose fd the test closes through the ring.
+fn listener(_ring: &mut Ring<Uring>) -> (RawFd, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    (listener.into_raw_fd(), addr)
+}
+
 const URING: Fixture<Uring> = Fixture {
     build: RingBuilder::build,
     stuck_fd,
     check: |_ring| {},
     real_kernel: true,
+    dir,
+    file,
+    symlink,
+    pipe,
+    listener,
+    ring_fd: Ring::fd,
 };
 
 macro_rules! suite {
@@ -49,4 +98,10 @@ suite![
     callback_panic,
     teardown,
     timers_in_deadline_order,
+    files_read_write,
+    files_open_and_stat,
+    pipes,
+    sockets,
+    splice,
+    msg_ring,
 ];

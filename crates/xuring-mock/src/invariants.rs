@@ -14,7 +14,8 @@ use crate::{Mock, track};
 /// - no `user_data` was pushed twice (a task identity must change whenever its slot is
 ///   recycled);
 /// - every duplicate and foreign completion the mock injected was counted and dropped
-///   (`stale_completions`, `foreign_completions`);
+///   (`stale_completions`, `foreign_completions`), and every message a `msg_ring` posted
+///   into the mock's own ring reached the ring as one (`messages`);
 /// - with a buffer pool, at least as many buffers are lent out as ops in the mock hold one;
 /// - the callback [tracker](crate::track) saw no op called back twice.
 ///
@@ -86,6 +87,12 @@ pub fn check_invariants(ring: &Ring<Mock>) {
         problems.push(format!(
             "the ring counted {} foreign completions, the mock delivered {}",
             rstats.foreign_completions, mstats.foreign_delivered
+        ));
+    }
+    if rstats.messages != mstats.messages_delivered {
+        problems.push(format!(
+            "the ring counted {} messages, the mock delivered {}",
+            rstats.messages, mstats.messages_delivered
         ));
     }
     if rstats.stale_completions != mstats.duplicates_delivered {

@@ -29,13 +29,47 @@
 //! overflow it), the features or kernel level (to take the fallbacks of older kernels), the
 //! completion [`Order`], the [`Faults`] and the seed.
 //!
+//! ## The world
+//!
+//! By default every op does what it does on Linux, to a small in-memory world that the test
+//! sets up through [`MockControl`]: files, directories and links by path
+//! ([`add_file`](MockControl::add_file)), pipes ([`pipe_pair`](MockControl::pipe_pair)),
+//! stream sockets listening at an address ([`listen`](MockControl::listen)) and the mock's
+//! own ring, the target of a `msg_ring` to itself ([`Mock::ring_fd`]). An open of a missing
+//! path is `ENOENT`, a read of an empty pipe waits for a write, an accept waits for a
+//! connect, a recv returns 0 once the peer closed, a send to it is `EPIPE`, a close of an
+//! unknown fd is `EBADF`; [`Mock`]'s docs have the table of every op, and where the mock
+//! deviates from Linux. The behaviour suite (`xuring-core/tests/behaviour`) runs the same
+//! assertions on the mock and on the kernel to keep them alike.
+//!
+//! ```
+//! use xuring_core::{Context, Offset, OpResult, Ring, RingError, RunCondition, Task};
+//! use xuring_mock::{Mock, MockRingExt};
+//!
+//! fn opened(ring: &mut Ring<Mock>, task: &Task<Mock>) -> Result<(), RingError> {
+//!     if let Some(OpResult::Open(Ok(fd))) = task.result {
+//!         ring.read(fd, vec![0; 16], Offset::File, Context::default());
+//!     }
+//!     Ok(())
+//! }
+//!
+//! let mut ring = Ring::init_mock();
+//! ring.backend_mut().add_file("/data/greeting", b"hello");
+//! let ctx = Context { cb: opened, ..Context::default() };
+//! ring.open(c"/data/greeting", libc::O_RDONLY as u32, 0, ctx);
+//! ring.run(RunCondition::UntilDone)?;
+//! # Ok::<(), RingError>(())
+//! ```
+//!
+//! A descriptor the test numbers itself can be a [file](MockControl::set_file) or a
+//! [pipe](MockControl::pipe) the test [feeds](MockControl::feed); one nobody set up reads as
+//! EOF and takes every write (recorded, see [`Mock::written`]).
+//!
 //! ## Handlers
 //!
-//! By default a noop succeeds, a write writes everything, a read returns EOF (or bytes from
-//! the fd's [file](MockControl::set_file) or [pipe](MockControl::pipe)), a timer expires when virtual time
-//! reaches it and a cancel finds its target if that is still in flight. A handler replaces the
-//! default for one [`OpKind`]: it gets a [`Request`] (fd, length, offset, the bytes of a write,
-//! a cancel's target, the virtual time, ...) and answers a [`Reply`]:
+//! A handler replaces the default for one [`OpKind`]: it gets a [`Request`] (the op itself,
+//! and for convenience its fd, length, offset, the bytes of a write, the path of an open, the
+//! address of a connect, a cancel's target, the virtual time, ...) and answers a [`Reply`]:
 //!
 //! ```
 //! use xuring_core::{Context, Errno, Offset, OpResult, Ring, RingError, RunCondition, Task};
@@ -133,10 +167,14 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod fs;
 mod invariants;
 mod mock;
+mod net;
+mod pipe;
 mod rng;
 pub mod track;
+mod world;
 
 pub use invariants::check_invariants;
 pub use mock::{
@@ -144,6 +182,7 @@ pub use mock::{
     RequestHandler,
 };
 pub use rng::SplitMix64;
+pub use world::FIRST_FD;
 /// Handlers are chosen by the op kind of `xuring-core` (re-exported here for convenience).
 pub use xuring_core::OpKind;
 

@@ -3,16 +3,20 @@
 use core::fmt;
 use core::ptr::NonNull;
 use core::time::Duration;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ffi::CStr;
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use xuring_core::{
-    Backend, BufferPool, Completion, Errno, Features, KernelLevel, Offset, Op, OpKind, Ring,
+    Backend, BufferPool, Completion, Errno, Features, IoBuf, KernelLevel, Offset, Op, OpKind, Ring,
     RingBuilder, RingError, TaskId, Timespec,
 };
 use xuring_sys::{CancelFlags, Opcode, SqFull};
 
 use crate::rng::SplitMix64;
+use crate::world::{Avail, StatInfo, World};
 
 /// The errno the mock's `enter` returns when the ring waits for a completion that nothing can
 /// ever produce (every pending op is stuck and no timer is running): a real kernel would block
@@ -22,7 +26,7 @@ pub const DEADLOCK: Errno = Errno::from_raw(libc::EDEADLK);
 // ----- operation kinds, requests and replies -----
 
 /// How far into an fd a default-handled write may reach (the mock keeps the bytes in memory).
-const MAX_WRITTEN: u64 = 1 << 30;
+const MAX_WRITTEN: u64 = crate::world::MAX_FILE;
 
 /// What a [handler](MockControl::handle) is told about an operation the ring submitted.
 #[derive(Debug)]
@@ -38,12 +42,23 @@ pub struct Request<'a> {
     pub user_data: u64,
     /// The file the op works on (the output of a splice, the target ring of a `msg_ring`).
     pub fd: Option<RawFd>,
+    /// A splice's input.
+    pub fd_in: Option<RawFd>,
     /// The length of the op's buffer(s) (a splice's `len`).
     pub len: usize,
-    /// A read's or write's offset.
+    /// A read's or write's offset (a splice's output offset; `None` there means the file
+    /// position, as `Offset::File`).
     pub offset: Option<Offset>,
-    /// The bytes a write or send would write (empty for other ops).
+    /// The bytes a write, writev or send would write, in order (empty for other ops).
     pub data: &'a [u8],
+    /// The path an open or stat names.
+    pub path: Option<&'a CStr>,
+    /// The address a connect connects to.
+    pub addr: Option<SocketAddr>,
+    /// The op's flags word: an open's `O_*` flags, a recv's or send's `MSG_*`, a poll's
+    /// events, a splice's `SPLICE_F_*`, a socket's type, a stat's `AT_SYMLINK_NOFOLLOW`, an
+    /// fsync's `IORING_FSYNC_DATASYNC`; 0 for other ops.
+    pub flags: u32,
     /// A cancel's target.
     pub target: Option<TaskId>,
     /// A timer's duration (relative) or deadline (absolute).
@@ -95,15 +110,18 @@ pub enum Order {
 /// Fault injection rates (each a probability in `0.0..=1.0`), drawn from the seed.
 ///
 /// Faults apply to what the mock does by default; an operation a [handler](MockControl::handle)
-/// answers is not faulted. Per-op errors and short transfers apply to noops, reads and writes,
-/// never to timers or cancels.
+/// answers is not faulted. Per-op errors apply to noops and the transfers (read, write,
+/// readv, writev, recv, send), short transfers to those and to splice; never to timers,
+/// cancels, or the ops that make, name or close descriptors (open, close, stat, socket,
+/// connect, accept, fsync, poll, msg_ring).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Faults {
-    /// Probability that a noop, read or write fails with one of `errnos`.
+    /// Probability that a noop or a transfer (read, write, readv, writev, recv, send) fails
+    /// with one of `errnos`.
     pub op_error: f64,
     /// The errnos an injected op error picks from, uniformly.
     pub errnos: Vec<Errno>,
-    /// Probability that a read or write of more than one byte transfers fewer bytes.
+    /// Probability that a transfer (or splice) of more than one byte moves fewer bytes.
     pub short_io: f64,
     /// Probability that `enter` returns `EINTR` before doing anything.
     pub enter_eintr: f64,
@@ -289,7 +307,7 @@ impl MockBuilder {
             auto_release: self.auto_release,
             outlives_drop: self.outlives_drop,
             handlers: Default::default(),
-            files: BTreeMap::new(),
+            world: World::default(),
             written: BTreeMap::new(),
             blocked: BTreeSet::new(),
             last_enter_faulted: false,
@@ -356,6 +374,8 @@ pub struct MockStats {
     pub duplicates_delivered: u64,
     /// Foreign completions handed to the ring.
     pub foreign_delivered: u64,
+    /// Messages (`msg_ring` into the mock's own ring) handed to the ring.
+    pub messages_delivered: u64,
     /// Times a wait advanced virtual time.
     pub time_jumps: u64,
     /// Held completions released because a wait could not be satisfied otherwise.
@@ -423,6 +443,8 @@ enum Origin {
     Real,
     Duplicate,
     Foreign,
+    /// A `msg_ring` into the mock's own ring.
+    Message,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -430,17 +452,6 @@ struct Cqe {
     completion: Completion,
     seq: u64,
     origin: Origin,
-}
-
-/// A readable byte source for an fd.
-#[derive(Debug, Default)]
-struct Source {
-    data: Vec<u8>,
-    /// The position `Offset::File` reads from (and advance).
-    pos: usize,
-    /// A pipe: a read with nothing to read waits, until the writer is [closed](MockControl::close).
-    pipe: bool,
-    closed: bool,
 }
 
 enum Outcome {
@@ -451,22 +462,58 @@ enum Outcome {
 /// A deterministic, kernel-free [`Backend`].
 ///
 /// Pushed operations wait in a bounded SQ ([`MockBuilder::sq_entries`]); `enter` consumes
-/// them in order and completes each one as its [handler](MockControl::handle) or the defaults say:
+/// them in order and completes each one as its [handler](MockControl::handle) or the defaults say.
+/// The defaults are Linux's, played on a small in-memory world: a filesystem of
+/// directories, files and symbolic links by path ([`add_file`](MockControl::add_file),
+/// [`add_dir`](MockControl::add_dir), [`add_symlink`](MockControl::add_symlink); relative
+/// paths start at `/`), pipes ([`pipe_pair`](MockControl::pipe_pair),
+/// [`pipe`](MockControl::pipe)), stream sockets that [listen](MockControl::listen) at an address
+/// and connect to each other, and the mock's own [ring fd](Mock::ring_fd). Descriptors the
+/// mock makes are numbered from [`FIRST_FD`](crate::FIRST_FD) (`1 << 30`) up, above any real
+/// one, and never reused.
 ///
 /// | op | default |
 /// | --- | --- |
 /// | noop | `0` |
-/// | write | everything written (recorded, see [`written`](Self::written)) |
-/// | read | from the fd's [file](MockControl::set_file) or [pipe](MockControl::pipe); `0` (EOF) for other fds |
 /// | timer | `-ETIME` when virtual time reaches it |
+/// | read | from the fd's file (at its position, which it moves, or at an offset), pipe or connection; an empty pipe or connection waits for bytes, returns 0 once its writer or peer is gone; `-EBADF` on a write-only or closed fd, `-EISDIR` on a directory |
+/// | write | into the fd's file (at its position, an offset, or the end with `O_APPEND`; past the end leaves a hole), pipe (waits while 64 KiB are unread; `-EPIPE` without a reader) or connection (`-EPIPE` once the peer is gone); `-EBADF` on a read-only or closed fd. Recorded too, see [`written`](Self::written) |
+/// | readv, writev | like read and write, over the buffers in order |
+/// | open | the path's file or directory as a fresh fd; `O_CREAT` (with `mode`), `O_EXCL` (`-EEXIST`), `O_TRUNC`, `O_APPEND`, `O_DIRECTORY`, `O_NOFOLLOW`, `O_NONBLOCK` and the access mode as on Linux; `-ENOENT`, `-ENOTDIR`, `-EISDIR`, `-ELOOP` |
+/// | close | `0`, and the fd is gone: a pipe's other end sees it closed, a connection's peer sees it hung up, a listener's waiting connections are dropped; `-EBADF` for an fd the mock does not have (or its own ring fd) |
+/// | fsync | `0` on a file or directory, `-EINVAL` on a pipe or socket, `-EBADF` otherwise |
+/// | stat, lstat | the path's type and permissions, size, link count and inode (owner, device and times are 0); lstat does not follow a final link; `-ENOENT`, `-ENOTDIR`, `-ELOOP` |
+/// | socket | a fresh fd: `AF_INET`, `AF_INET6`, `AF_UNIX`; `SOCK_STREAM`, `SOCK_DGRAM` (with `SOCK_NONBLOCK`) |
+/// | connect | a stream socket connects to the mock listener at the address (or a wildcard one at its port), which queues the connection; `-ECONNREFUSED` where nobody listens, `-EISCONN` when connected; a datagram socket takes the address as its peer |
+/// | accept | the oldest queued connection as a fresh fd, connected to the connecting socket, whose address it writes into the op; waits while none is queued; `-EINVAL` on a socket that does not listen, `-ENOTSOCK` on another fd |
+/// | recv | like read, on a socket only (`-ENOTSOCK` otherwise); `MSG_PEEK` leaves the bytes, `MSG_DONTWAIT` fails with `-EAGAIN` instead of waiting |
+/// | send | like write, on a socket only (`-ENOTSOCK` otherwise); `MSG_DONTWAIT` as in recv |
+/// | poll | the asked events the fd has (`POLLIN` with bytes to read or a queued connection, `POLLOUT` with room, `POLLHUP` on a pipe without writer, `POLLERR` on one without reader, `POLLRDHUP` on a hung-up connection); waits while there are none |
+/// | splice | moves bytes between a pipe and a file (at an offset, or at its position, which it moves), a pipe or a socket; waits on an empty pipe with a writer or a full one, returns 0 from one without writer; `-EINVAL` when neither side is a pipe, `-ESPIPE` for an offset on a pipe |
+/// | msg_ring | to the mock's own [ring fd](Self::ring_fd): posts the message into this ring, `0`; `-EBADFD` for another fd, `-EBADF` for one the mock does not have (it knows no other ring) |
 /// | cancel | finds the target among the ops still in flight: target `-ECANCELED`, cancel `0`; else `-ENOENT` |
 /// | cancel-all | cancels every op in flight; the count, or `-ENOENT` if there was none |
 ///
-/// Reads and writes on a [blocked](MockControl::block_fd) fd, reads of an empty pipe and ops a
-/// handler answers [`Reply::Pending`] stay in flight until unblocked, fed, answered, or
-/// cancelled. When the ring waits and only timers can complete, virtual time jumps to the
-/// earliest one; a wait with a timeout that nothing satisfies jumps to the timeout and returns
-/// `ETIME`. Nothing ever sleeps.
+/// A descriptor below [`FIRST_FD`](crate::FIRST_FD) that the mock never heard of is *loose*:
+/// reads return 0 (EOF) and writes are only recorded, so a test that only reads or writes
+/// needs no setup; every other op on it fails with `-EBADF`, as does every op on a
+/// descriptor that was closed.
+///
+/// Where it deviates from Linux: descriptors are never reused; a created file's mode ignores
+/// the umask; sockets are never full (a send takes everything), a connect completes at once
+/// without a handshake, a send to a peer that closed fails with `-EPIPE` right away (TCP may
+/// take one more send first), a datagram goes nowhere and a datagram socket never receives;
+/// `MSG_WAITALL` is not modelled (a recv returns what is there); a write to a full pipe
+/// writes what fits and completes short; an op waiting on an fd that is closed completes
+/// with `-EBADF` (Linux keeps it waiting on the open file); an offset on a pipe or socket is
+/// ignored.
+///
+/// Reads and writes (and recvs, sends, splices) on a [blocked](MockControl::block_fd) fd,
+/// reads of an empty pipe, an accept with nothing queued, a poll with nothing ready and ops a
+/// handler answers [`Reply::Pending`] stay in flight until unblocked, fed, connected,
+/// answered, or cancelled. When the ring waits and only timers can complete, virtual time
+/// jumps to the earliest one; a wait with a timeout that nothing satisfies jumps to the
+/// timeout and returns `ETIME`. Nothing ever sleeps.
 pub struct Mock {
     features: Features,
     sq_entries: u32,
@@ -490,7 +537,7 @@ pub struct Mock {
     auto_release: bool,
     outlives_drop: bool,
     handlers: [Option<RequestHandler>; OpKind::COUNT],
-    files: BTreeMap<RawFd, Source>,
+    world: World,
     written: BTreeMap<RawFd, Vec<u8>>,
     blocked: BTreeSet<RawFd>,
     last_enter_faulted: bool,
@@ -533,6 +580,65 @@ fn add(a: Timespec, b: Timespec) -> Timespec {
     a.saturating_add(b.to_duration())
 }
 
+/// The `user_data` bit that marks a completion as a message from a `msg_ring`, not a task's.
+const MESSAGE: u64 = 1 << 63;
+
+/// A short transfer, if the faults draw one: `n` cut to `1..n`.
+fn shorten(rng: &mut SplitMix64, faults: &Faults, stats: &mut MockStats, n: usize) -> usize {
+    if n > 1 && rng.chance(faults.short_io) {
+        stats.short_io += 1;
+        1 + rng.below(n as u64 - 1) as usize
+    } else {
+        n
+    }
+}
+
+/// The first `n` bytes of `bufs`, in order.
+fn gather(bufs: &[IoBuf], n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for buf in bufs {
+        let want = n - out.len();
+        if want == 0 {
+            break;
+        }
+        let bytes = buf.as_slice();
+        out.extend_from_slice(&bytes[..want.min(bytes.len())]);
+    }
+    out
+}
+
+/// Copies `bytes` into `bufs` in order; returns how many fit.
+fn scatter(bufs: &mut [IoBuf], mut bytes: &[u8]) -> usize {
+    let mut copied = 0;
+    for buf in bufs {
+        if bytes.is_empty() {
+            break;
+        }
+        let Some(dst) = buf.as_mut_slice() else {
+            break;
+        };
+        let n = dst.len().min(bytes.len());
+        dst[..n].copy_from_slice(&bytes[..n]);
+        copied += n;
+        bytes = &bytes[n..];
+    }
+    copied
+}
+
+/// What a `statx` of a mock file says: its type and permissions, size, links and inode;
+/// owner, device and times are 0.
+fn fill_statx(statx: &mut libc::statx, info: StatInfo) {
+    statx.stx_mask = libc::STATX_BASIC_STATS;
+    statx.stx_mode = info.mode as u16;
+    statx.stx_size = info.size;
+    statx.stx_nlink = info.nlink;
+    statx.stx_ino = info.ino;
+    statx.stx_blocks = info.size.div_ceil(512);
+    statx.stx_blksize = 4096;
+    statx.stx_uid = 0;
+    statx.stx_gid = 0;
+}
+
 impl Mock {
     /// A mock with default options ([`MockBuilder::new`]).
     pub fn new() -> Mock {
@@ -565,6 +671,27 @@ impl Mock {
     /// [`Offset::At`] writes at that offset.
     pub fn written(&self, fd: RawFd) -> &[u8] {
         self.written.get(&fd).map_or(&[], Vec::as_slice)
+    }
+
+    /// The bytes of the regular file at `path` (following symbolic links), if there is one.
+    pub fn file(&self, path: impl AsRef<[u8]>) -> Option<&[u8]> {
+        self.world.file(path.as_ref())
+    }
+
+    /// Whether the mock has `fd` open (made by an op or a control, not closed yet).
+    pub fn is_open(&self, fd: RawFd) -> bool {
+        self.world.is_open(fd)
+    }
+
+    /// The address a mock socket [listens](MockControl::listen) at or connected from.
+    pub fn local_addr(&self, fd: RawFd) -> Option<SocketAddr> {
+        self.world.local_addr(fd)
+    }
+
+    /// The descriptor that stands for the mock's own ring: a `msg_ring` to it posts the
+    /// message into this ring, as a `msg_ring` of a ring to itself does.
+    pub fn ring_fd(&self) -> RawFd {
+        crate::FIRST_FD
     }
 
     /// How many completions are held.
@@ -735,12 +862,7 @@ impl Mock {
     }
 
     fn shorten(&mut self, n: usize) -> usize {
-        if n > 1 && self.rng.chance(self.faults.short_io) {
-            self.stats.short_io += 1;
-            1 + self.rng.below(n as u64 - 1) as usize
-        } else {
-            n
-        }
+        shorten(&mut self.rng, &self.faults, &mut self.stats, n)
     }
 
     /// Offers `entry` to its handler, if any. `None`: no handler, or it said `Default`.
@@ -754,15 +876,25 @@ impl Mock {
         let polls = entry.polls;
         let user_data = entry.user_data;
         let reply = entry.op.peek(|op| {
+            let gathered: Cow<'_, [u8]> = match op {
+                Op::Write(w) => Cow::Borrowed(w.buf.as_slice()),
+                Op::Send(s) => Cow::Borrowed(s.buf.as_slice()),
+                Op::Writev(w) => Cow::Owned(gather(w.bufs.bufs(), usize::MAX)),
+                _ => Cow::Borrowed(&[]),
+            };
             let mut req = Request {
                 kind,
                 op,
                 opcode: kind.opcode(),
                 user_data,
                 fd: None,
+                fd_in: None,
                 len: 0,
                 offset: None,
-                data: &[],
+                data: &gathered,
+                path: None,
+                addr: None,
+                flags: 0,
                 target: None,
                 timer: None,
                 absolute: false,
@@ -770,12 +902,12 @@ impl Mock {
                 polls,
             };
             match op {
+                Op::Noop(_) | Op::CancelAll(_) => {}
                 Op::Read(r) => {
                     (req.fd, req.len, req.offset) = (Some(r.fd), r.buf.len(), Some(r.offset));
                 }
                 Op::Write(w) => {
                     (req.fd, req.len, req.offset) = (Some(w.fd), w.buf.len(), Some(w.offset));
-                    req.data = w.buf.as_slice();
                 }
                 Op::Readv(r) => {
                     (req.fd, req.len, req.offset) =
@@ -785,24 +917,45 @@ impl Mock {
                     (req.fd, req.len, req.offset) =
                         (Some(w.fd), w.bufs.total_len(), Some(w.offset));
                 }
-                Op::Recv(r) => (req.fd, req.len) = (Some(r.fd), r.buf.len()),
+                Op::Recv(r) => {
+                    (req.fd, req.len, req.flags) = (Some(r.fd), r.buf.len(), r.flags as u32);
+                }
                 Op::Send(s) => {
-                    (req.fd, req.len) = (Some(s.fd), s.buf.len());
-                    req.data = s.buf.as_slice();
+                    (req.fd, req.len, req.flags) = (Some(s.fd), s.buf.len(), s.flags as u32);
                 }
                 Op::Timer(t) => {
                     req.timer = Some(t.time());
                     req.absolute = t.absolute;
                 }
                 Op::Cancel(c) => req.target = Some(c.target),
+                Op::Open(o) => (req.path, req.flags) = (Some(o.path.as_c_str()), o.flags),
+                Op::Stat(s) => {
+                    req.path = Some(s.path.as_c_str());
+                    req.flags = if s.nofollow {
+                        libc::AT_SYMLINK_NOFOLLOW as u32
+                    } else {
+                        0
+                    };
+                }
                 Op::Close(c) => req.fd = Some(c.fd),
-                Op::Fsync(f) => req.fd = Some(f.fd),
-                Op::Connect(c) => req.fd = Some(c.fd),
+                Op::Fsync(f) => {
+                    req.fd = Some(f.fd);
+                    req.flags = if f.datasync {
+                        xuring_sys::FsyncFlags::DATASYNC.bits()
+                    } else {
+                        0
+                    };
+                }
+                Op::Socket(s) => req.flags = s.ty as u32,
+                Op::Connect(c) => (req.fd, req.addr) = (Some(c.fd), c.addr.to_socket_addr()),
                 Op::Accept(a) => req.fd = Some(a.fd),
-                Op::Poll(p) => req.fd = Some(p.fd),
-                Op::Splice(s) => (req.fd, req.len) = (Some(s.fd_out), s.len as usize),
+                Op::Poll(p) => (req.fd, req.flags) = (Some(p.fd), p.events),
+                Op::Splice(s) => {
+                    (req.fd, req.fd_in, req.len, req.flags) =
+                        (Some(s.fd_out), Some(s.fd_in), s.len as usize, s.flags);
+                    req.offset = Some(s.off_out.map_or(Offset::File, Offset::At));
+                }
                 Op::MsgRing(m) => req.fd = Some(m.target),
-                Op::Noop(_) | Op::Open(_) | Op::Stat(_) | Op::Socket(_) | Op::CancelAll(_) => {}
             }
             handler(&req)
         });
@@ -861,27 +1014,135 @@ impl Mock {
         if !entry.op.peek(|op| self.supported(op)) {
             return Outcome::Done(-Errno::EINVAL.raw());
         }
-        match entry.kind {
-            OpKind::Noop => Outcome::Done(self.inject_error().unwrap_or(0)),
-            OpKind::Timer => self.default_timer(entry),
-            OpKind::Read => self.default_read(entry),
-            OpKind::Write => self.default_write(entry),
-            OpKind::Cancel => self.default_cancel(entry),
-            OpKind::CancelAll => self.default_cancel_all(),
-            OpKind::Readv
-            | OpKind::Writev
-            | OpKind::Open
-            | OpKind::Close
-            | OpKind::Fsync
-            | OpKind::Stat
-            | OpKind::Socket
-            | OpKind::Connect
-            | OpKind::Accept
-            | OpKind::Recv
-            | OpKind::Send
-            | OpKind::Poll
-            | OpKind::Splice
-            | OpKind::MsgRing => Outcome::Done(-Errno::EOPNOTSUPP.raw()),
+        // What each op does to the world; `Op` is matched without a wildcard, so a new op
+        // does not compile here until it is modelled.
+        enum Todo {
+            Noop,
+            Timer,
+            Cancel,
+            CancelAll,
+            Read(RawFd, usize, Offset),
+            Recv(RawFd, usize, i32),
+            Write(RawFd, usize, Offset),
+            Send(RawFd, usize, i32),
+            Open(Vec<u8>, u32, u32),
+            Close(RawFd),
+            Fsync(RawFd),
+            Stat(Vec<u8>, bool),
+            Socket(i32, i32, i32),
+            Connect(RawFd, Option<SocketAddr>),
+            Accept(RawFd),
+            Poll(RawFd, u32),
+            Splice((RawFd, Option<u64>), (RawFd, Option<u64>), usize, u32),
+            MsgRing(RawFd, u64, i32),
+        }
+        let todo = entry.op.peek(|op| match op {
+            Op::Noop(_) => Todo::Noop,
+            Op::Timer(_) => Todo::Timer,
+            Op::Cancel(_) => Todo::Cancel,
+            Op::CancelAll(_) => Todo::CancelAll,
+            Op::Read(r) => Todo::Read(r.fd, r.buf.len(), r.offset),
+            Op::Readv(r) => Todo::Read(r.fd, r.bufs.total_len(), r.offset),
+            Op::Recv(r) => Todo::Recv(r.fd, r.buf.len(), r.flags),
+            Op::Write(w) => Todo::Write(w.fd, w.buf.len(), w.offset),
+            Op::Writev(w) => Todo::Write(w.fd, w.bufs.total_len(), w.offset),
+            Op::Send(s) => Todo::Send(s.fd, s.buf.len(), s.flags),
+            Op::Open(o) => Todo::Open(o.path.as_c_str().to_bytes().to_vec(), o.flags, o.mode),
+            Op::Close(c) => Todo::Close(c.fd),
+            Op::Fsync(f) => Todo::Fsync(f.fd),
+            Op::Stat(s) => Todo::Stat(s.path.as_c_str().to_bytes().to_vec(), !s.nofollow),
+            Op::Socket(s) => Todo::Socket(s.domain, s.ty, s.protocol),
+            Op::Connect(c) => Todo::Connect(c.fd, c.addr.to_socket_addr()),
+            Op::Accept(a) => Todo::Accept(a.fd),
+            Op::Poll(p) => Todo::Poll(p.fd, p.events),
+            Op::Splice(s) => Todo::Splice(
+                (s.fd_in, s.off_in),
+                (s.fd_out, s.off_out),
+                s.len as usize,
+                s.flags,
+            ),
+            Op::MsgRing(m) => Todo::MsgRing(m.target, m.message.data, m.message.value),
+        });
+        let done = |r: Result<(), Errno>| Outcome::Done(r.map_or_else(|e| -e.raw(), |()| 0));
+        let fd = |r: Result<RawFd, Errno>| Outcome::Done(r.unwrap_or_else(|e| -e.raw()));
+        match todo {
+            Todo::Noop => Outcome::Done(self.inject_error().unwrap_or(0)),
+            Todo::Timer => self.default_timer(entry),
+            Todo::Cancel => self.default_cancel(entry),
+            Todo::CancelAll => self.default_cancel_all(),
+            Todo::Read(fd, len, offset) => self.read_into(entry, fd, len, offset, 0),
+            Todo::Recv(fd, len, flags) => match self.world.socket_fd(fd) {
+                Ok(()) => self.read_into(entry, fd, len, Offset::File, flags),
+                Err(e) => Outcome::Done(-e.raw()),
+            },
+            Todo::Write(fd, len, offset) => self.write_from(entry, fd, len, offset, 0),
+            Todo::Send(fd, len, flags) => match self.world.socket_fd(fd) {
+                Ok(()) => self.write_from(entry, fd, len, Offset::File, flags),
+                Err(e) => Outcome::Done(-e.raw()),
+            },
+            Todo::Open(path, flags, mode) => fd(self.world.open(&path, flags, mode)),
+            Todo::Close(target) => done(self.world.close(target)),
+            Todo::Fsync(target) => done(self.world.fsync(target)),
+            Todo::Stat(path, follow) => match self.world.stat(&path, follow) {
+                Ok(info) => {
+                    entry.op.with(|op| {
+                        if let Op::Stat(s) = op {
+                            fill_statx(s.statx_mut(), info);
+                        }
+                    });
+                    Outcome::Done(0)
+                }
+                Err(e) => Outcome::Done(-e.raw()),
+            },
+            Todo::Socket(domain, ty, protocol) => fd(self.world.socket(domain, ty, protocol)),
+            Todo::Connect(target, addr) => done(self.world.connect(target, addr)),
+            Todo::Accept(target) => match self.world.accept(target) {
+                Ok(Some((new, peer))) => {
+                    entry.op.with(|op| {
+                        if let Op::Accept(a) = op {
+                            a.addr.set(peer);
+                        }
+                    });
+                    Outcome::Done(new)
+                }
+                Ok(None) => Outcome::Pending,
+                Err(e) => Outcome::Done(-e.raw()),
+            },
+            Todo::Poll(target, events) => match self.world.poll(target, events) {
+                Ok(0) => Outcome::Pending,
+                Ok(revents) => Outcome::Done(revents as i32),
+                Err(e) => Outcome::Done(-e.raw()),
+            },
+            Todo::Splice(input, output, len, flags) => {
+                if self.blocked.contains(&input.0) || self.blocked.contains(&output.0) {
+                    return Outcome::Pending;
+                }
+                let nonblock = flags & libc::SPLICE_F_NONBLOCK != 0;
+                let (rng, faults, stats) = (&mut self.rng, &self.faults, &mut self.stats);
+                let shorten = |n| shorten(rng, faults, stats, n);
+                match self.world.splice(input, output, len, nonblock, shorten) {
+                    Ok(Some(n)) => Outcome::Done(i32::try_from(n).unwrap_or(i32::MAX)),
+                    Ok(None) => Outcome::Pending,
+                    Err(e) => Outcome::Done(-e.raw()),
+                }
+            }
+            Todo::MsgRing(target, data, value) => match self.world.ring(target) {
+                Ok(()) => {
+                    // Into the mock's own ring: a completion that is no task's, read by the
+                    // ring as a message.
+                    self.batch.push(Cqe {
+                        completion: Completion {
+                            user_data: data | MESSAGE,
+                            res: value,
+                            flags: 0,
+                        },
+                        seq: entry.seq,
+                        origin: Origin::Message,
+                    });
+                    Outcome::Done(0)
+                }
+                Err(e) => Outcome::Done(-e.raw()),
+            },
         }
     }
 
@@ -943,58 +1204,76 @@ impl Mock {
         }
     }
 
-    fn default_read(&mut self, entry: &mut Entry) -> Outcome {
-        let (fd, len, offset) = entry.op.peek(|op| match op {
-            Op::Read(r) => (r.fd, r.buf.len(), r.offset),
-            other => unreachable!("a read entry holds a read, not {other:?}"),
-        });
+    /// A read, readv or recv (with `MSG_*` `flags`) of up to `len` bytes of `fd` at `offset`,
+    /// into the op's buffers in order.
+    fn read_into(
+        &mut self,
+        entry: &mut Entry,
+        fd: RawFd,
+        len: usize,
+        offset: Offset,
+        flags: i32,
+    ) -> Outcome {
         if self.blocked.contains(&fd) {
             return Outcome::Pending;
         }
-        let Some(source) = self.files.get(&fd) else {
-            return Outcome::Done(self.inject_error().unwrap_or(0));
+        let available = match self.world.readable(fd, offset) {
+            Err(e) => return Outcome::Done(-e.raw()),
+            // A descriptor nobody set up reads as an empty file.
+            Ok(Avail::Loose) => return Outcome::Done(self.inject_error().unwrap_or(0)),
+            Ok(Avail::Wait) if len == 0 => 0,
+            Ok(Avail::Wait) if flags & libc::MSG_DONTWAIT != 0 => {
+                return Outcome::Done(-Errno::EAGAIN.raw());
+            }
+            Ok(Avail::Wait) => return Outcome::Pending,
+            Ok(Avail::Bytes(n)) => n,
         };
-        let start = match offset {
-            Offset::File => source.pos,
-            Offset::At(n) => usize::try_from(n).unwrap_or(usize::MAX),
-        };
-        let available = source.data.len().saturating_sub(start);
-        if available == 0 && source.pipe && !source.closed && len > 0 {
-            return Outcome::Pending;
-        }
         if let Some(res) = self.inject_error() {
             return Outcome::Done(res);
         }
         let n = self.shorten(len.min(available));
-        let source = self.files.get_mut(&fd).expect("looked up above");
+        let bytes = if n == 0 {
+            Vec::new()
+        } else {
+            self.world.take(fd, offset, n, flags & libc::MSG_PEEK != 0)
+        };
         let copied = entry.op.with(|op| match op {
-            Op::Read(r) if n > 0 => match r.buf.as_mut_slice() {
-                Some(dst) => {
-                    dst[..n].copy_from_slice(&source.data[start..start + n]);
-                    n
-                }
-                None => 0,
-            },
+            Op::Read(r) => scatter(core::slice::from_mut(&mut r.buf), &bytes),
+            Op::Recv(r) => scatter(core::slice::from_mut(&mut r.buf), &bytes),
+            Op::Readv(r) => scatter(r.bufs.bufs_mut(), &bytes),
             _ => 0,
         });
-        if offset == Offset::File {
-            source.pos += copied;
-        }
         Outcome::Done(i32::try_from(copied).unwrap_or(i32::MAX))
     }
 
-    fn default_write(&mut self, entry: &mut Entry) -> Outcome {
-        let (fd, len, offset) = entry.op.peek(|op| match op {
-            Op::Write(w) => (w.fd, w.buf.len(), w.offset),
-            other => unreachable!("a write entry holds a write, not {other:?}"),
-        });
+    /// A write, writev or send (with `MSG_*` `flags`) of the op's `len` bytes to `fd` at
+    /// `offset`. What it writes is also recorded (see [`written`](Mock::written)).
+    fn write_from(
+        &mut self,
+        entry: &mut Entry,
+        fd: RawFd,
+        len: usize,
+        offset: Offset,
+        flags: i32,
+    ) -> Outcome {
         if self.blocked.contains(&fd) {
             return Outcome::Pending;
         }
+        let room = match self.world.writable(fd) {
+            Err(e) => return Outcome::Done(-e.raw()),
+            Ok(Avail::Wait) if len == 0 => 0,
+            Ok(Avail::Wait) if flags & libc::MSG_DONTWAIT != 0 => {
+                return Outcome::Done(-Errno::EAGAIN.raw());
+            }
+            Ok(Avail::Wait) => return Outcome::Pending,
+            // A descriptor nobody set up takes everything (recorded only).
+            Ok(Avail::Loose) => usize::MAX,
+            Ok(Avail::Bytes(n)) => n,
+        };
         if let Some(res) = self.inject_error() {
             return Outcome::Done(res);
         }
-        let n = self.shorten(len).min(i32::MAX as usize);
+        let n = self.shorten(len).min(room).min(i32::MAX as usize);
         if let Offset::At(at) = offset
             && at.saturating_add(n as u64) > MAX_WRITTEN
         {
@@ -1002,21 +1281,26 @@ impl Mock {
             return Outcome::Done(-libc::EFBIG);
         }
         let sink = self.written.entry(fd).or_default();
+        let world = &mut self.world;
         entry.op.peek(|op| {
-            if let Op::Write(w) = op {
-                let bytes = &w.buf.as_slice()[..n];
-                match offset {
-                    Offset::File => sink.extend_from_slice(bytes),
-                    Offset::At(at) => {
-                        let at = usize::try_from(at).unwrap_or(usize::MAX);
-                        let end = at.saturating_add(n);
-                        if sink.len() < end {
-                            sink.resize(end, 0);
-                        }
-                        sink[at..end].copy_from_slice(bytes);
+            let bytes: Cow<'_, [u8]> = match op {
+                Op::Write(w) => Cow::Borrowed(&w.buf.as_slice()[..n]),
+                Op::Send(s) => Cow::Borrowed(&s.buf.as_slice()[..n]),
+                Op::Writev(w) => Cow::Owned(gather(w.bufs.bufs(), n)),
+                _ => Cow::Borrowed(&[]),
+            };
+            match offset {
+                Offset::File => sink.extend_from_slice(&bytes),
+                Offset::At(at) => {
+                    let at = usize::try_from(at).unwrap_or(usize::MAX);
+                    let end = at.saturating_add(n);
+                    if sink.len() < end {
+                        sink.resize(end, 0);
                     }
+                    sink[at..end].copy_from_slice(&bytes);
                 }
             }
+            world.put(fd, offset, &bytes);
         });
         Outcome::Done(n as i32)
     }
@@ -1027,6 +1311,29 @@ impl Mock {
         let pending = core::mem::take(&mut self.pending);
         for entry in pending {
             self.attempt(entry);
+        }
+    }
+
+    /// Retries the default-handled ops that wait on the world (a recv, an accept, a poll,
+    /// ...) for as long as retrying completes some: an op consumed in this step (a send, a
+    /// connect, a close) may have made an earlier one ready.
+    fn settle(&mut self) {
+        loop {
+            let before = self.stats.completed;
+            let pending = core::mem::take(&mut self.pending);
+            for entry in pending {
+                let waits_on_world = self.handlers[entry.kind.index()].is_none()
+                    && entry.deadline.is_none()
+                    && !entry.wake;
+                if waits_on_world {
+                    self.attempt(entry);
+                } else {
+                    self.pending.push(entry);
+                }
+            }
+            if self.stats.completed == before {
+                break;
+            }
         }
     }
 
@@ -1109,48 +1416,134 @@ impl MockControl<'_> {
         self.0.handlers[kind.index()] = None;
     }
 
-    /// Makes `fd` a file holding `data`: reads at [`Offset::File`] read on from the current
-    /// position, reads at [`Offset::At`] from that offset; the end reads as EOF.
+    /// Makes `fd` a file holding `data` (one no path names): reads at [`Offset::File`] read on
+    /// from the current position, reads at [`Offset::At`] from that offset; the end reads as
+    /// EOF. Writes go into it too. Whatever `fd` was before is closed.
     pub fn set_file(&mut self, fd: RawFd, data: impl Into<Vec<u8>>) {
-        self.0.files.insert(
-            fd,
-            Source {
-                data: data.into(),
-                ..Source::default()
-            },
-        );
+        self.0.world.set_file(fd, data.into());
     }
 
-    /// Makes `fd` an empty pipe: a read waits (in flight, cancellable) until bytes are
-    /// [fed](MockControl::feed) or the writer [closed](MockControl::close).
+    /// Makes `fd` the read end of an empty pipe whose writer is the test: a read waits (in
+    /// flight, cancellable) until bytes are [fed](MockControl::feed) or the writer
+    /// [closed](MockControl::close). Whatever `fd` was before is closed.
     pub fn pipe(&mut self, fd: RawFd) {
-        self.0.files.insert(
-            fd,
-            Source {
-                pipe: true,
-                ..Source::default()
-            },
-        );
+        self.0.world.set_pipe(fd);
     }
 
-    /// Appends bytes for reads of `fd` (making it a pipe if it is nothing yet). Waiting reads
+    /// Appends bytes for reads of `fd`: into its pipe or connection, onto the end of its
+    /// file; an `fd` that is nothing yet becomes a [pipe](Self::pipe) first. Waiting reads
     /// complete at the next `enter`.
     pub fn feed(&mut self, fd: RawFd, data: &[u8]) {
-        let source = self.0.files.entry(fd).or_insert_with(|| Source {
-            pipe: true,
-            ..Source::default()
-        });
-        source.data.extend_from_slice(data);
+        self.0.world.feed(fd, data);
     }
 
-    /// Closes the writing end of `fd`'s pipe: once its bytes are read, reads return 0.
+    /// Closes the writing end of `fd`'s pipe (or the peer of `fd`'s connection): once its
+    /// bytes are read, reads return 0. (The op `Ring::close` closes `fd` itself.)
     pub fn close(&mut self, fd: RawFd) {
-        if let Some(source) = self.0.files.get_mut(&fd) {
-            source.closed = true;
+        self.0.world.hang_up(fd);
+    }
+
+    // ----- the world: files, pipes, sockets -----
+
+    /// A regular file at `path` holding `data`, mode `0o644`, replacing what `path` named;
+    /// missing directories above it are made. `open` and `stat` find it. Relative paths
+    /// start at `/`.
+    ///
+    /// ```
+    /// use xuring_core::{Context, OpResult, Ring, RunCondition};
+    /// use xuring_mock::MockRingExt;
+    ///
+    /// let mut ring = Ring::init_mock();
+    /// ring.backend_mut().add_file("/etc/motd", b"hello");
+    /// ring.open(c"/etc/motd", libc::O_RDONLY as u32, 0, Context::default());
+    /// ring.stat(c"/etc/motd", Context::default());
+    /// ring.run(RunCondition::UntilDone)?;
+    /// # Ok::<(), xuring_core::RingError>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If a component of `path` above the file is a file, or its last one is `.` or `..`.
+    pub fn add_file(&mut self, path: impl AsRef<[u8]>, data: impl Into<Vec<u8>>) {
+        let path = path.as_ref();
+        if let Err(e) = self.0.world.add_file(path, data.into(), 0o644) {
+            panic!("add_file {:?}: {e:?}", String::from_utf8_lossy(path));
         }
     }
 
-    /// Reads and writes on `fd` stay in flight (cancellable) until [`unblock_fd`].
+    /// A directory at `path`, and the missing ones above it (like `mkdir -p`).
+    ///
+    /// # Panics
+    ///
+    /// If a component of `path` is a file.
+    pub fn add_dir(&mut self, path: impl AsRef<[u8]>) {
+        let path = path.as_ref();
+        if let Err(e) = self.0.world.add_dir(path) {
+            panic!("add_dir {:?}: {e:?}", String::from_utf8_lossy(path));
+        }
+    }
+
+    /// A symbolic link at `path` to `target` (followed by `open` and `stat`, not by `lstat`
+    /// or `O_NOFOLLOW`).
+    ///
+    /// # Panics
+    ///
+    /// As [`add_file`](Self::add_file).
+    pub fn add_symlink(&mut self, path: impl AsRef<[u8]>, target: impl AsRef<[u8]>) {
+        let path = path.as_ref();
+        if let Err(e) = self.0.world.add_symlink(path, target.as_ref()) {
+            panic!("add_symlink {:?}: {e:?}", String::from_utf8_lossy(path));
+        }
+    }
+
+    /// A new pipe, as `pipe(2)` makes one: `(read end, write end)`, both fresh descriptors.
+    /// Closing the write end (with `Ring::close`) makes reads return 0 once it is drained;
+    /// closing the read end makes writes fail with `EPIPE`.
+    pub fn pipe_pair(&mut self) -> (RawFd, RawFd) {
+        self.0.world.pipe_pair()
+    }
+
+    /// A stream socket listening at `addr` (a free port if its port is 0; see
+    /// [`Mock::local_addr`]): a `connect` to that address queues a connection, an `accept`
+    /// on the returned descriptor takes it.
+    ///
+    /// ```
+    /// use xuring_core::{Context, Ring, RunCondition};
+    /// use xuring_mock::MockRingExt;
+    ///
+    /// let mut ring = Ring::init_mock();
+    /// let listener = ring.backend_mut().listen("127.0.0.1:8080".parse().unwrap());
+    /// ring.accept(listener, Context::default()); // waits for a connection
+    /// let fd = ring.backend_mut().socket(libc::AF_INET, libc::SOCK_STREAM);
+    /// ring.connect(fd, "127.0.0.1:8080".parse().unwrap(), Context::default());
+    /// ring.run(RunCondition::UntilDone)?;
+    /// # Ok::<(), xuring_core::RingError>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If another mock socket listens at `addr` already (`EADDRINUSE`).
+    pub fn listen(&mut self, addr: SocketAddr) -> RawFd {
+        match self.0.world.listen(addr) {
+            Ok(fd) => fd,
+            Err(e) => panic!("listen {addr}: {e:?}"),
+        }
+    }
+
+    /// A new socket, as the `socket` op makes one (without going through the ring).
+    ///
+    /// # Panics
+    ///
+    /// If the op would fail (a domain or type the mock does not have).
+    pub fn socket(&mut self, domain: i32, ty: i32) -> RawFd {
+        match self.0.world.socket(domain, ty, 0) {
+            Ok(fd) => fd,
+            Err(e) => panic!("socket({domain}, {ty}): {e:?}"),
+        }
+    }
+
+    /// Reads and writes (readv, writev, recv, send, splice) on `fd` stay in flight
+    /// (cancellable) until [`unblock_fd`].
     ///
     /// [`unblock_fd`]: Self::unblock_fd
     pub fn block_fd(&mut self, fd: RawFd) {
@@ -1219,7 +1612,14 @@ unsafe impl Backend for Mock {
         !self.outlives_drop
     }
 
+    fn socket_fallback(&mut self, domain: i32, ty: i32, protocol: i32) -> i32 {
+        self.world
+            .socket(domain, ty, protocol)
+            .unwrap_or_else(|e| -e.raw())
+    }
+
     fn close_undelivered(&mut self, fd: RawFd) {
+        self.world.forget(fd);
         self.closed_undelivered.push(fd);
         if let Some(watch) = &mut self.undelivered_close_watch {
             watch(fd);
@@ -1307,6 +1707,7 @@ unsafe impl Backend for Mock {
             };
             self.attempt(entry);
         }
+        self.settle();
         if self.rng.chance(self.faults.foreign) {
             let user_data = self.foreign_user_data();
             self.batch.push(Cqe {
@@ -1358,6 +1759,7 @@ unsafe impl Backend for Mock {
                 }
                 Origin::Duplicate => self.stats.duplicates_delivered += 1,
                 Origin::Foreign => self.stats.foreign_delivered += 1,
+                Origin::Message => self.stats.messages_delivered += 1,
             }
             if let Some(trace) = &mut self.trace {
                 trace.push(cqe.completion);

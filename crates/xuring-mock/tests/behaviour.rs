@@ -5,6 +5,7 @@
 mod behaviour;
 
 use std::any::Any;
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -52,11 +53,48 @@ fn stuck_fd(ring: &mut Ring<Mock>) -> (RawFd, Box<dyn Any>) {
     (fd, Box::new(()))
 }
 
+/// The mock's world stands in for the kernel's: a directory, files and links by path, a
+/// pipe pair, a listening socket, the mock's own ring fd.
+fn dir(ring: &mut Ring<Mock>) -> (String, Box<dyn Any>) {
+    let path = "/tmp/behaviour".to_owned();
+    ring.backend_mut().add_dir(&path);
+    (path, Box::new(()))
+}
+
+fn file(ring: &mut Ring<Mock>, path: &str, data: &[u8]) {
+    ring.backend_mut().add_file(path, data);
+}
+
+fn symlink(ring: &mut Ring<Mock>, path: &str, target: &str) {
+    ring.backend_mut().add_symlink(path, target);
+}
+
+fn pipe(ring: &mut Ring<Mock>) -> (RawFd, RawFd) {
+    ring.backend_mut().pipe_pair()
+}
+
+fn listener(ring: &mut Ring<Mock>) -> (RawFd, SocketAddr) {
+    let fd = ring
+        .backend_mut()
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)));
+    (fd, ring.backend().local_addr(fd).expect("listening"))
+}
+
+fn ring_fd(ring: &Ring<Mock>) -> RawFd {
+    ring.backend().ring_fd()
+}
+
 const MOCK: Fixture<Mock> = Fixture {
     build,
     stuck_fd,
     check: check_invariants,
     real_kernel: false,
+    dir,
+    file,
+    symlink,
+    pipe,
+    listener,
+    ring_fd,
 };
 
 const MOCK_SMALL_REVERSED: Fixture<Mock> = Fixture {
@@ -64,6 +102,12 @@ const MOCK_SMALL_REVERSED: Fixture<Mock> = Fixture {
     stuck_fd,
     check: check_invariants,
     real_kernel: false,
+    dir,
+    file,
+    symlink,
+    pipe,
+    listener,
+    ring_fd,
 };
 
 const MOCK_SHUFFLED: Fixture<Mock> = Fixture {
@@ -71,6 +115,12 @@ const MOCK_SHUFFLED: Fixture<Mock> = Fixture {
     stuck_fd,
     check: check_invariants,
     real_kernel: false,
+    dir,
+    file,
+    symlink,
+    pipe,
+    listener,
+    ring_fd,
 };
 
 macro_rules! suite {
@@ -103,4 +153,10 @@ suite![
     callback_panic,
     teardown,
     timers_in_deadline_order,
+    files_read_write,
+    files_open_and_stat,
+    pipes,
+    sockets,
+    splice,
+    msg_ring,
 ];

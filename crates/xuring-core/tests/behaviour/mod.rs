@@ -3,21 +3,32 @@
 //! this file with `#[path]`).
 //!
 //! Each test takes a [`Fixture`]: how to build a ring on the backend, how to get an fd whose
-//! reads stay in flight until cancelled, and a backend-specific check run after every step.
+//! reads stay in flight until cancelled, how to set up files, pipes and listening sockets
+//! for the ops to work on, and a backend-specific check run after every step.
+//!
+//! The op tests (`files_*`, `pipes`, `sockets`, `splice`, `msg_ring`) assert what Linux
+//! does, so the mock's world is held to the kernel's semantics: each waits for events (a
+//! completion), never for time.
 #![allow(dead_code)]
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::ffi::CString;
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use xuring_core::{
-    Backend, Context, Errno, KernelLevel, Offset, OpResult, Ring, RingBuilder, RingError,
-    RunCondition, Task, TaskHandle, TaskId, TaskState, Timespec,
+    Accepted, Backend, Context, Errno, IoBuf, IoVecs, KernelLevel, Message, Offset, OpKind,
+    OpResult, Ring, RingBuilder, RingError, RunCondition, Stat, Task, TaskHandle, TaskId,
+    TaskState, Timespec,
 };
 
 /// An fd whose reads stay in flight until cancelled, and whatever keeps it open.
 pub type StuckFd = (RawFd, Box<dyn Any>);
+
+/// A directory's path, and whatever removes it when dropped.
+pub type TempDir = (String, Box<dyn Any>);
 
 /// How to run the suite on one backend.
 pub struct Fixture<B: Backend> {
@@ -30,6 +41,20 @@ pub struct Fixture<B: Backend> {
     pub check: fn(&Ring<B>),
     /// Whether this is the real kernel (time is real: timers are kept short).
     pub real_kernel: bool,
+    /// A new empty directory (its absolute path), and whatever removes it when dropped
+    /// (after the ring).
+    pub dir: fn(&mut Ring<B>) -> TempDir,
+    /// A regular file at `path` holding `data`.
+    pub file: fn(&mut Ring<B>, path: &str, data: &[u8]),
+    /// A symbolic link at `path` to `target`.
+    pub symlink: fn(&mut Ring<B>, path: &str, target: &str),
+    /// A new pipe: (read end, write end). The test closes both through the ring.
+    pub pipe: fn(&mut Ring<B>) -> (RawFd, RawFd),
+    /// A stream socket listening on the loopback, and its address. The test closes it
+    /// through the ring.
+    pub listener: fn(&mut Ring<B>) -> (RawFd, SocketAddr),
+    /// The ring's own descriptor (the target of a `msg_ring` to itself).
+    pub ring_fd: fn(&Ring<B>) -> RawFd,
 }
 
 impl<B: Backend> Fixture<B> {
@@ -531,6 +556,657 @@ pub fn timers_in_deadline_order<B: Backend>(f: &Fixture<B>) {
     }
 }
 
+// ----- ops on files, pipes and sockets -----
+
+/// A descriptor no process has (above Linux's `nr_open` limit, and above the mock's): every op
+/// on it fails with `EBADF`. (Closing a real descriptor twice could close another test's.)
+const BAD_FD: RawFd = i32::MAX - 1;
+
+const POLLIN: u32 = libc::POLLIN as u32;
+const POLLOUT: u32 = libc::POLLOUT as u32;
+const POLLERR: u32 = libc::POLLERR as u32;
+const POLLHUP: u32 = libc::POLLHUP as u32;
+
+fn flags(f: i32) -> u32 {
+    f as u32
+}
+
+thread_local! {
+    /// The bytes each read-like task got (the first `n` of its buffers), by task.
+    static BYTES: RefCell<Vec<(TaskId, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records the task like `rec`, and the bytes a read, readv or recv got.
+fn rec_bytes<B: Backend>(ring: &mut Ring<B>, task: &Task<B>) -> Result<(), RingError> {
+    let n = match task.result {
+        Some(OpResult::Read(Ok(n)) | OpResult::Readv(Ok(n)) | OpResult::Recv(Ok(n))) => n,
+        _ => 0,
+    };
+    let mut bytes = Vec::new();
+    if let Some(buf) = task.take_buf() {
+        bytes.extend_from_slice(buf.as_slice());
+    }
+    if let Some(bufs) = task.take_iovecs() {
+        for buf in bufs.bufs() {
+            bytes.extend_from_slice(buf.as_slice());
+        }
+    }
+    bytes.truncate(n);
+    BYTES.with(|b| b.borrow_mut().push((task.id(), bytes)));
+    rec(ring, task)
+}
+
+fn bytes_of(id: TaskId) -> Vec<u8> {
+    BYTES.with(|b| {
+        b.borrow()
+            .iter()
+            .find(|(t, _)| *t == id)
+            .map(|(_, bytes)| bytes.clone())
+            .unwrap_or_default()
+    })
+}
+
+fn ctx_bytes<B: Backend>() -> Context<B> {
+    Context {
+        cb: rec_bytes::<B>,
+        ..Context::default()
+    }
+}
+
+fn op_reset() {
+    log_reset();
+    BYTES.with(|b| b.borrow_mut().clear());
+}
+
+/// Submits one op, runs the ring until nothing is left, and returns its result.
+fn one<B: Backend>(
+    f: &Fixture<B>,
+    ring: &mut Ring<B>,
+    submit: impl FnOnce(&mut Ring<B>, Context<B>) -> TaskHandle<B>,
+) -> OpResult {
+    let id = submit(ring, ctx_bytes()).id();
+    ring.run(RunCondition::UntilDone).expect("run");
+    f.check(ring);
+    assert_eq!(calls(id), 1);
+    result_of(id).expect("a result")
+}
+
+/// Like [`one`], for a read-like op: its result and the bytes it got.
+fn one_read<B: Backend>(
+    f: &Fixture<B>,
+    ring: &mut Ring<B>,
+    submit: impl FnOnce(&mut Ring<B>, Context<B>) -> TaskHandle<B>,
+) -> (OpResult, Vec<u8>) {
+    let id = submit(ring, ctx_bytes()).id();
+    ring.run(RunCondition::UntilDone).expect("run");
+    f.check(ring);
+    (result_of(id).expect("a result"), bytes_of(id))
+}
+
+/// Submits an op that must wait (for a write, a connection, ...): after a submitting run it
+/// is still in flight.
+fn waiting<B: Backend>(
+    f: &Fixture<B>,
+    ring: &mut Ring<B>,
+    submit: impl FnOnce(&mut Ring<B>, Context<B>) -> TaskHandle<B>,
+) -> TaskId {
+    let id = submit(ring, ctx_bytes()).id();
+    ring.run(RunCondition::NoWait).expect("submit");
+    f.check(ring);
+    assert_eq!(calls(id), 0, "it waits");
+    id
+}
+
+fn open_fd<B: Backend>(
+    f: &Fixture<B>,
+    ring: &mut Ring<B>,
+    path: &str,
+    how: i32,
+    mode: u32,
+) -> RawFd {
+    match one(f, ring, |r, c| r.open(cpath(path), flags(how), mode, c)) {
+        OpResult::Open(Ok(fd)) => fd,
+        other => panic!("open {path}: {other:?}"),
+    }
+}
+
+fn cpath(path: &str) -> CString {
+    CString::new(path).expect("a path without NUL")
+}
+
+fn stat<B: Backend>(f: &Fixture<B>, ring: &mut Ring<B>, path: &str) -> Stat {
+    match one(f, ring, |r, c| r.stat(cpath(path), c)) {
+        OpResult::Stat(Ok(stat)) => stat,
+        other => panic!("stat {path}: {other:?}"),
+    }
+}
+
+fn close<B: Backend>(f: &Fixture<B>, ring: &mut Ring<B>, fd: RawFd) {
+    assert_eq!(one(f, ring, |r, c| r.close(fd, c)), OpResult::Close(Ok(())));
+}
+
+fn iovecs(lens: &[usize]) -> IoVecs {
+    IoVecs::new(lens.iter().map(|&n| IoBuf::from(vec![0u8; n])).collect())
+}
+
+/// Reading and writing a file: at its position (which reads and writes advance) and at
+/// offsets (which leave it alone), readv and writev over their buffers in order, a hole
+/// past the end, fsync, close; `EBADF` for a write on a read-only descriptor and for a
+/// descriptor nobody has.
+pub fn files_read_write<B: Backend>(f: &Fixture<B>) {
+    op_reset();
+    let mut ring = f.ring();
+    let (dir, keep) = (f.dir)(&mut ring);
+    let a = format!("{dir}/a");
+    (f.file)(&mut ring, &a, b"hello world");
+    let fd = open_fd(f, &mut ring, &a, libc::O_RDONLY, 0);
+    let read = |ring: &mut Ring<B>, n: usize, at: Offset| {
+        one_read(f, ring, |r, c| r.read(fd, vec![0u8; n], at, c))
+    };
+    assert_eq!(
+        read(&mut ring, 5, Offset::File),
+        (OpResult::Read(Ok(5)), b"hello".to_vec())
+    );
+    assert_eq!(
+        read(&mut ring, 5, Offset::At(6)),
+        (OpResult::Read(Ok(5)), b"world".to_vec())
+    );
+    assert_eq!(
+        read(&mut ring, 3, Offset::File),
+        (OpResult::Read(Ok(3)), b" wo".to_vec())
+    );
+    assert_eq!(
+        one_read(f, &mut ring, |r, c| r.readv(
+            fd,
+            iovecs(&[2, 4]),
+            Offset::File,
+            c
+        )),
+        (OpResult::Readv(Ok(3)), b"rld".to_vec()),
+        "readv fills its buffers in order, up to the end"
+    );
+    assert_eq!(
+        read(&mut ring, 4, Offset::File),
+        (OpResult::Read(Ok(0)), Vec::new())
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.write(fd, b"x", Offset::File, c)),
+        OpResult::Write(Err(Errno::EBADF)),
+        "read-only"
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.fsync(fd, c)),
+        OpResult::Fsync(Ok(()))
+    );
+    close(f, &mut ring, fd);
+
+    let b = format!("{dir}/b");
+    let how = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
+    let fd = open_fd(f, &mut ring, &b, how, 0o600);
+    let write = |ring: &mut Ring<B>, bytes: &'static [u8], at: Offset| {
+        one(f, ring, |r, c| r.write(fd, bytes, at, c))
+    };
+    assert_eq!(
+        write(&mut ring, b"abc", Offset::File),
+        OpResult::Write(Ok(3))
+    );
+    let bufs = IoVecs::new(vec![
+        IoBuf::from(b"de".to_vec()),
+        IoBuf::from(b"f".to_vec()),
+    ]);
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.writev(fd, bufs, Offset::File, c)),
+        OpResult::Writev(Ok(3))
+    );
+    assert_eq!(
+        write(&mut ring, b"z", Offset::At(10)),
+        OpResult::Write(Ok(1))
+    );
+    assert_eq!(write(&mut ring, b"g", Offset::File), OpResult::Write(Ok(1)));
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.fdatasync(fd, c)),
+        OpResult::Fsync(Ok(()))
+    );
+    close(f, &mut ring, fd);
+    let fd = open_fd(f, &mut ring, &b, libc::O_RDONLY, 0);
+    assert_eq!(
+        read_all(f, &mut ring, fd),
+        b"abcdefg\0\0\0z",
+        "in order, the position after the writev, a hole before the write at 10"
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.fsync(BAD_FD, c)),
+        OpResult::Fsync(Err(Errno::EBADF))
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.read(
+            BAD_FD,
+            vec![0u8; 1],
+            Offset::File,
+            c
+        )),
+        OpResult::Read(Err(Errno::EBADF))
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.close(BAD_FD, c)),
+        OpResult::Close(Err(Errno::EBADF))
+    );
+    close(f, &mut ring, fd);
+    assert!(ring.is_idle());
+    drop(ring);
+    drop(keep);
+}
+
+fn read_all<B: Backend>(f: &Fixture<B>, ring: &mut Ring<B>, fd: RawFd) -> Vec<u8> {
+    match one_read(f, ring, |r, c| r.read(fd, vec![0u8; 64], Offset::At(0), c)) {
+        (OpResult::Read(Ok(_)), bytes) => bytes,
+        other => panic!("read: {other:?}"),
+    }
+}
+
+/// Opening and stat: `ENOENT` for a missing path, `O_CREAT | O_EXCL` makes a file with the
+/// mode asked for and then fails with `EEXIST`, `O_APPEND` writes at the end (even at an
+/// offset), `O_TRUNC` empties; stat tells files, directories and (lstat) links apart;
+/// `EISDIR` for writing a directory, `ENOTDIR` for a path through a file.
+pub fn files_open_and_stat<B: Backend>(f: &Fixture<B>) {
+    op_reset();
+    let mut ring = f.ring();
+    let (dir, keep) = (f.dir)(&mut ring);
+    let a = format!("{dir}/a");
+    (f.file)(&mut ring, &a, b"0123456789");
+    let open = |ring: &mut Ring<B>, path: &str, how: i32| {
+        one(f, ring, |r, c| r.open(cpath(path), flags(how), 0o600, c))
+    };
+    let missing = format!("{dir}/missing");
+    assert_eq!(
+        open(&mut ring, &missing, libc::O_RDONLY),
+        OpResult::Open(Err(Errno::ENOENT))
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.lstat(cpath(&missing), c)),
+        OpResult::Stat(Err(Errno::ENOENT))
+    );
+    let exclusive = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
+    let fd = open_fd(f, &mut ring, &missing, exclusive, 0o600);
+    close(f, &mut ring, fd);
+    assert_eq!(
+        open(&mut ring, &missing, exclusive),
+        OpResult::Open(Err(Errno::EEXIST))
+    );
+    let made = stat(f, &mut ring, &missing);
+    assert!(made.is_file());
+    assert_eq!((made.size, made.mode & 0o7777), (0, 0o600));
+
+    let fd = open_fd(f, &mut ring, &a, libc::O_WRONLY | libc::O_APPEND, 0);
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.write(fd, b"!", Offset::File, c)),
+        OpResult::Write(Ok(1))
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.write(fd, b"?", Offset::At(0), c)),
+        OpResult::Write(Ok(1))
+    );
+    close(f, &mut ring, fd);
+    let fd = open_fd(f, &mut ring, &a, libc::O_RDONLY, 0);
+    assert_eq!(read_all(f, &mut ring, fd), b"0123456789!?");
+    close(f, &mut ring, fd);
+    let fd = open_fd(f, &mut ring, &a, libc::O_RDWR | libc::O_TRUNC, 0);
+    assert_eq!(stat(f, &mut ring, &a).size, 0);
+    close(f, &mut ring, fd);
+
+    assert!(stat(f, &mut ring, &dir).is_dir());
+    let link = format!("{dir}/link");
+    (f.symlink)(&mut ring, &link, &missing);
+    assert!(stat(f, &mut ring, &link).is_file(), "stat follows the link");
+    match one(f, &mut ring, |r, c| r.lstat(cpath(&link), c)) {
+        OpResult::Stat(Ok(stat)) => assert!(stat.is_symlink(), "lstat does not"),
+        other => panic!("lstat: {other:?}"),
+    }
+    assert_eq!(
+        open(&mut ring, &dir, libc::O_WRONLY),
+        OpResult::Open(Err(Errno::EISDIR))
+    );
+    let through = format!("{a}/x");
+    assert_eq!(
+        open(&mut ring, &through, libc::O_RDONLY),
+        OpResult::Open(Err(Errno::ENOTDIR))
+    );
+    assert!(ring.is_idle());
+    drop(ring);
+    drop(keep);
+}
+
+/// Pipes: a read of an empty pipe waits for a write; poll reports `POLLOUT` on the write
+/// end and waits for `POLLIN` on the read end; recv and send are for sockets (`ENOTSOCK`);
+/// once the write end is closed reads return 0 and poll reports `POLLHUP`; once the read end
+/// is closed writes fail with `EPIPE` and poll reports `POLLERR`.
+pub fn pipes<B: Backend>(f: &Fixture<B>) {
+    op_reset();
+    let mut ring = f.ring();
+    let (r, w) = (f.pipe)(&mut ring);
+    let read = waiting(f, &mut ring, |ring, c| {
+        ring.read(r, vec![0u8; 8], Offset::File, c)
+    });
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.write(
+            w,
+            b"abc",
+            Offset::File,
+            c
+        )),
+        OpResult::Write(Ok(3))
+    );
+    assert_eq!(
+        (result_of(read), bytes_of(read)),
+        (Some(OpResult::Read(Ok(3))), b"abc".to_vec())
+    );
+
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.poll(w, POLLOUT, c)),
+        OpResult::Poll(Ok(POLLOUT))
+    );
+    let poll = waiting(f, &mut ring, |ring, c| ring.poll(r, POLLIN, c));
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.write(
+            w,
+            b"xy",
+            Offset::File,
+            c
+        )),
+        OpResult::Write(Ok(2))
+    );
+    assert_eq!(result_of(poll), Some(OpResult::Poll(Ok(POLLIN))));
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.recv(r, vec![0u8; 8], 0, c)),
+        OpResult::Recv(Err(Errno::ENOTSOCK))
+    );
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.send(w, b"no", 0, c)),
+        OpResult::Send(Err(Errno::ENOTSOCK))
+    );
+    assert_eq!(
+        one_read(f, &mut ring, |ring, c| ring.read(
+            r,
+            vec![0u8; 8],
+            Offset::File,
+            c
+        )),
+        (OpResult::Read(Ok(2)), b"xy".to_vec())
+    );
+
+    close(f, &mut ring, w);
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.read(
+            r,
+            vec![0u8; 8],
+            Offset::File,
+            c
+        )),
+        OpResult::Read(Ok(0)),
+        "EOF once the writer is gone"
+    );
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.poll(r, POLLIN, c)),
+        OpResult::Poll(Ok(POLLHUP))
+    );
+    close(f, &mut ring, r);
+
+    let (r, w) = (f.pipe)(&mut ring);
+    close(f, &mut ring, r);
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.write(
+            w,
+            b"lost",
+            Offset::File,
+            c
+        )),
+        OpResult::Write(Err(Errno::EPIPE))
+    );
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.poll(w, POLLOUT, c)),
+        OpResult::Poll(Ok(POLLOUT | POLLERR))
+    );
+    close(f, &mut ring, w);
+    assert!(ring.is_idle());
+}
+
+/// Sockets: an accept waits for a connection (and can be cancelled while it does); a connect
+/// to the listener completes it with a new descriptor and the connecting socket's address;
+/// a recv waits for the peer's send; poll reports `POLLIN` when bytes are there; recv with
+/// `MSG_DONTWAIT` fails with `EAGAIN` when they are not; recv returns 0 once the peer closed;
+/// a connect to an address nobody listens at is refused.
+pub fn sockets<B: Backend>(f: &Fixture<B>) {
+    op_reset();
+    let mut ring = f.ring();
+    let (listener, addr) = (f.listener)(&mut ring);
+    let socket = |ring: &mut Ring<B>| match one(f, ring, |r, c| {
+        r.socket(libc::AF_INET, libc::SOCK_STREAM, 0, c)
+    }) {
+        OpResult::Socket(Ok(fd)) => fd,
+        other => panic!("socket: {other:?}"),
+    };
+    let client = socket(&mut ring);
+
+    let accept = waiting(f, &mut ring, |r, c| r.accept(listener, c));
+    let cancel = ring.cancel(accept, ctx());
+    ring.run(RunCondition::UntilDone).expect("run");
+    assert_eq!(
+        result_of(accept),
+        Some(OpResult::Accept(Err(Errno::ECANCELED)))
+    );
+    assert_eq!(result_of(cancel.id()), Some(OpResult::Cancel(Ok(()))));
+
+    let accept = waiting(f, &mut ring, |r, c| r.accept(listener, c));
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.connect(client, addr, c)),
+        OpResult::Connect(Ok(()))
+    );
+    let server = match result_of(accept) {
+        Some(OpResult::Accept(Ok(Accepted {
+            fd,
+            peer: Some(peer),
+        }))) => {
+            assert_eq!(peer.ip(), addr.ip(), "the peer is on the loopback too");
+            assert_ne!(peer.port(), 0);
+            assert_ne!(peer.port(), addr.port(), "the connecting socket's own port");
+            fd
+        }
+        other => panic!("accept: {other:?}"),
+    };
+
+    let recv = waiting(f, &mut ring, |r, c| r.recv(server, vec![0u8; 8], 0, c));
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.send(client, b"ping", 0, c)),
+        OpResult::Send(Ok(4))
+    );
+    assert_eq!(
+        (result_of(recv), bytes_of(recv)),
+        (Some(OpResult::Recv(Ok(4))), b"ping".to_vec())
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.send(server, b"pong", 0, c)),
+        OpResult::Send(Ok(4))
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.poll(client, POLLIN, c)),
+        OpResult::Poll(Ok(POLLIN))
+    );
+    assert_eq!(
+        one_read(f, &mut ring, |r, c| r.recv(client, vec![0u8; 8], 0, c)),
+        (OpResult::Recv(Ok(4)), b"pong".to_vec())
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.recv(
+            client,
+            vec![0u8; 8],
+            libc::MSG_DONTWAIT,
+            c
+        )),
+        OpResult::Recv(Err(Errno::EAGAIN))
+    );
+    close(f, &mut ring, client);
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.recv(server, vec![0u8; 8], 0, c)),
+        OpResult::Recv(Ok(0)),
+        "EOF once the peer closed"
+    );
+    close(f, &mut ring, server);
+    close(f, &mut ring, listener);
+
+    let refused = socket(&mut ring);
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.connect(refused, addr, c)),
+        OpResult::Connect(Err(Errno::ECONNREFUSED)),
+        "nobody listens there any more"
+    );
+    close(f, &mut ring, refused);
+    assert!(ring.is_idle());
+}
+
+/// Splice: from a file (at an offset, which leaves its position alone, or at its position,
+/// which moves) into a pipe, and from a pipe into a file at an offset; `ESPIPE` for an
+/// offset on the pipe's side, `EINVAL` when neither side is a pipe, 0 from a pipe whose
+/// writer is gone. (`EOPNOTSUPP` where the opcode is missing.)
+pub fn splice<B: Backend>(f: &Fixture<B>) {
+    op_reset();
+    let mut ring = f.ring();
+    let (dir, keep) = (f.dir)(&mut ring);
+    let src = format!("{dir}/src");
+    (f.file)(&mut ring, &src, b"0123456789");
+    let fd = open_fd(f, &mut ring, &src, libc::O_RDONLY, 0);
+    let (r, w) = (f.pipe)(&mut ring);
+    let splice = |ring: &mut Ring<B>, from: (RawFd, Option<u64>), to: (RawFd, Option<u64>), n| {
+        one(f, ring, |ring, c| {
+            ring.splice(from.0, from.1, to.0, to.1, n, 0, c)
+        })
+    };
+    let read = |ring: &mut Ring<B>, fd: RawFd, n: usize| {
+        one_read(f, ring, |ring, c| {
+            ring.read(fd, vec![0u8; n], Offset::File, c)
+        })
+        .1
+    };
+    if !ring.features().supports(OpKind::Splice.opcode()) {
+        assert_eq!(
+            splice(&mut ring, (fd, None), (w, None), 4),
+            OpResult::Splice(Err(Errno::EOPNOTSUPP))
+        );
+    } else {
+        assert_eq!(
+            splice(&mut ring, (fd, Some(2)), (w, None), 4),
+            OpResult::Splice(Ok(4))
+        );
+        assert_eq!(read(&mut ring, r, 8), b"2345");
+        assert_eq!(
+            splice(&mut ring, (fd, None), (w, None), 3),
+            OpResult::Splice(Ok(3))
+        );
+        assert_eq!(read(&mut ring, r, 8), b"012");
+        assert_eq!(
+            read(&mut ring, fd, 3),
+            b"345",
+            "the splice moved the file position"
+        );
+
+        let out_path = format!("{dir}/out");
+        let out = open_fd(
+            f,
+            &mut ring,
+            &out_path,
+            libc::O_WRONLY | libc::O_CREAT,
+            0o644,
+        );
+        assert_eq!(
+            one(f, &mut ring, |ring, c| ring.write(
+                w,
+                b"abc",
+                Offset::File,
+                c
+            )),
+            OpResult::Write(Ok(3))
+        );
+        assert_eq!(
+            splice(&mut ring, (r, None), (out, Some(5)), 8),
+            OpResult::Splice(Ok(3))
+        );
+        assert_eq!(stat(f, &mut ring, &out_path).size, 8);
+        assert_eq!(
+            splice(&mut ring, (r, Some(0)), (out, None), 1),
+            OpResult::Splice(Err(Errno::ESPIPE))
+        );
+        assert_eq!(
+            splice(&mut ring, (fd, None), (out, None), 1),
+            OpResult::Splice(Err(Errno::EINVAL))
+        );
+        assert_eq!(
+            splice(&mut ring, (r, None), (fd, None), 4),
+            OpResult::Splice(Err(Errno::EBADF)),
+            "into a read-only file"
+        );
+        close(f, &mut ring, w);
+        assert_eq!(
+            splice(&mut ring, (r, None), (out, None), 4),
+            OpResult::Splice(Ok(0))
+        );
+        close(f, &mut ring, out);
+        let back = open_fd(f, &mut ring, &out_path, libc::O_RDONLY, 0);
+        assert_eq!(read_all(f, &mut ring, back), b"\0\0\0\0\0abc");
+        close(f, &mut ring, back);
+        close(f, &mut ring, r);
+        close(f, &mut ring, fd);
+        assert!(ring.is_idle());
+        drop(ring);
+        drop(keep);
+        return;
+    }
+    for fd in [fd, r, w] {
+        close(f, &mut ring, fd);
+    }
+    drop(ring);
+    drop(keep);
+}
+
+/// `msg_ring` to the ring itself: the message reaches its `on_message` handler; a target
+/// that is not a ring is `EBADFD`, one nobody has `EBADF`. (`EOPNOTSUPP` where the opcode is
+/// missing.)
+pub fn msg_ring<B: Backend>(f: &Fixture<B>) {
+    op_reset();
+    let mut ring = f.ring();
+    let own = (f.ring_fd)(&ring);
+    let message = Message { data: 42, value: 7 };
+    if !ring.features().supports(OpKind::MsgRing.opcode()) {
+        assert_eq!(
+            one(f, &mut ring, |r, c| r.msg_ring(own, message, c)),
+            OpResult::MsgRing(Err(Errno::EOPNOTSUPP))
+        );
+        return;
+    }
+    ring.on_message(ctx());
+    let send = ring.msg_ring(own, message, ctx()).id();
+    let arrived = || {
+        log()
+            .iter()
+            .any(|e| e.result == Some(OpResult::Message(message)))
+    };
+    while result_of(send).is_none() || !arrived() {
+        ring.run(RunCondition::Once).expect("run");
+        f.check(&ring);
+    }
+    assert_eq!(result_of(send), Some(OpResult::MsgRing(Ok(()))));
+    let (r, w) = (f.pipe)(&mut ring);
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.msg_ring(r, message, c)),
+        OpResult::MsgRing(Err(Errno::from_raw(libc::EBADFD)))
+    );
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.msg_ring(BAD_FD, message, c)),
+        OpResult::MsgRing(Err(Errno::EBADF))
+    );
+    close(f, &mut ring, r);
+    close(f, &mut ring, w);
+    assert!(ring.is_idle());
+}
+
 /// Runs every test of the suite on `f`.
 pub fn all<B: Backend>(f: &Fixture<B>) {
     recycling(f);
@@ -546,4 +1222,10 @@ pub fn all<B: Backend>(f: &Fixture<B>) {
     callback_panic(f);
     teardown(f);
     timers_in_deadline_order(f);
+    files_read_write(f);
+    files_open_and_stat(f);
+    pipes(f);
+    sockets(f);
+    splice(f);
+    msg_ring(f);
 }
