@@ -173,8 +173,9 @@ pub(crate) trait Declared: Into<crate::Op> {
 /// }
 /// opcode: Opcode;                  // whose kernel version decides floor or per-op check
 /// also: Opcode, ...;               // optional: other opcodes its `prep` may submit
-/// buffer: field;                   // optional: the op's single IoBuf
-/// iovecs: field;                   // optional: the op's IoVecs
+/// buffer: input|output field;      // optional: the op's single IoBuf, which the kernel reads
+///                                  // (input: a write's data) or fills (output: a read's)
+/// iovecs: input|output field;      // optional: the op's IoVecs, likewise
 /// note: "...";                     // optional: how it is used, for docs/kernel-compat.md
 /// custom: method, ...;             // optional: Ring methods written by hand that submit it
 /// refuse(op) { Option<errno> }     // bad arguments: completes with the errno, never submitted
@@ -198,8 +199,8 @@ macro_rules! declare_ops {
         }
         opcode: $opcode:ident;
         $(also: $($also:ident),+;)?
-        $(buffer: $buf:ident;)?
-        $(iovecs: $iov:ident;)?
+        $(buffer: $bdir:ident $buf:ident;)?
+        $(iovecs: $idir:ident $iov:ident;)?
         $(note: $note:literal;)?
         $(custom: $($custom:ident),+;)?
         refuse($rop:ident) $refuse:block
@@ -450,6 +451,38 @@ macro_rules! declare_ops {
                 }
             }
 
+            /// The buffers whose bytes the kernel reads (a write's, a send's, a writev's), in
+            /// order; `None` for ops without such buffers.
+            pub fn input_bufs(&self) -> Option<&[$crate::IoBuf]> {
+                match self {
+                    $( Op::$Kind(_op) => {
+                        $( if declare_ops!(@is input $bdir) {
+                            return Some(core::slice::from_ref(&_op.$buf));
+                        } )?
+                        $( if declare_ops!(@is input $idir) {
+                            return Some(_op.$iov.bufs());
+                        } )?
+                        None
+                    } )*
+                }
+            }
+
+            /// The buffers the kernel fills (a read's, a receive's, a readv's), in order, for a
+            /// backend that emulates the op; `None` for ops without such buffers.
+            pub fn output_bufs_mut(&mut self) -> Option<&mut [$crate::IoBuf]> {
+                match self {
+                    $( Op::$Kind(_op) => {
+                        $( if declare_ops!(@is output $bdir) {
+                            return Some(core::slice::from_mut(&mut _op.$buf));
+                        } )?
+                        $( if declare_ops!(@is output $idir) {
+                            return Some(_op.$iov.bufs_mut());
+                        } )?
+                        None
+                    } )*
+                }
+            }
+
             /// Takes the op's single buffer out, leaving an empty one in its place.
             pub(crate) fn take_buf(&mut self) -> Option<$crate::IoBuf> {
                 match self {
@@ -538,6 +571,10 @@ macro_rules! declare_ops {
         let $mback = $backend;
         $body
     }};
+    (@is input input) => { true };
+    (@is output output) => { true };
+    (@is input output) => { false };
+    (@is output input) => { false };
     (@fallback $desc:literal) => {
         Some($desc)
     };

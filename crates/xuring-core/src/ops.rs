@@ -105,7 +105,7 @@ declare_ops! {
     }
     opcode: Read;
     also: ReadFixed;
-    buffer: buf;
+    buffer: output buf;
     refuse(op) {
         read_only(op.buf.is_writable()).or(runtime_fd(op.fd)).or(bad_offset(op.offset))
     }
@@ -143,7 +143,7 @@ declare_ops! {
     }
     opcode: Write;
     also: WriteFixed;
-    buffer: buf;
+    buffer: input buf;
     refuse(op) { runtime_fd(op.fd).or(bad_offset(op.offset)) }
     prep(op, sqe, env) {
         let index = env.fixed.and_then(|pool| op.buf.pool_index(pool));
@@ -175,7 +175,7 @@ declare_ops! {
         pub offset: Offset,
     }
     opcode: Readv;
-    iovecs: bufs;
+    iovecs: output bufs;
     refuse(op) {
         read_only(op.bufs.bufs().iter().all(IoBuf::is_writable))
             .or(runtime_fd(op.fd))
@@ -211,7 +211,7 @@ declare_ops! {
         pub offset: Offset,
     }
     opcode: Writev;
-    iovecs: bufs;
+    iovecs: input bufs;
     refuse(op) { runtime_fd(op.fd).or(bad_offset(op.offset)) }
     prep(op, sqe, _env) {
         let (addr, len) = match op.bufs.prepare(false) {
@@ -419,7 +419,7 @@ declare_ops! {
         pub flags: i32,
     }
     opcode: Recv;
-    buffer: buf;
+    buffer: output buf;
     refuse(op) { read_only(op.buf.is_writable()).or(runtime_fd(op.fd)) }
     prep(op, sqe, _env) {
         let addr = op.buf.as_mut_ptr().unwrap_or(core::ptr::null_mut()) as u64;
@@ -445,7 +445,7 @@ declare_ops! {
         pub flags: i32,
     }
     opcode: Send;
-    buffer: buf;
+    buffer: input buf;
     refuse(op) { runtime_fd(op.fd) }
     prep(op, sqe, _env) {
         prep_rw(sqe, Opcode::Send, op.fd, op.buf.as_ptr() as u64, sqe_len(op.buf.len()), 0);

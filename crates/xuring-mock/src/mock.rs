@@ -876,11 +876,10 @@ impl Mock {
         let polls = entry.polls;
         let user_data = entry.user_data;
         let reply = entry.op.peek(|op| {
-            let gathered: Cow<'_, [u8]> = match op {
-                Op::Write(w) => Cow::Borrowed(w.buf.as_slice()),
-                Op::Send(s) => Cow::Borrowed(s.buf.as_slice()),
-                Op::Writev(w) => Cow::Owned(gather(w.bufs.bufs(), usize::MAX)),
-                _ => Cow::Borrowed(&[]),
+            let gathered: Cow<'_, [u8]> = match op.input_bufs() {
+                Some([one]) => Cow::Borrowed(one.as_slice()),
+                Some(bufs) => Cow::Owned(gather(bufs, usize::MAX)),
+                None => Cow::Borrowed(&[]),
             };
             let mut req = Request {
                 kind,
@@ -962,19 +961,11 @@ impl Mock {
         match reply {
             Reply::Default => None,
             Reply::Bytes(bytes) => {
-                let n = entry.op.with(|op| {
-                    let fills = matches!(op.kind(), OpKind::Read | OpKind::Recv);
-                    match op.buf_mut() {
-                        Some(buf) if fills => match buf.as_mut_slice() {
-                            Some(dst) => {
-                                let n = dst.len().min(bytes.len());
-                                dst[..n].copy_from_slice(&bytes[..n]);
-                                n
-                            }
-                            None => 0,
-                        },
-                        _ => bytes.len(),
-                    }
+                // A read's (receive's, readv's) buffers get the bytes, as many as fit; any
+                // other op completes with their count, touching nothing.
+                let n = entry.op.with(|op| match op.output_bufs_mut() {
+                    Some(bufs) => scatter(bufs, &bytes),
+                    None => bytes.len(),
                 });
                 Some(Reply::Complete(i32::try_from(n).unwrap_or(i32::MAX)))
             }
@@ -1237,11 +1228,9 @@ impl Mock {
         } else {
             self.world.take(fd, offset, n, flags & libc::MSG_PEEK != 0)
         };
-        let copied = entry.op.with(|op| match op {
-            Op::Read(r) => scatter(core::slice::from_mut(&mut r.buf), &bytes),
-            Op::Recv(r) => scatter(core::slice::from_mut(&mut r.buf), &bytes),
-            Op::Readv(r) => scatter(r.bufs.bufs_mut(), &bytes),
-            _ => 0,
+        let copied = entry.op.with(|op| match op.output_bufs_mut() {
+            Some(bufs) => scatter(bufs, &bytes),
+            None => 0,
         });
         Outcome::Done(i32::try_from(copied).unwrap_or(i32::MAX))
     }
@@ -1283,11 +1272,10 @@ impl Mock {
         let sink = self.written.entry(fd).or_default();
         let world = &mut self.world;
         entry.op.peek(|op| {
-            let bytes: Cow<'_, [u8]> = match op {
-                Op::Write(w) => Cow::Borrowed(&w.buf.as_slice()[..n]),
-                Op::Send(s) => Cow::Borrowed(&s.buf.as_slice()[..n]),
-                Op::Writev(w) => Cow::Owned(gather(w.bufs.bufs(), n)),
-                _ => Cow::Borrowed(&[]),
+            let bytes: Cow<'_, [u8]> = match op.input_bufs() {
+                Some([one]) => Cow::Borrowed(&one.as_slice()[..n]),
+                Some(bufs) => Cow::Owned(gather(bufs, n)),
+                None => Cow::Borrowed(&[]),
             };
             match offset {
                 Offset::File => sink.extend_from_slice(&bytes),
