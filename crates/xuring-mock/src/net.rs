@@ -23,6 +23,11 @@ pub(crate) enum State {
         rx: Vec<u8>,
         /// The peer closed: once `rx` is drained, receives return 0 and sends `EPIPE`.
         hung_up: bool,
+        /// Nothing more will arrive (the peer shut down its writing side, or this end its
+        /// reading side): once `rx` is drained, receives return 0.
+        eof: bool,
+        /// This end shut down its writing side: sends fail with `EPIPE`.
+        wr_shut: bool,
     },
     /// A datagram socket, connected to this address if it is.
     Datagram(Option<SocketAddr>),

@@ -238,6 +238,42 @@ impl World {
         Ok(())
     }
 
+    /// `shutdown`: `SHUT_WR` ends this end's sending (the peer reads EOF once it has read
+    /// what was sent), `SHUT_RD` its receiving; `ENOTSOCK` for other descriptors, `ENOTCONN`
+    /// for a socket without a connection, `EINVAL` for another `how`.
+    pub(crate) fn shutdown(&mut self, fd: RawFd, how: i32) -> Result<(), Errno> {
+        let Object::Socket(id) = self.desc(fd)?.object else {
+            return Err(Errno::ENOTSOCK);
+        };
+        let (read, write) = match how {
+            libc::SHUT_RD => (true, false),
+            libc::SHUT_WR => (false, true),
+            libc::SHUT_RDWR => (true, true),
+            _ => return Err(Errno::EINVAL),
+        };
+        let Some(Socket {
+            state: State::Connected {
+                peer, eof, wr_shut, ..
+            },
+            ..
+        }) = self.sockets.get_mut(&id)
+        else {
+            return Err(Errno::ENOTCONN);
+        };
+        *eof |= read;
+        *wr_shut |= write;
+        let peer = *peer;
+        if write
+            && let Some(Socket {
+                state: State::Connected { eof, .. },
+                ..
+            }) = self.sockets.get_mut(&peer)
+        {
+            *eof = true;
+        }
+        Ok(())
+    }
+
     /// Forgets `fd` if the world has it (the ring closed it in its teardown).
     pub(crate) fn forget(&mut self, fd: RawFd) {
         let _ = self.close(fd);
@@ -315,8 +351,10 @@ impl World {
                 }
             }
             Object::Socket(id) => match &self.sockets[id].state {
-                State::Connected { rx, hung_up, .. } => {
-                    if !rx.is_empty() || *hung_up {
+                State::Connected {
+                    rx, hung_up, eof, ..
+                } => {
+                    if !rx.is_empty() || *hung_up || *eof {
                         Ok(Avail::Bytes(rx.len()))
                     } else {
                         self.wait(fd)
@@ -395,7 +433,8 @@ impl World {
             Object::Socket(id) => {
                 let socket = &self.sockets[id];
                 match &socket.state {
-                    State::Connected { hung_up: true, .. } => Err(Errno::EPIPE),
+                    State::Connected { hung_up: true, .. }
+                    | State::Connected { wr_shut: true, .. } => Err(Errno::EPIPE),
                     State::Connected { peer, .. } if !self.sockets.contains_key(peer) => {
                         Err(Errno::EPIPE)
                     }
@@ -490,9 +529,12 @@ impl World {
                         IN
                     }
                 }
-                State::Connected { rx, hung_up, .. } => {
-                    let readable = if !rx.is_empty() || *hung_up { IN } else { 0 };
-                    readable | OUT | if *hung_up { RDHUP } else { 0 }
+                State::Connected {
+                    rx, hung_up, eof, ..
+                } => {
+                    let done = *hung_up || *eof;
+                    let readable = if !rx.is_empty() || done { IN } else { 0 };
+                    readable | OUT | if done { RDHUP } else { 0 }
                 }
                 State::Datagram(_) => OUT,
             },
@@ -777,6 +819,8 @@ impl World {
                     peer: id,
                     rx: Vec::new(),
                     hung_up: false,
+                    eof: false,
+                    wr_shut: false,
                 },
             },
         );
@@ -786,6 +830,8 @@ impl World {
             peer: accepted,
             rx: Vec::new(),
             hung_up: false,
+            eof: false,
+            wr_shut: false,
         };
         if let Some(Socket {
             state: State::Listening(queue),
