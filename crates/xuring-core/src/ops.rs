@@ -461,6 +461,27 @@ declare_ops! {
         }
     }
 
+    /// `IORING_OP_SHUTDOWN` (5.11).
+    Shutdown -> () {
+        /// The socket.
+        pub fd: RawFd,
+        /// `SHUT_RD`, `SHUT_WR` or `SHUT_RDWR`.
+        pub how: i32,
+    }
+    opcode: Shutdown;
+    refuse(op) { runtime_fd(op.fd) }
+    prep(op, sqe, _env) { prep_rw(sqe, Opcode::Shutdown, op.fd, 0, op.how as u32, 0); }
+    decode(_op, res) { unit(res) }
+    example { Shutdown { fd: 9, how: libc::SHUT_WR } }
+    methods {
+        /// `IORING_OP_SHUTDOWN` (5.11), like `shutdown(2)`: ends the sending side
+        /// (`SHUT_WR`: the peer reads end of file once it has read what was sent), the
+        /// receiving side (`SHUT_RD`) or both of a connection, without closing the socket.
+        /// Completes with `OpResult::Shutdown(Ok(()))`, or `EOPNOTSUPP` where the kernel
+        /// lacks the opcode.
+        fn shutdown(fd: RawFd, how: i32) { Shutdown { fd, how } }
+    }
+
     /// `IORING_OP_POLL_ADD`, one shot.
     Poll -> u32 {
         /// The file to watch.

@@ -75,6 +75,7 @@ fn every_fd_op(ring: &mut Ring, fd: RawFd) -> u16 {
         next(),
     );
     ring.close(fd, next());
+    ring.shutdown(fd, libc::SHUT_RDWR, next());
     ring.fsync(fd, next());
     ring.fdatasync(fd, next());
     ring.connect(fd, "127.0.0.1:1".parse().unwrap(), next());

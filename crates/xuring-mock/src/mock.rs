@@ -481,6 +481,7 @@ enum Outcome {
 /// | readv, writev | like read and write, over the buffers in order |
 /// | open | the path's file or directory as a fresh fd; `O_CREAT` (with `mode`), `O_EXCL` (`-EEXIST`), `O_TRUNC`, `O_APPEND`, `O_DIRECTORY`, `O_NOFOLLOW`, `O_NONBLOCK` and the access mode as on Linux; `-ENOENT`, `-ENOTDIR`, `-EISDIR`, `-ELOOP` |
 /// | close | `0`, and the fd is gone: a pipe's other end sees it closed, a connection's peer sees it hung up, a listener's waiting connections are dropped; `-EBADF` for an fd the mock does not have (or its own ring fd) |
+/// | shutdown | on a connection: `SHUT_WR` ends sending (`-EPIPE` after; the peer reads EOF once it has read what was sent), `SHUT_RD` receiving; `-ENOTCONN` without a connection, `-ENOTSOCK` for other fds, `-EINVAL` for another `how` |
 /// | fsync | `0` on a file or directory, `-EINVAL` on a pipe or socket, `-EBADF` otherwise |
 /// | stat, lstat | the path's type and permissions, size, link count and inode (owner, device and times are 0); lstat does not follow a final link; `-ENOENT`, `-ENOTDIR`, `-ELOOP` |
 /// | socket | a fresh fd: `AF_INET`, `AF_INET6`, `AF_UNIX`; `SOCK_STREAM`, `SOCK_DGRAM` (with `SOCK_NONBLOCK`) |
@@ -937,6 +938,7 @@ impl Mock {
                     };
                 }
                 Op::Close(c) => req.fd = Some(c.fd),
+                Op::Shutdown(c) => (req.fd, req.flags) = (Some(c.fd), c.how as u32),
                 Op::Fsync(f) => {
                     req.fd = Some(f.fd);
                     req.flags = if f.datasync {
@@ -1018,6 +1020,7 @@ impl Mock {
             Send(RawFd, usize, i32),
             Open(Vec<u8>, u32, u32),
             Close(RawFd),
+            Shutdown(RawFd, i32),
             Fsync(RawFd),
             Stat(Vec<u8>, bool),
             Socket(i32, i32, i32),
@@ -1040,6 +1043,7 @@ impl Mock {
             Op::Send(s) => Todo::Send(s.fd, s.buf.len(), s.flags),
             Op::Open(o) => Todo::Open(o.path.as_c_str().to_bytes().to_vec(), o.flags, o.mode),
             Op::Close(c) => Todo::Close(c.fd),
+            Op::Shutdown(c) => Todo::Shutdown(c.fd, c.how),
             Op::Fsync(f) => Todo::Fsync(f.fd),
             Op::Stat(s) => Todo::Stat(s.path.as_c_str().to_bytes().to_vec(), !s.nofollow),
             Op::Socket(s) => Todo::Socket(s.domain, s.ty, s.protocol),
@@ -1073,6 +1077,7 @@ impl Mock {
             },
             Todo::Open(path, flags, mode) => fd(self.world.open(&path, flags, mode)),
             Todo::Close(target) => done(self.world.close(target)),
+            Todo::Shutdown(target, how) => done(self.world.shutdown(target, how)),
             Todo::Fsync(target) => done(self.world.fsync(target)),
             Todo::Stat(path, follow) => match self.world.stat(&path, follow) {
                 Ok(info) => {

@@ -157,6 +157,7 @@ suite![
     files_open_and_stat,
     pipes,
     sockets,
+    shutdown,
     splice,
     msg_ring,
 ];

@@ -1063,6 +1063,95 @@ pub fn sockets<B: Backend>(f: &Fixture<B>) {
     assert!(ring.is_idle());
 }
 
+/// Shutdown (5.11): a connection whose client shut down its writing side reads as EOF at
+/// the server, which can still send back; the client cannot send any more. `ENOTSOCK` for a
+/// pipe, `ENOTCONN` for a socket without a connection, `EINVAL` for an unknown `how`.
+/// (`EOPNOTSUPP` where the opcode is missing.)
+pub fn shutdown<B: Backend>(f: &Fixture<B>) {
+    op_reset();
+    let mut ring = f.ring();
+    let (listener, addr) = (f.listener)(&mut ring);
+    let socket = |ring: &mut Ring<B>| match one(f, ring, |r, c| {
+        r.socket(libc::AF_INET, libc::SOCK_STREAM, 0, c)
+    }) {
+        OpResult::Socket(Ok(fd)) => fd,
+        other => panic!("socket: {other:?}"),
+    };
+    let client = socket(&mut ring);
+    if !ring.features().supports(OpKind::Shutdown.opcode()) {
+        assert_eq!(
+            one(f, &mut ring, |r, c| r.shutdown(client, libc::SHUT_WR, c)),
+            OpResult::Shutdown(Err(Errno::EOPNOTSUPP))
+        );
+        close(f, &mut ring, client);
+        close(f, &mut ring, listener);
+        return;
+    }
+    // A socket of its own: Linux marks even an unconnected socket shut down (after
+    // reporting `ENOTCONN`), so the client must not be the one asked.
+    let lonely = socket(&mut ring);
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.shutdown(lonely, libc::SHUT_WR, c)),
+        OpResult::Shutdown(Err(Errno::ENOTCONN)),
+        "not connected"
+    );
+    close(f, &mut ring, lonely);
+    let accept = waiting(f, &mut ring, |r, c| r.accept(listener, c));
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.connect(client, addr, c)),
+        OpResult::Connect(Ok(()))
+    );
+    let server = match result_of(accept) {
+        Some(OpResult::Accept(Ok(accepted))) => accepted.fd,
+        other => panic!("accept: {other:?}"),
+    };
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.shutdown(client, 99, c)),
+        OpResult::Shutdown(Err(Errno::EINVAL))
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.send(client, b"last", 0, c)),
+        OpResult::Send(Ok(4))
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.shutdown(client, libc::SHUT_WR, c)),
+        OpResult::Shutdown(Ok(()))
+    );
+    assert_eq!(
+        one_read(f, &mut ring, |r, c| r.recv(server, vec![0u8; 8], 0, c)),
+        (OpResult::Recv(Ok(4)), b"last".to_vec()),
+        "what was sent before the shutdown arrives"
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.recv(server, vec![0u8; 8], 0, c)),
+        OpResult::Recv(Ok(0)),
+        "then end of file"
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.send(server, b"back", 0, c)),
+        OpResult::Send(Ok(4)),
+        "the other direction stays open"
+    );
+    assert_eq!(
+        one_read(f, &mut ring, |r, c| r.recv(client, vec![0u8; 8], 0, c)),
+        (OpResult::Recv(Ok(4)), b"back".to_vec())
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.send(client, b"more", 0, c)),
+        OpResult::Send(Err(Errno::EPIPE)),
+        "a shut-down side sends no more"
+    );
+    let (r, w) = (f.pipe)(&mut ring);
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.shutdown(r, libc::SHUT_RD, c)),
+        OpResult::Shutdown(Err(Errno::ENOTSOCK))
+    );
+    for fd in [r, w, client, server, listener] {
+        close(f, &mut ring, fd);
+    }
+    assert!(ring.is_idle());
+}
+
 /// Splice: from a file (at an offset, which leaves its position alone, or at its position,
 /// which moves) into a pipe, and from a pipe into a file at an offset; `ESPIPE` for an
 /// offset on the pipe's side, `EINVAL` when neither side is a pipe, 0 from a pipe whose
