@@ -1082,6 +1082,7 @@ fn no_op_the_features_lack_reaches_the_backend_at_any_level() {
         ring.poll(5, 1, level_ctx(18));
         ring.splice(3, None, 4, None, 8, 0, level_ctx(19));
         ring.msg_ring(6, Message { data: 1, value: 2 }, level_ctx(20));
+        ring.shutdown(5, libc::SHUT_WR, level_ctx(26));
         let stuck = ring.read(9, vec![0u8; 8], Offset::File, level_ctx(21));
         // A deadline run: without EXT_ARG the ring bounds the wait with its own timer.
         ring.run(RunCondition::For(Duration::from_secs(1)))
@@ -1100,12 +1101,13 @@ fn no_op_the_features_lack_reaches_the_backend_at_any_level() {
             spy.unsupported
         );
         let results = LEVEL_RESULTS.with(|r| r.borrow().clone());
-        assert_eq!(results.len(), 26, "{level}: {results:?}");
+        assert_eq!(results.len(), 27, "{level}: {results:?}");
         let features = *ring.features();
         for (msg, code) in [
             (13, xuring_sys::Opcode::Socket),
             (19, xuring_sys::Opcode::Splice),
             (20, xuring_sys::Opcode::MsgRing),
+            (26, xuring_sys::Opcode::Shutdown),
         ] {
             if !features.supports(code) {
                 let result = results[&msg];
@@ -1113,6 +1115,7 @@ fn no_op_the_features_lack_reaches_the_backend_at_any_level() {
                     OpResult::Socket(r) => r.err(),
                     OpResult::Splice(r) => r.err(),
                     OpResult::MsgRing(r) => r.err(),
+                    OpResult::Shutdown(r) => r.err(),
                     other => panic!("{other:?}"),
                 };
                 assert_eq!(
