@@ -115,9 +115,7 @@ impl<B: Backend> TaskPool<B> {
         );
         t.id.set(t.id.get().next());
         t.state.set(TaskState::Free);
-        t.background.set(false);
-        t.fallback.set(false);
-        t.borrowed.set(false);
+        t.flags.set(0);
         t.internal.set(None);
         // Never reallocates: every task is on the stack at most once, and its capacity is the
         // pool's.

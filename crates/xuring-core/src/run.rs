@@ -270,7 +270,9 @@ impl<B: Backend> Engine<B> {
     }
 
     pub(crate) fn has_no_user_work(&self) -> bool {
-        self.submission_q.is_empty() && self.in_flight == self.background_in_flight
+        self.submission_q.is_empty()
+            && self.staged.is_empty()
+            && self.in_flight == self.background_in_flight
     }
 
     /// Waits for one completion or until `deadline`: with `FEAT_EXT_ARG` the wait itself has
@@ -331,6 +333,11 @@ impl<B: Backend> Engine<B> {
         min_complete: u32,
         timeout: Option<Timespec>,
     ) -> Option<Result<(), RingError>> {
+        // Staged ops reach the executor with this `enter`: from here on they are in flight,
+        // and no longer retractable.
+        if !self.staged.is_empty() {
+            self.commit_staged();
+        }
         self.stats.enters += 1;
         match self.backend.enter(min_complete, timeout) {
             Ok(()) => {

@@ -89,7 +89,8 @@ impl fmt::Debug for TaskId {
 pub enum TaskState {
     /// On the free list.
     Free,
-    /// On the submission queue, not yet given to the backend.
+    /// Queued, not yet submitted: waiting on the ring's queue, or already written into the
+    /// backend's queue but not yet handed over by an `enter` (a cancel still takes it back).
     Queued,
     /// Given to the backend (the kernel may be using its memory).
     InFlight,
@@ -152,31 +153,41 @@ impl<B: Backend> Default for Context<B> {
 
 /// One operation's state, from submission to callback. Tasks live in the ring's pool at
 /// stable addresses and are recycled after their callback returns.
+///
+/// `repr(C)`, so that what every operation touches (id, context, state, kind, flags) shares
+/// the first cache line with the start of the op; the queue link, used only by ops that wait
+/// on the ring's own queue, comes last.
+#[repr(C)]
 pub struct Task<B: Backend = Uring> {
-    pub(crate) link: Link<Task<B>>,
     pub(crate) id: Cell<TaskId>,
-    pub(crate) state: Cell<TaskState>,
-    /// Internal work that `run(UntilDone)` does not wait for.
-    pub(crate) background: Cell<bool>,
-    /// The kind of the op, set when it is queued: what a cancel needs to know about the op,
-    /// kept outside it so it can be read while the kernel may be writing into the op (an
-    /// accept's peer address lives there).
-    pub(crate) kind: Cell<OpKind>,
-    /// The op's opcode is missing here: `run` completes it with its fallback instead of
-    /// submitting it (set by the op methods whose opcode is newer than 5.6).
-    pub(crate) fallback: Cell<bool>,
-    /// The op uses memory the caller owns (a raw `IoBuf`): teardown waits for it without a
-    /// time limit, since it cannot leak that memory instead.
-    pub(crate) borrowed: Cell<bool>,
     pub(crate) ctx: Cell<Context<B>>,
     /// What an internal callback needs (a `cancel_all`'s join task, a mailbox), kept out of
     /// `ctx`: a context can be read back ([`Task::context`]) and resubmitted, so it must not
     /// carry pointers the engine trusts.
     pub(crate) internal: Cell<Option<NonNull<()>>>,
+    pub(crate) state: Cell<TaskState>,
+    /// The kind of the op, set when it is queued: what a cancel needs to know about the op,
+    /// kept outside it so it can be read while the kernel may be writing into the op (an
+    /// accept's peer address lives there).
+    pub(crate) kind: Cell<OpKind>,
+    /// [`BACKGROUND`], [`FALLBACK`], [`BORROWED`]: cleared by one store when the task is
+    /// recycled.
+    pub(crate) flags: Cell<u8>,
+    pub(crate) op: UnsafeCell<Op>,
     /// The operation's outcome; `Some` when the callback runs.
     pub result: Option<OpResult>,
-    pub(crate) op: UnsafeCell<Op>,
+    pub(crate) link: Link<Task<B>>,
 }
+
+/// Task flag: internal work that `run(UntilDone)` does not wait for.
+pub(crate) const BACKGROUND: u8 = 1;
+/// Task flag: the op's opcode is missing here, or the op decides at submission: `run`
+/// completes it with its fallback or admits it ([`Op::missing`]) instead of submitting it
+/// as it is. Such a task always waits on the ring's own queue.
+pub(crate) const FALLBACK: u8 = 2;
+/// Task flag: the op uses memory the caller owns (a raw `IoBuf`): teardown waits for it
+/// without a time limit, since it cannot leak that memory instead.
+pub(crate) const BORROWED: u8 = 4;
 
 // SAFETY: `link` projects to the `link` field with `&raw const`, keeping the node's
 // provenance and creating no reference; the field is an inline, aligned `Link<Task<B>>`.
@@ -194,18 +205,28 @@ unsafe impl<B: Backend> xuring_queue::Linked for Task<B> {
 impl<B: Backend> Task<B> {
     pub(crate) fn new(index: u32) -> Task<B> {
         Task {
-            link: Link::new(),
             id: Cell::new(TaskId::new(index, 1)),
-            state: Cell::new(TaskState::Free),
-            background: Cell::new(false),
-            kind: Cell::new(OpKind::Noop),
-            fallback: Cell::new(false),
-            borrowed: Cell::new(false),
             ctx: Cell::new(Context::default()),
             internal: Cell::new(None),
-            result: None,
+            state: Cell::new(TaskState::Free),
+            kind: Cell::new(OpKind::Noop),
+            flags: Cell::new(0),
             op: UnsafeCell::new(Op::Noop(crate::ops::Noop {})),
+            result: None,
+            link: Link::new(),
         }
+    }
+
+    /// Whether the task carries `flag`.
+    #[inline(always)]
+    pub(crate) fn has(&self, flag: u8) -> bool {
+        self.flags.get() & flag != 0
+    }
+
+    /// Adds `flag`.
+    #[inline(always)]
+    pub(crate) fn mark(&self, flag: u8) {
+        self.flags.set(self.flags.get() | flag);
     }
 
     /// The task's op, for the ring.

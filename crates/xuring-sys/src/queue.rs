@@ -202,6 +202,48 @@ impl SubmissionQueue {
         Ok(())
     }
 
+    /// SQEs pushed but not yet [published](Self::publish): the kernel has never seen them.
+    #[inline]
+    pub fn unpublished(&self) -> u32 {
+        self.local_tail.wrapping_sub(self.published_tail())
+    }
+
+    #[inline]
+    fn published_tail(&self) -> u32 {
+        // SAFETY: `tail` points into the live SQ mapping and only we write it.
+        unsafe { self.tail.as_ref() }.load(Ordering::Relaxed)
+    }
+
+    /// Takes back the unpublished SQEs for which `retract` returns true, keeping the others
+    /// in their order (later entries move down to close the gaps). Returns how many were
+    /// taken back. The kernel never sees a retracted entry: it reads only published ones, so
+    /// whatever memory it names is free again for its owner.
+    pub fn retract_unpublished(&mut self, mut retract: impl FnMut(&io_uring_sqe) -> bool) -> u32 {
+        let start = self.published_tail();
+        let end = self.local_tail;
+        let mut kept = start;
+        let mut at = start;
+        while at != end {
+            // SAFETY: `at & mask < entries`, so the slot is inside the SQE array.
+            let from = unsafe { self.sqes.add((at & self.mask) as usize) };
+            // SAFETY: the slot lies between the published tail and our local tail: the kernel
+            // does not read it, and nothing else holds a reference to it.
+            let sqe = unsafe { from.read() };
+            if !retract(&sqe) {
+                if kept != at {
+                    // SAFETY: `kept` is also unpublished (`start <= kept < at`), in the array.
+                    let to = unsafe { self.sqes.add((kept & self.mask) as usize) };
+                    // SAFETY: as above: an unpublished slot nobody else accesses.
+                    unsafe { to.write(sqe) };
+                }
+                kept = kept.wrapping_add(1);
+            }
+            at = at.wrapping_add(1);
+        }
+        self.local_tail = kept;
+        end.wrapping_sub(kept)
+    }
+
     /// Makes the pushed SQEs visible to the kernel.
     #[inline]
     pub fn publish(&mut self) {

@@ -57,8 +57,13 @@ impl Uring {
 // kernel no longer uses the request's memory; a CQE is reported once (the CQ head moves past
 // it). `Control` is `&Uring`, through which nothing can be replaced or driven. Dropping a
 // `Uring` closes the ring fd, after the ring has reaped (or leaked) everything in flight.
+// Retracting: `push` only writes an SQE slot beyond the published tail, which the kernel
+// does not read (no `SQPOLL`: the ring never sets it up); only `enter` publishes, and
+// `retract` removes unpublished entries only, so a retracted op never reaches the kernel.
 unsafe impl Backend for Uring {
     type Control<'a> = &'a Uring;
+
+    const CAN_RETRACT: bool = true;
 
     fn control(&mut self) -> &Uring {
         self
@@ -95,6 +100,12 @@ unsafe impl Backend for Uring {
         // SAFETY: every address `prep` writes points into `*op` or the buffer it owns, which
         // the caller keeps valid until the completion for `user_data` is reaped.
         unsafe { self.ring.sq().push_with(fill) }
+    }
+
+    fn retract(&mut self, mut retract: impl FnMut(u64) -> bool) -> u32 {
+        self.ring
+            .sq()
+            .retract_unpublished(|sqe| retract(sqe.user_data))
     }
 
     fn enter(&mut self, min_complete: u32, timeout: Option<Timespec>) -> Result<(), Errno> {
