@@ -136,7 +136,7 @@ impl<B: Backend> Engine<B> {
     /// enqueues it or completes it locally.
     #[inline(always)]
     pub(crate) fn new_task(&mut self, op: Op, ctx: Context<B>) -> NonNull<Task<B>> {
-        let task = self.pool.get();
+        let task = self.pool.get(&mut self.completions);
         // SAFETY: the pool's pointers are valid for the engine's life.
         let t = unsafe { task.as_ref() };
         t.kind.set(op.kind());
@@ -526,7 +526,7 @@ impl<B: Backend> Recipients<'_, B> {
             data: c.user_data & !NOT_A_TASK,
             value: c.res,
         };
-        let task = pool.get();
+        let task = pool.get(completions);
         // SAFETY: the pool's pointers are valid for the engine's life.
         let t = unsafe { task.as_ref() };
         // A received message has no op: the task's is whatever its last one left (one that

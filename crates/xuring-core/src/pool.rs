@@ -17,6 +17,7 @@
 use core::ptr::NonNull;
 
 use crate::Backend;
+use crate::ready::ReadyQueue;
 use crate::task::{Task, TaskId, TaskState};
 
 /// Tasks in chunks that never move, and a LIFO free stack (the most recently used task is
@@ -85,19 +86,21 @@ impl<B: Backend> TaskPool<B> {
         }
     }
 
-    /// A free task, growing the pool by a chunk if none is left.
+    /// A free task, growing the pool by a chunk if none is left; `ready` (the engine's
+    /// ready queue) grows with the pool, so that it never allocates while the pool does not.
     #[inline]
-    pub(crate) fn get(&mut self) -> NonNull<Task<B>> {
+    pub(crate) fn get(&mut self, ready: &mut ReadyQueue<B>) -> NonNull<Task<B>> {
         match self.free.pop() {
             Some(task) => task,
-            None => self.get_grown(),
+            None => self.get_grown(ready),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn get_grown(&mut self) -> NonNull<Task<B>> {
+    fn get_grown(&mut self, ready: &mut ReadyQueue<B>) -> NonNull<Task<B>> {
         self.grow();
+        ready.reserve_for(self.capacity() as usize);
         self.free.pop().expect("a new chunk has free tasks")
     }
 
@@ -181,7 +184,7 @@ mod tests {
 
     /// Takes a task the way the engine does: it leaves the pool no longer `Free`.
     fn take(pool: &mut TaskPool<Uring>) -> NonNull<Task<Uring>> {
-        let task = pool.get();
+        let task = pool.get(&mut ReadyQueue::with_capacity(0));
         // SAFETY: the pool's pointers are valid for its life; a `Cell` is set.
         unsafe { task.as_ref() }.state.set(TaskState::Queued);
         task

@@ -1,88 +1,84 @@
 //! The ready queue: tasks whose completion was reaped, in completion order, waiting for
 //! their callback.
 //!
-//! A flat ring buffer of task pointers rather than a list threaded through the tasks: pushing
-//! and popping touch this buffer only, not the neighbouring tasks. Every task is in it at most
-//! once, so it never holds more than the pool has tasks: it grows (doubling) only while the
-//! pool does, and a warm ring never allocates here. No `unsafe`: it only stores pointers.
+//! A flat array of task pointers rather than a list threaded through the tasks: pushing and
+//! popping touch this array only, not the neighbouring tasks. Tasks are appended at the end
+//! and taken from a cursor; once the cursor reaches the end, both start over at the front.
+//! Every task is in it at most once, so it never holds more live entries than the pool has
+//! tasks: a push onto a full array first closes the gap the cursor left, and the array grows
+//! only while the pool does, so a warm ring never allocates here. No `unsafe`: it only stores
+//! pointers.
 
 use core::ptr::NonNull;
 
 use crate::{Backend, Task};
 
 pub(crate) struct ReadyQueue<B: Backend> {
-    /// Slots, a power of two of them; those outside `head..head + len` (wrapping) hold
-    /// stale pointers that are never read.
-    slots: Box<[NonNull<Task<B>>]>,
-    head: usize,
-    len: usize,
+    /// Entries before `next` were taken already.
+    items: Vec<NonNull<Task<B>>>,
+    next: usize,
 }
 
 impl<B: Backend> ReadyQueue<B> {
-    /// A queue with room for `capacity` tasks (rounded up to a power of two) before it grows.
+    /// A queue with room for `capacity` tasks before it grows.
     pub(crate) fn with_capacity(capacity: usize) -> ReadyQueue<B> {
-        let capacity = capacity.max(16).next_power_of_two();
         ReadyQueue {
-            slots: vec![NonNull::dangling(); capacity].into_boxed_slice(),
-            head: 0,
-            len: 0,
+            items: Vec::with_capacity(capacity.max(16)),
+            next: 0,
         }
-    }
-
-    #[inline(always)]
-    fn mask(&self) -> usize {
-        self.slots.len() - 1
     }
 
     /// Tasks waiting.
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.items.len() - self.next
     }
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.items.len() == self.next
     }
 
     /// Appends `task`.
     #[inline(always)]
     pub(crate) fn push_back(&mut self, task: NonNull<Task<B>>) {
-        if self.len == self.slots.len() {
-            self.grow();
+        if self.items.len() == self.items.capacity() && self.next > 0 {
+            self.compact();
         }
-        let at = (self.head + self.len) & self.mask();
-        self.slots[at] = task;
-        self.len += 1;
+        self.items.push(task);
     }
 
     /// The oldest task, removed.
     #[inline(always)]
     pub(crate) fn pop_front(&mut self) -> Option<NonNull<Task<B>>> {
-        if self.len == 0 {
-            return None;
+        let task = *self.items.get(self.next)?;
+        self.next += 1;
+        if self.next == self.items.len() {
+            self.clear();
         }
-        let task = self.slots[self.head];
-        self.head = (self.head + 1) & self.mask();
-        self.len -= 1;
         Some(task)
     }
 
     /// Forgets every task (they are recycled or leaked by the caller).
+    #[inline]
     pub(crate) fn clear(&mut self) {
-        self.head = 0;
-        self.len = 0;
+        self.items.clear();
+        self.next = 0;
     }
 
+    /// Makes room for `tasks` entries in all (the pool's size), so that pushing never
+    /// allocates while every task is in the queue at most once.
+    pub(crate) fn reserve_for(&mut self, tasks: usize) {
+        self.compact();
+        self.items.reserve(tasks.saturating_sub(self.items.len()));
+    }
+
+    /// Drops the entries already taken, making room without allocating.
     #[cold]
     #[inline(never)]
-    fn grow(&mut self) {
-        let mut slots = vec![NonNull::dangling(); self.slots.len() * 2].into_boxed_slice();
-        for (i, slot) in slots.iter_mut().take(self.len).enumerate() {
-            *slot = self.slots[(self.head + i) & self.mask()];
-        }
-        self.slots = slots;
-        self.head = 0;
+    fn compact(&mut self) {
+        self.items.drain(..self.next);
+        self.next = 0;
     }
 }
 
@@ -93,7 +89,7 @@ mod tests {
 
     #[test]
     fn fifo_across_wrap_and_growth() {
-        let tasks: Vec<Task<Uring>> = (0..1400).map(Task::new).collect();
+        let tasks: Vec<Task<Uring>> = (0..2000).map(Task::new).collect();
         let fake = |n: usize| NonNull::from(&tasks[n]);
         let mut q: ReadyQueue<Uring> = ReadyQueue::with_capacity(16);
         let mut next_in = 1;

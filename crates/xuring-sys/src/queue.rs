@@ -182,12 +182,33 @@ impl SubmissionQueue {
     /// # Safety
     ///
     /// As for [`push`](Self::push), for every address `fill` writes into the entry.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn push_with(&mut self, fill: impl FnOnce(&mut io_uring_sqe)) -> Result<(), SqFull> {
+        let Some(mut slot) = self.next_free() else {
+            return Err(SqFull);
+        };
+        // SAFETY: `next_free` hands out a slot the kernel does not read and nothing else
+        // refers to, until `commit_next` publishes it locally.
+        fill(unsafe { slot.as_mut() });
+        // SAFETY: the slot came from `next_free` just now, and the caller vouches for the
+        // addresses `fill` wrote.
+        unsafe { self.commit_next() };
+        Ok(())
+    }
+
+    /// The next free slot, zeroed, or `None` if the ring is full. It becomes part of the
+    /// queue only with [`commit_next`](Self::commit_next); until then the next call hands out
+    /// the same slot again.
+    ///
+    /// The slot lies beyond the kernel's head and is not published: the kernel does not read
+    /// it, and it stays valid (and unaliased by this queue) until `commit_next` or the queue
+    /// is dropped. Writing addresses into it is what [`push`](Self::push)'s `# Safety` is about.
+    #[inline(always)]
+    pub fn next_free(&mut self) -> Option<NonNull<io_uring_sqe>> {
         if self.local_tail.wrapping_sub(self.cached_head) >= self.entries {
             self.cached_head = self.head();
             if self.local_tail.wrapping_sub(self.cached_head) >= self.entries {
-                return Err(SqFull);
+                return None;
             }
         }
         let index = (self.local_tail & self.mask) as usize;
@@ -195,11 +216,20 @@ impl SubmissionQueue {
         let slot = unsafe { self.sqes.add(index) };
         // SAFETY: the slot is free (beyond the consumed head, not yet published), so the kernel
         // does not read it while we write, and nothing else holds a reference to it.
-        let sqe = unsafe { &mut *slot.as_ptr() };
-        *sqe = io_uring_sqe::ZEROED;
-        fill(sqe);
+        unsafe { slot.write(io_uring_sqe::ZEROED) };
+        Some(slot)
+    }
+
+    /// Adds the slot [`next_free`](Self::next_free) handed out to the queue (unpublished).
+    ///
+    /// # Safety
+    ///
+    /// `next_free` must have returned a slot since the last `commit_next` or `push`, and every
+    /// address written into it must satisfy [`push`](Self::push)'s contract.
+    #[inline(always)]
+    pub unsafe fn commit_next(&mut self) {
+        debug_assert!(self.local_tail.wrapping_sub(self.cached_head) < self.entries);
         self.local_tail = self.local_tail.wrapping_add(1);
-        Ok(())
     }
 
     /// SQEs pushed but not yet [published](Self::publish): the kernel has never seen them.
