@@ -7,15 +7,32 @@
 //! The engine dereferences task pointers from its [`TaskPool`]. They are always valid
 //! (chunks are freed only when the engine is, after teardown). What the engine may do with a
 //! task depends on its [`TaskState`]:
-//! - `Free`, `Queued`, `Waiting`: the engine owns the task outright and writes its op and
-//!   result.
+//! - `Free`, `Waiting`, and `Queued` on `submission_q`: the engine owns the task outright and
+//!   writes its op and result.
+//! - `Queued` and staged (on `staged`, only with [`Backend::CAN_RETRACT`]): the backend's
+//!   queue holds an SQE that points into the op, which the kernel does not see before the
+//!   next `enter`. The engine neither replaces nor mutably borrows the op, nor recycles the
+//!   task, until either the task is committed (below) and its completion reaped, or
+//!   [`Backend::retract`] has taken the SQE back (`retract_staged`, from a cancel,
+//!   `cancel_all` or teardown); it may read the op only to decode a local completion after
+//!   the retraction. `enter_once` commits every staged task (state `InFlight`) before it
+//!   calls [`Backend::enter`], the only call that hands SQEs to the kernel, so a staged task
+//!   is never seen by the kernel while the engine still takes it for retractable. A forked
+//!   child never stages (it must not write into the SQ it shares with its parent), never
+//!   retracts, and never enters.
 //! - `InFlight`: the backend (and the kernel) owns the op; the engine reads only the `Cell`
-//!   fields (id, state, class, context) until the completion is reaped.
+//!   fields (id, state, kind, flags, context) until the completion is reaped.
 //! - `Ready`: the engine owns it again.
 //! - `Running`: the callback holds `&Task`; the engine touches only `Cell` fields.
 //!
 //! The engine never creates `&mut Task`: it writes `result` and the op through raw pointers
 //! derived from the chunk allocation, in the states where nothing else looks at them.
+//!
+//! Whatever a callback does with its `&mut Ring` goes through these same paths: queueing
+//! stages or lists a new task (never one in use), cancelling retracts or cancels in the
+//! kernel, dropping the ring tears it down (retracting what is staged). A panic between a
+//! push into the backend and the task joining `staged` cannot happen: nothing in between
+//! can panic (`staged` has the capacity of the backend's queue).
 
 use core::ptr::NonNull;
 

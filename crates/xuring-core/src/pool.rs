@@ -9,6 +9,9 @@
 //! pointer this module hands out stays valid for the pool's whole life, and all of them carry
 //! the provenance of their chunk's allocation.
 //!
+//! A task is put back only once nothing can reach its op: its completion was reaped, or it
+//! never reached the backend, or the backend retracted it (a staged task); see `engine.rs`.
+//!
 //! The free stack holds each free task exactly once: a task enters it in `grow` (new) or in
 //! `put`, which refuses a task that is already `Free`, and leaves it in `get`, which hands it
 //! out as no longer `Free` to the caller (the engine sets its state before it can reach `put`

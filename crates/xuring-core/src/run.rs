@@ -7,6 +7,10 @@
 //! run stops (`RingError::Replaced`) without touching the handle's new engine. An engine
 //! whose handle was dropped meanwhile is only marked orphaned by the handle; [`Engine::end_run`]
 //! frees it, once, when the run ends. No reference to the engine is held across a callback.
+//!
+//! Every `enter` goes through `Engine::enter_once`, which first commits the staged tasks
+//! (ops already in the backend's queue, see `engine.rs`) as in flight: from then on the kernel
+//! may use their memory, and only their reaped completions give it back.
 
 use core::ptr::NonNull;
 use core::time::Duration;

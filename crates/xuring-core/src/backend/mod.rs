@@ -4,8 +4,10 @@
 //! The real one is [`Uring`] (io_uring on the running kernel); `xuring-mock` provides one that
 //! needs no kernel. A backend receives operations as pointers to the [`Op`] stored in each
 //! task, with the task's `user_data`; it completes each one exactly once by handing a
-//! [`Completion`] with that `user_data` to [`Backend::reap`]'s sink. Everything else (task
-//! lifecycle, retries of `EINTR`/`EBUSY`, cancellation, callbacks) is the ring's.
+//! [`Completion`] with that `user_data` to [`Backend::reap`]'s sink, unless the ring takes it
+//! back before the next [`Backend::enter`] ([`Backend::retract`], for a backend that opts in
+//! with [`Backend::CAN_RETRACT`]: then the ring pushes ops as they are queued). Everything
+//! else (task lifecycle, retries of `EINTR`/`EBUSY`, cancellation, callbacks) is the ring's.
 
 use core::ptr::NonNull;
 
@@ -83,7 +85,8 @@ pub unsafe trait Backend: Sized {
     /// `op` must point to a live `Op` that stays at this address, unchanged and not accessed
     /// by the caller, until this backend has delivered a completion for `user_data` through
     /// [`reap`](Self::reap) (or the backend has been dropped after every completion was
-    /// delivered). The memory the op names (its buffer) must stay valid as long.
+    /// delivered, or [`retract`](Self::retract) took it back). The memory the op names (its
+    /// buffer) must stay valid as long.
     unsafe fn push(&mut self, op: NonNull<Op>, user_data: u64) -> Result<(), SqFull>;
 
     /// Takes back every op pushed since the last [`enter`](Self::enter) whose `user_data`
