@@ -117,7 +117,7 @@ impl<B: Backend> Engine<B> {
 
     /// A cancel decided without the backend: completes with `res` at the next `run`.
     fn cancel_locally(&mut self, target: TaskId, res: i32, ctx: Context<B>) -> TaskHandle<B> {
-        let cancel = self.new_task(ops::Cancel::new(target, CancelVia::AsyncCancel).into(), ctx);
+        let cancel = self.new_task(ops::Cancel::new(target, CancelVia::AsyncCancel), ctx);
         self.complete_locally(cancel, res);
         TaskHandle::new(
             cancel,
@@ -192,7 +192,7 @@ impl<B: Backend> Engine<B> {
         if self.cancel_any_supported() {
             return self.queue(CancelAll::any(local, background).into(), ctx);
         }
-        let join_ptr = self.new_task(CancelAll::join(local).into(), ctx);
+        let join_ptr = self.new_task(CancelAll::join(local), ctx);
         // SAFETY: the pool's pointers are valid for the engine's life; a `Cell` is read.
         let join = TaskHandle::new(join_ptr, unsafe { join_ptr.as_ref() }.id.get(), self.serial);
         // SAFETY: the pool's pointers are valid for the engine's life.

@@ -44,7 +44,7 @@ use crate::ops::OpKind;
 use crate::pool::TaskPool;
 use crate::ready::ReadyQueue;
 use crate::ring::RingStats;
-use crate::task::{BACKGROUND, FALLBACK, NOT_A_TASK, THREAD_MAIL, TaskState};
+use crate::task::{BACKGROUND, FALLBACK, NOT_A_TASK, OWNS, THREAD_MAIL, TaskState};
 use crate::{Backend, BufferPool, Context, Op, OpResult, Task, TaskHandle, TaskId, Timespec};
 
 /// A ring's state. Lives in its own heap allocation, owned by a [`Ring`] handle (see
@@ -151,15 +151,20 @@ impl<B: Backend> Engine<B> {
 
     /// A task from the pool, `Queued` with `op` and `ctx` but on no queue yet: the caller
     /// enqueues it or completes it locally.
+    /// Its flags are `OWNS` or nothing: the caller adds the others.
     #[inline(always)]
-    pub(crate) fn new_task(&mut self, op: Op, ctx: Context<B>) -> NonNull<Task<B>> {
+    pub(crate) fn new_task(&mut self, op: impl Into<Op>, ctx: Context<B>) -> NonNull<Task<B>> {
         let task = self.pool.get(&mut self.completions);
         // SAFETY: the pool's pointers are valid for the engine's life.
         let t = unsafe { task.as_ref() };
-        t.kind.set(op.kind());
+        // Converted in place, so only the variant's own fields are written.
         // SAFETY: a task fresh from the free list is `Free`: nothing else refers to its op,
         // and recycling left an op that owns nothing.
-        unsafe { t.write_op(op) };
+        unsafe { t.write_op(op.into()) };
+        // SAFETY: as above; the op was just written and no reference to it is alive.
+        let op = unsafe { t.op() };
+        t.kind.set(op.kind());
+        t.flags.set(if op.owns_resources() { OWNS } else { 0 });
         t.ctx.set(ctx);
         t.state.set(TaskState::Queued);
         task
@@ -294,11 +299,11 @@ impl<B: Backend> Engine<B> {
         let refuse = op.refuse();
         let borrowed = op.borrows_memory();
         let missing = !T::KIND.on_floor() && !self.backend.features().supports(T::KIND.opcode());
-        let task = self.new_task(op.into(), ctx);
+        let task = self.new_task(op, ctx);
         if borrowed || missing {
             // SAFETY: the pool's pointers are valid for the engine's life; a `Cell` is set.
             let t = unsafe { task.as_ref() };
-            t.flags.set(
+            t.mark(
                 if borrowed { crate::task::BORROWED } else { 0 }
                     | if missing { FALLBACK } else { 0 },
             );
@@ -470,41 +475,51 @@ impl<B: Backend> Engine<B> {
 
     /// Drops what a finished op owned, keeping `statx` buffers for the next stat. Runs after
     /// the task is back in the pool, so a panicking buffer drop cannot lose the task.
-    #[cold]
     fn drop_op(&mut self, op: Op) {
         if let Op::Stat(stat) = op {
             self.statx_cache.push(stat.into_buf());
         }
     }
 
-    /// Returns a finished task to the pool, dropping what its op still owns.
+    /// Returns a finished task to the pool, dropping what its op still owns. The task's
+    /// `result` stays: the next completion of the slot overwrites it before anything reads it.
     #[inline(always)]
     pub(crate) fn recycle(&mut self, task: NonNull<Task<B>>) {
-        // SAFETY: the task's callback has returned (or unwound), so no reference to it
-        // remains, and the backend is done with it.
-        unsafe { Task::write_result(task, None) };
+        // SAFETY: the pool's pointers are valid for the engine's life.
+        if unsafe { task.as_ref() }.has(OWNS) {
+            self.recycle_owning(task);
+        } else {
+            // An op that owns nothing stays; the next `queue` overwrites it without a drop.
+            self.put(task);
+        }
+    }
+
+    /// [`recycle`](Self::recycle) for a task whose op owns resources.
+    #[inline(never)]
+    fn recycle_owning(&mut self, task: NonNull<Task<B>>) {
         // SAFETY: the pool's pointers are valid for the engine's life.
         let t = unsafe { task.as_ref() };
-        // SAFETY: as above: nothing else accesses the op.
-        let op = unsafe { t.op_mut() };
-        // An op that owns nothing stays; the next `queue` overwrites it without a drop.
-        let owned = if op.owns_resources() {
-            Some(core::mem::take(op))
-        } else {
-            None
-        };
+        // SAFETY: the task's callback has returned (or unwound), or it never ran, and the
+        // backend is done with (or never had) the op: nothing else accesses it.
+        let op = core::mem::take(unsafe { t.op_mut() });
+        self.put(task);
+        self.drop_op(op);
+    }
+
+    /// Puts the task back in the pool (under a new id).
+    #[inline(always)]
+    fn put(&mut self, task: NonNull<Task<B>>) {
         #[cfg(xuring_canary)]
-        let stale_id = t.id.get();
+        // SAFETY: the pool's pointers are valid for the engine's life.
+        let stale_id = unsafe { task.as_ref() }.id.get();
         self.pool.put(task);
         // Canary (`RUSTFLAGS="--cfg xuring_canary"`, see xuring-mock's `tests/canary.rs`): a
         // deliberately broken recycle that keeps the old generation, so the slot's next task
         // reuses its predecessor's `TaskId`. The mock's invariant checks must catch it. Never
         // enable it anywhere else.
         #[cfg(xuring_canary)]
-        t.id.set(stale_id);
-        if let Some(op) = owned {
-            self.drop_op(op);
-        }
+        // SAFETY: as above.
+        unsafe { task.as_ref() }.id.set(stale_id);
     }
 }
 
@@ -549,6 +564,7 @@ impl<B: Backend> Recipients<'_, B> {
         // A received message has no op: the task's is whatever its last one left (one that
         // owns nothing), and it is never decoded or submitted.
         t.kind.set(OpKind::Noop);
+        t.flags.set(0);
         t.ctx.set(ctx);
         t.internal.set(internal);
         t.state.set(TaskState::Ready);

@@ -121,7 +121,6 @@ impl<B: Backend> TaskPool<B> {
         );
         t.id.set(t.id.get().next());
         t.state.set(TaskState::Free);
-        t.flags.set(0);
         t.internal.set(None);
         // Never reallocates: every task is on the stack at most once, and its capacity is the
         // pool's.

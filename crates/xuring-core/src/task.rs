@@ -172,11 +172,13 @@ pub struct Task<B: Backend = Uring> {
     /// kept outside it so it can be read while the kernel may be writing into the op (an
     /// accept's peer address lives there).
     pub(crate) kind: Cell<OpKind>,
-    /// [`BACKGROUND`], [`FALLBACK`], [`BORROWED`]: cleared by one store when the task is
-    /// recycled.
+    /// [`BACKGROUND`], [`FALLBACK`], [`BORROWED`], [`OWNS`]: written whole (one store) when a
+    /// task is taken from the pool; meaningless while it is `Free`.
     pub(crate) flags: Cell<u8>,
     pub(crate) op: UnsafeCell<Op>,
-    /// The operation's outcome; `Some` when the callback runs.
+    /// The operation's outcome; `Some` when the callback runs. (Until a task's completion
+    /// writes it, it holds whatever the slot's previous occupant left: the ring reads it only
+    /// after its own completion wrote it.)
     pub result: Option<OpResult>,
     pub(crate) link: Link<Task<B>>,
 }
@@ -190,6 +192,9 @@ pub(crate) const FALLBACK: u8 = 2;
 /// Task flag: the op uses memory the caller owns (a raw `IoBuf`): teardown waits for it
 /// without a time limit, since it cannot leak that memory instead.
 pub(crate) const BORROWED: u8 = 4;
+/// Task flag: the op owns resources ([`Op::owns_resources`]) that recycling must drop; an op
+/// without it is left in place and overwritten by the next one.
+pub(crate) const OWNS: u8 = 8;
 
 // SAFETY: `link` projects to the `link` field with `&raw const`, keeping the node's
 // provenance and creating no reference; the field is an inline, aligned `Link<Task<B>>`.
