@@ -15,7 +15,7 @@ use xuring_sys::{CancelFlags, Opcode};
 use crate::engine::Engine;
 use crate::op::CancelVia;
 use crate::ops::{self, CancelAll, OpKind};
-use crate::task::TaskState;
+use crate::task::{BACKGROUND, TaskState};
 use crate::{Backend, Context, Op, OpResult, Ring, RingError, Task, TaskHandle, TaskId};
 
 /// Where the id of a cancel came from.
@@ -72,11 +72,17 @@ impl<B: Backend> Ring<B> {
 }
 
 impl<B: Backend> Engine<B> {
-    /// Takes a queued task off the submission queue.
+    /// Takes a queued task out of line: off `staged` (retracting its op from the backend's
+    /// queue, so the executor never sees it) or off the submission queue.
     pub(crate) fn unqueue(&mut self, task: NonNull<Task<B>>) {
         // SAFETY: the pool's pointers are valid for the engine's life.
         let t = unsafe { task.as_ref() };
         debug_assert_eq!(t.state.get(), TaskState::Queued);
+        if B::CAN_RETRACT && self.staged.contains(&task) {
+            let taken = self.retract_staged(|s| core::ptr::eq(s, t));
+            debug_assert_eq!(taken, [task]);
+            return;
+        }
         self.submission_q.remove(t);
     }
 
@@ -97,7 +103,7 @@ impl<B: Backend> Engine<B> {
             CancelFrom::Task(at) => found != Some(at),
         };
         // SAFETY: `lookup` returns pointers into the pool; only a `Cell` is read.
-        let background = found.is_some_and(|task| unsafe { task.as_ref() }.background.get());
+        let background = found.is_some_and(|task| unsafe { task.as_ref() }.has(BACKGROUND));
         if background || elsewhere {
             return self.cancel_missed(target, ctx);
         }
@@ -111,10 +117,14 @@ impl<B: Backend> Engine<B> {
 
     /// A cancel decided without the backend: completes with `res` at the next `run`.
     fn cancel_locally(&mut self, target: TaskId, res: i32, ctx: Context<B>) -> TaskHandle<B> {
-        let cancel = self.queue(ops::Cancel::new(target, CancelVia::AsyncCancel).into(), ctx);
-        self.unqueue(cancel.as_non_null());
-        self.complete_locally(cancel.as_non_null(), res);
-        cancel
+        let cancel = self.new_task(ops::Cancel::new(target, CancelVia::AsyncCancel), ctx);
+        self.complete_locally(cancel, res);
+        TaskHandle::new(
+            cancel,
+            // SAFETY: the pool's pointers are valid for the engine's life; a `Cell` is read.
+            unsafe { cancel.as_ref() }.id.get(),
+            self.serial,
+        )
     }
 
     /// Cancels the task `target` (see [`Ring::cancel`]), background tasks included.
@@ -148,14 +158,26 @@ impl<B: Backend> Engine<B> {
         let mut local = 0;
         // Background work and cancels (an earlier `cancel_all` among them) stay queued. The
         // background tasks go in ahead of this cancel, so `ALL | ANY` cancels them too: they
-        // are subtracted from its count with those already in flight.
-        let mut kept: List<Task<B>> = List::new();
+        // are subtracted from its count with those already in flight. Staged tasks are older
+        // than those on the submission queue: they go first.
         let mut background = self.background_in_flight;
+        let stays = |t: &Task<B>| t.has(BACKGROUND) || t.kind.get().is_cancel();
+        if B::CAN_RETRACT && !self.staged.is_empty() {
+            for task in self.retract_staged(|t| !stays(t)) {
+                self.complete_locally(task, -libc::ECANCELED);
+                local += 1;
+            }
+            for &task in &self.staged {
+                // SAFETY: the pool's pointers are valid for the engine's life.
+                background += u32::from(unsafe { task.as_ref() }.has(BACKGROUND));
+            }
+        }
+        let mut kept: List<Task<B>> = List::new();
         while let Some(task) = self.submission_q.pop_front() {
             // SAFETY: the pool's pointers are valid for the engine's life.
             let t = unsafe { task.as_ref() };
-            if t.background.get() || t.kind.get().is_cancel() {
-                background += u32::from(t.background.get());
+            if stays(t) {
+                background += u32::from(t.has(BACKGROUND));
                 // SAFETY: as in `queue`: live, stable, shared access only while linked.
                 unsafe { kept.push_back(task) };
                 continue;
@@ -170,9 +192,9 @@ impl<B: Backend> Engine<B> {
         if self.cancel_any_supported() {
             return self.queue(CancelAll::any(local, background).into(), ctx);
         }
-        let join = self.queue(CancelAll::join(local).into(), ctx);
-        let join_ptr = join.as_non_null();
-        self.unqueue(join_ptr);
+        let join_ptr = self.new_task(CancelAll::join(local), ctx);
+        // SAFETY: the pool's pointers are valid for the engine's life; a `Cell` is read.
+        let join = TaskHandle::new(join_ptr, unsafe { join_ptr.as_ref() }.id.get(), self.serial);
         // SAFETY: the pool's pointers are valid for the engine's life.
         unsafe { join_ptr.as_ref() }.state.set(TaskState::Waiting);
         let targets: Vec<TaskId> = self
@@ -183,7 +205,7 @@ impl<B: Backend> Engine<B> {
                 };
                 // SAFETY: the pool's pointers are valid for the engine's life.
                 let t = unsafe { task.as_ref() };
-                !t.background.get()
+                !t.has(BACKGROUND)
             })
             .collect();
         let mut outstanding = 0;

@@ -7,26 +7,44 @@
 //! The engine dereferences task pointers from its [`TaskPool`]. They are always valid
 //! (chunks are freed only when the engine is, after teardown). What the engine may do with a
 //! task depends on its [`TaskState`]:
-//! - `Free`, `Queued`, `Waiting`: the engine owns the task outright and writes its op and
-//!   result.
+//! - `Free`, `Waiting`, and `Queued` on `submission_q`: the engine owns the task outright and
+//!   writes its op and result.
+//! - `Queued` and staged (on `staged`, only with [`Backend::CAN_RETRACT`]): the backend's
+//!   queue holds an SQE that points into the op, which the kernel does not see before the
+//!   next `enter`. The engine neither replaces nor mutably borrows the op, nor recycles the
+//!   task, until either the task is committed (below) and its completion reaped, or
+//!   [`Backend::retract`] has taken the SQE back (`retract_staged`, from a cancel,
+//!   `cancel_all` or teardown); it may read the op only to decode a local completion after
+//!   the retraction. `enter_once` commits every staged task (state `InFlight`) before it
+//!   calls [`Backend::enter`], the only call that hands SQEs to the kernel, so a staged task
+//!   is never seen by the kernel while the engine still takes it for retractable. A forked
+//!   child never stages (it must not write into the SQ it shares with its parent), never
+//!   retracts, and never enters.
 //! - `InFlight`: the backend (and the kernel) owns the op; the engine reads only the `Cell`
-//!   fields (id, state, class, context) until the completion is reaped.
+//!   fields (id, state, kind, flags, context) until the completion is reaped.
 //! - `Ready`: the engine owns it again.
 //! - `Running`: the callback holds `&Task`; the engine touches only `Cell` fields.
 //!
 //! The engine never creates `&mut Task`: it writes `result` and the op through raw pointers
 //! derived from the chunk allocation, in the states where nothing else looks at them.
+//!
+//! Whatever a callback does with its `&mut Ring` goes through these same paths: queueing
+//! stages or lists a new task (never one in use), cancelling retracts or cancels in the
+//! kernel, dropping the ring tears it down (retracting what is staged). A panic between a
+//! push into the backend and the task joining `staged` cannot happen: nothing in between
+//! can panic (`staged` has the capacity of the backend's queue).
 
 use core::ptr::NonNull;
 
-use xuring_queue::{List, Queue};
+use xuring_queue::List;
 
 use crate::backend::Completion;
 use crate::op::{Declared, Message};
 use crate::ops::OpKind;
 use crate::pool::TaskPool;
+use crate::ready::ReadyQueue;
 use crate::ring::RingStats;
-use crate::task::{NOT_A_TASK, THREAD_MAIL, TaskState};
+use crate::task::{BACKGROUND, FALLBACK, NOT_A_TASK, OWNS, THREAD_MAIL, TaskState};
 use crate::{Backend, BufferPool, Context, Op, OpResult, Task, TaskHandle, TaskId, Timespec};
 
 /// A ring's state. Lives in its own heap allocation, owned by a [`Ring`] handle (see
@@ -35,13 +53,18 @@ pub(crate) struct Engine<B: Backend> {
     // Fields drop in declaration order: the lists (emptied by `Drop`, or by `shut_down` if a
     // panic interrupts it) before the backend, the backend (the kernel ring) before the pool
     // whose chunks it may have been using.
-    /// Tasks queued but not yet handed to the backend. Doubly linked so a cancel can take a
-    /// task out of the middle in O(1).
+    /// Tasks queued but not yet handed to the backend: those that could not be staged (see
+    /// `staged`). Doubly linked so a cancel can take a task out of the middle in O(1).
     pub(crate) submission_q: List<Task<B>>,
+    /// Staged tasks, in queue order: `Queued`, their op already pushed into the backend's
+    /// queue (only with [`Backend::CAN_RETRACT`]), not yet handed over by an `enter`. Every
+    /// staged task is older than every task on `submission_q`. Its capacity is the backend's
+    /// queue size, so it never reallocates.
+    pub(crate) staged: Vec<NonNull<Task<B>>>,
     /// Tasks whose completion was reaped, waiting for their callback. Completions are moved
     /// here before any callback runs, because callbacks get `&mut Ring` and may submit, cancel
     /// or even run out of room in the backend's queue while we would still be iterating it.
-    pub(crate) completions: Queue<Task<B>>,
+    pub(crate) completions: ReadyQueue<B>,
     pub(crate) backend: B,
     pub(crate) pool: TaskPool<B>,
     /// This engine among all engines of the process, for [`TaskHandle`]s: task addresses and
@@ -88,9 +111,15 @@ impl<B: Backend> Engine<B> {
         teardown_timeout: core::time::Duration,
     ) -> Engine<B> {
         static SERIAL: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+        let staged = if B::CAN_RETRACT {
+            Vec::with_capacity(backend.space() as usize)
+        } else {
+            Vec::new()
+        };
         Engine {
             submission_q: List::new(),
-            completions: Queue::new(),
+            staged,
+            completions: ReadyQueue::with_capacity(pool.capacity() as usize),
             backend,
             pool,
             serial: SERIAL.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
@@ -112,24 +141,137 @@ impl<B: Backend> Engine<B> {
         }
     }
 
-    /// Queues a task for `op`; the common path of every op method.
+    /// Queues a task for `op`, staging it where it can be.
     #[inline(always)]
     pub(crate) fn queue(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
-        let task = self.pool.get();
+        let task = self.new_task(op, ctx);
+        self.enqueue(task, true);
+        self.handle(task)
+    }
+
+    /// A task from the pool, `Queued` with `op` and `ctx` but on no queue yet: the caller
+    /// enqueues it or completes it locally.
+    /// Its flags are `OWNS` or nothing: the caller adds the others.
+    #[inline(always)]
+    pub(crate) fn new_task(&mut self, op: impl Into<Op>, ctx: Context<B>) -> NonNull<Task<B>> {
+        let task = self.pool.get(&mut self.completions);
         // SAFETY: the pool's pointers are valid for the engine's life.
         let t = unsafe { task.as_ref() };
-        t.kind.set(op.kind());
+        // Converted in place, so only the variant's own fields are written.
         // SAFETY: a task fresh from the free list is `Free`: nothing else refers to its op,
         // and recycling left an op that owns nothing.
-        unsafe { t.write_op(op) };
+        unsafe { t.write_op(op.into()) };
+        // SAFETY: as above; the op was just written and no reference to it is alive.
+        let op = unsafe { t.op() };
+        t.kind.set(op.kind());
+        t.flags.set(if op.owns_resources() { OWNS } else { 0 });
         t.ctx.set(ctx);
         t.state.set(TaskState::Queued);
-        let id = t.id.get();
+        task
+    }
+
+    #[inline(always)]
+    fn handle(&self, task: NonNull<Task<B>>) -> TaskHandle<B> {
+        // SAFETY: the pool's pointers are valid for the engine's life.
+        let id = unsafe { task.as_ref() }.id.get();
+        TaskHandle::new(task, id, self.serial)
+    }
+
+    /// Puts a `Queued` task in line for submission. With `may_stage`, a backend that can take
+    /// ops back ([`Backend::CAN_RETRACT`]), nothing waiting ahead of it and room in the
+    /// backend's queue, the op is pushed into the backend's queue right away (staged): the
+    /// executor sees it at the next `enter`, which `run` makes, and until then a cancel or
+    /// teardown retracts it. Otherwise it waits on `submission_q` for `flush`.
+    #[inline(always)]
+    fn enqueue(&mut self, task: NonNull<Task<B>>, may_stage: bool) {
+        if B::CAN_RETRACT && may_stage && self.submission_q.is_empty() && self.stage(task) {
+            return;
+        }
         // SAFETY: the task is live at a stable address until it is unlinked (the pool never
         // frees chunks while the ring lives), and is accessed through shared references while
         // linked.
         unsafe { self.submission_q.push_back(task) };
-        TaskHandle::new(task, id, self.serial)
+    }
+
+    /// Pushes a `Queued` task's op into the backend's queue; false if there is no room (or
+    /// this is a forked child, which must not write into the queue it shares with its
+    /// parent).
+    #[inline(always)]
+    fn stage(&mut self, task: NonNull<Task<B>>) -> bool {
+        if self.backend.forked() {
+            return false;
+        }
+        // SAFETY: the pool's pointers are valid for the engine's life.
+        let t = unsafe { task.as_ref() };
+        let op = NonNull::new(t.op.get()).expect("UnsafeCell::get is never null");
+        // SAFETY: the op lives in the task, which stays at its address until it is recycled.
+        // A staged task is not recycled, and its op neither read mutably nor replaced, until
+        // the backend is done with it: after its completion is reaped, or after `retract`
+        // took it back (`unqueue`, `cancel_all`, `teardown`). `enter_once` commits staged
+        // tasks as in flight before any `enter` can hand them to the executor.
+        if unsafe { self.backend.push(op, t.id.get().to_u64()) }.is_err() {
+            return false;
+        }
+        self.staged.push(task);
+        true
+    }
+
+    /// Counts the staged tasks as submitted: they are in flight from here on (the next
+    /// `enter` hands them to the executor).
+    #[inline]
+    pub(crate) fn commit_staged(&mut self) {
+        let n = self.staged.len() as u32;
+        let mut background = 0;
+        for &task in &self.staged {
+            // SAFETY: the pool's pointers are valid for the engine's life; `Cell`s only.
+            let t = unsafe { task.as_ref() };
+            t.state.set(TaskState::InFlight);
+            background += u32::from(t.has(BACKGROUND));
+        }
+        self.staged.clear();
+        self.in_flight += n;
+        self.background_in_flight += background;
+        self.stats.submitted += u64::from(n);
+    }
+
+    /// Takes the staged tasks that `select` picks back from the backend (they never reach
+    /// the executor) and off `staged`, keeping the others in order; returns them in queue
+    /// order. In a forked child the backend's queue belongs to the parent: the tasks only
+    /// leave `staged` (the child never enters, so nothing it staged is ever submitted).
+    pub(crate) fn retract_staged(
+        &mut self,
+        mut select: impl FnMut(&Task<B>) -> bool,
+    ) -> Vec<NonNull<Task<B>>> {
+        let mut taken = Vec::new();
+        self.staged.retain(|&task| {
+            // SAFETY: the pool's pointers are valid for the engine's life.
+            let pick = select(unsafe { task.as_ref() });
+            if pick {
+                taken.push(task);
+            }
+            !pick
+        });
+        if taken.is_empty() || self.backend.forked() {
+            return taken;
+        }
+        let mut ids: Vec<u64> = taken
+            .iter()
+            // SAFETY: as above; a `Cell` is read.
+            .map(|t| unsafe { t.as_ref() }.id.get().to_u64())
+            .collect();
+        ids.sort_unstable();
+        let retracted = self
+            .backend
+            .retract(|user_data| ids.binary_search(&user_data).is_ok());
+        // Every staged op is in the backend's queue, unsubmitted: `enter_once` commits them
+        // before any `enter`. Recycling one the executor could still see would free memory
+        // under it, so a broken invariant stops here.
+        assert_eq!(
+            retracted as usize,
+            ids.len(),
+            "a staged op was not in the backend's queue"
+        );
+        taken
     }
 
     /// Completes a task without the backend (it never reached it): its result is `op`'s
@@ -144,30 +286,33 @@ impl<B: Backend> Engine<B> {
     fn make_ready(&mut self, task: NonNull<Task<B>>) {
         // SAFETY: the pool's pointers are valid for the engine's life.
         unsafe { task.as_ref() }.state.set(TaskState::Ready);
-        // SAFETY: as in `queue`: live, stable, shared access only while linked.
-        unsafe { self.completions.push_back(task) };
+        self.completions.push_back(task);
     }
 
     /// Queues a declared op: what every op method does. Arguments the kernel must never see
     /// complete the task with their errno at the next `run`; an op on caller-owned memory is
-    /// marked (`Task::borrowed`); an op whose opcode is newer than the 5.6 floor and missing
-    /// here is marked for its fallback. For a noop all of that folds away at compile time.
+    /// marked (`BORROWED`); an op whose opcode is newer than the 5.6 floor and missing here is
+    /// marked for its fallback and waits on the ring's queue. For a noop all of that folds
+    /// away at compile time.
     #[inline(always)]
     pub(crate) fn submit<T: Declared>(&mut self, op: T, ctx: Context<B>) -> TaskHandle<B> {
         let refuse = op.refuse();
         let borrowed = op.borrows_memory();
         let missing = !T::KIND.on_floor() && !self.backend.features().supports(T::KIND.opcode());
-        let handle = self.queue(op.into(), ctx);
+        let task = self.new_task(op, ctx);
         if borrowed || missing {
-            // SAFETY: the pool's pointers are valid for the engine's life; `Cell`s are set.
-            let t = unsafe { handle.as_non_null().as_ref() };
-            t.borrowed.set(borrowed);
-            t.fallback.set(missing);
+            // SAFETY: the pool's pointers are valid for the engine's life; a `Cell` is set.
+            let t = unsafe { task.as_ref() };
+            t.mark(
+                if borrowed { crate::task::BORROWED } else { 0 }
+                    | if missing { FALLBACK } else { 0 },
+            );
         }
-        if let Some(errno) = refuse {
-            self.fail_queued(handle, errno);
+        match refuse {
+            None => self.enqueue(task, !missing),
+            Some(errno) => self.complete_locally(task, -errno),
         }
-        handle
+        self.handle(task)
     }
 
     /// A `statx` buffer for a stat: one a finished stat left, so a stat allocates only in
@@ -181,9 +326,7 @@ impl<B: Backend> Engine<B> {
     /// Marks a queued task as background work (`run(UntilDone)` does not wait for it).
     pub(crate) fn set_background(&mut self, handle: TaskHandle<B>) {
         // SAFETY: the pool's pointers are valid for the engine's life.
-        unsafe { handle.as_non_null().as_ref() }
-            .background
-            .set(true);
+        unsafe { handle.as_non_null().as_ref() }.mark(BACKGROUND);
     }
 
     /// Completes a task that was just queued with `-errno`, without the backend.
@@ -199,9 +342,13 @@ impl<B: Backend> Engine<B> {
 
     // ----- the lifecycle, driven by `run` -----
 
-    /// Hands queued tasks to the backend while it has room.
+    /// Counts the staged tasks as submitted and hands queued tasks to the backend while it
+    /// has room.
     #[inline]
     pub(crate) fn flush(&mut self) {
+        if !self.staged.is_empty() {
+            self.commit_staged();
+        }
         if !self.submission_q.is_empty() {
             self.flush_until(false);
         }
@@ -213,6 +360,9 @@ impl<B: Backend> Engine<B> {
     /// as joining the thread the send is for.
     #[inline]
     pub(crate) fn flush_unmarked(&mut self) {
+        if !self.staged.is_empty() {
+            self.commit_staged();
+        }
         if !self.submission_q.is_empty() {
             self.flush_until(true);
         }
@@ -226,7 +376,7 @@ impl<B: Backend> Engine<B> {
             };
             // SAFETY: the pool's pointers are valid for the engine's life.
             let t = unsafe { task.as_ref() };
-            if t.fallback.get() {
+            if t.has(FALLBACK) {
                 if stop_at_marked {
                     // SAFETY: as in `queue`.
                     unsafe { self.submission_q.push_front(task) };
@@ -250,7 +400,7 @@ impl<B: Backend> Engine<B> {
                 break;
             }
             t.state.set(TaskState::InFlight);
-            if t.background.get() {
+            if t.has(BACKGROUND) {
                 self.background_in_flight += 1;
             }
             self.in_flight += 1;
@@ -261,10 +411,11 @@ impl<B: Backend> Engine<B> {
 
     /// Queues `op`, marked so that [`Op::missing`] decides at submission.
     pub(crate) fn queue_marked(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
-        let handle = self.queue(op, ctx);
+        let task = self.new_task(op, ctx);
         // SAFETY: the pool's pointers are valid for the engine's life.
-        unsafe { handle.as_non_null().as_ref() }.fallback.set(true);
-        handle
+        unsafe { task.as_ref() }.mark(FALLBACK);
+        self.enqueue(task, false);
+        self.handle(task)
     }
 
     /// Moves every available completion to the completion list. Out of line, so that the
@@ -310,7 +461,7 @@ impl<B: Backend> Engine<B> {
             {
                 *wake = None;
             }
-            if t.background.get() {
+            if t.has(BACKGROUND) {
                 *background_in_flight -= 1;
             }
             t.state.set(TaskState::Ready);
@@ -318,48 +469,57 @@ impl<B: Backend> Engine<B> {
             // and kernel are done with its op; the ring holds only pointers to the task (`t`
             // is not used below).
             unsafe { Task::store_result(task, c.res) };
-            // SAFETY: as in `queue`: live, stable, shared access only while linked.
-            unsafe { completions.push_back(task) };
+            completions.push_back(task);
         });
     }
 
     /// Drops what a finished op owned, keeping `statx` buffers for the next stat. Runs after
     /// the task is back in the pool, so a panicking buffer drop cannot lose the task.
-    #[cold]
     fn drop_op(&mut self, op: Op) {
         if let Op::Stat(stat) = op {
             self.statx_cache.push(stat.into_buf());
         }
     }
 
-    /// Returns a finished task to the pool, dropping what its op still owns.
+    /// Returns a finished task to the pool, dropping what its op still owns. The task's
+    /// `result` stays: the next completion of the slot overwrites it before anything reads it.
     #[inline(always)]
     pub(crate) fn recycle(&mut self, task: NonNull<Task<B>>) {
-        // SAFETY: the task's callback has returned (or unwound), so no reference to it
-        // remains, and the backend is done with it.
-        unsafe { Task::write_result(task, None) };
+        // SAFETY: the pool's pointers are valid for the engine's life.
+        if unsafe { task.as_ref() }.has(OWNS) {
+            self.recycle_owning(task);
+        } else {
+            // An op that owns nothing stays; the next `queue` overwrites it without a drop.
+            self.put(task);
+        }
+    }
+
+    /// [`recycle`](Self::recycle) for a task whose op owns resources.
+    #[inline(never)]
+    fn recycle_owning(&mut self, task: NonNull<Task<B>>) {
         // SAFETY: the pool's pointers are valid for the engine's life.
         let t = unsafe { task.as_ref() };
-        // SAFETY: as above: nothing else accesses the op.
-        let op = unsafe { t.op_mut() };
-        // An op that owns nothing stays; the next `queue` overwrites it without a drop.
-        let owned = if op.owns_resources() {
-            Some(core::mem::take(op))
-        } else {
-            None
-        };
+        // SAFETY: the task's callback has returned (or unwound), or it never ran, and the
+        // backend is done with (or never had) the op: nothing else accesses it.
+        let op = core::mem::take(unsafe { t.op_mut() });
+        self.put(task);
+        self.drop_op(op);
+    }
+
+    /// Puts the task back in the pool (under a new id).
+    #[inline(always)]
+    fn put(&mut self, task: NonNull<Task<B>>) {
         #[cfg(xuring_canary)]
-        let stale_id = t.id.get();
+        // SAFETY: the pool's pointers are valid for the engine's life.
+        let stale_id = unsafe { task.as_ref() }.id.get();
         self.pool.put(task);
         // Canary (`RUSTFLAGS="--cfg xuring_canary"`, see xuring-mock's `tests/canary.rs`): a
         // deliberately broken recycle that keeps the old generation, so the slot's next task
         // reuses its predecessor's `TaskId`. The mock's invariant checks must catch it. Never
         // enable it anywhere else.
         #[cfg(xuring_canary)]
-        t.id.set(stale_id);
-        if let Some(op) = owned {
-            self.drop_op(op);
-        }
+        // SAFETY: as above.
+        unsafe { task.as_ref() }.id.set(stale_id);
     }
 }
 
@@ -378,7 +538,7 @@ impl<B: Backend> Recipients<'_, B> {
         &self,
         c: Completion,
         pool: &mut TaskPool<B>,
-        completions: &mut Queue<Task<B>>,
+        completions: &mut ReadyQueue<B>,
         stats: &mut RingStats,
     ) {
         stats.messages += 1;
@@ -398,19 +558,19 @@ impl<B: Backend> Recipients<'_, B> {
             data: c.user_data & !NOT_A_TASK,
             value: c.res,
         };
-        let task = pool.get();
+        let task = pool.get(completions);
         // SAFETY: the pool's pointers are valid for the engine's life.
         let t = unsafe { task.as_ref() };
         // A received message has no op: the task's is whatever its last one left (one that
         // owns nothing), and it is never decoded or submitted.
         t.kind.set(OpKind::Noop);
+        t.flags.set(0);
         t.ctx.set(ctx);
         t.internal.set(internal);
         t.state.set(TaskState::Ready);
         // SAFETY: the ring holds only pointers to the free task.
         unsafe { Task::write_result(task, Some(OpResult::Message(message))) };
-        // SAFETY: as in `queue`: live, stable, shared access only while linked.
-        unsafe { completions.push_back(task) };
+        completions.push_back(task);
     }
 }
 

@@ -80,6 +80,7 @@ pub mod op;
 pub mod ops;
 #[allow(unsafe_code)]
 mod pool;
+mod ready;
 #[allow(unsafe_code)]
 mod ring;
 #[allow(unsafe_code)]

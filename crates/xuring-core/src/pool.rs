@@ -9,6 +9,9 @@
 //! pointer this module hands out stays valid for the pool's whole life, and all of them carry
 //! the provenance of their chunk's allocation.
 //!
+//! A task is put back only once nothing can reach its op: its completion was reaped, or it
+//! never reached the backend, or the backend retracted it (a staged task); see `engine.rs`.
+//!
 //! The free stack holds each free task exactly once: a task enters it in `grow` (new) or in
 //! `put`, which refuses a task that is already `Free`, and leaves it in `get`, which hands it
 //! out as no longer `Free` to the caller (the engine sets its state before it can reach `put`
@@ -17,6 +20,7 @@
 use core::ptr::NonNull;
 
 use crate::Backend;
+use crate::ready::ReadyQueue;
 use crate::task::{Task, TaskId, TaskState};
 
 /// Tasks in chunks that never move, and a LIFO free stack (the most recently used task is
@@ -85,19 +89,21 @@ impl<B: Backend> TaskPool<B> {
         }
     }
 
-    /// A free task, growing the pool by a chunk if none is left.
+    /// A free task, growing the pool by a chunk if none is left; `ready` (the engine's
+    /// ready queue) grows with the pool, so that it never allocates while the pool does not.
     #[inline]
-    pub(crate) fn get(&mut self) -> NonNull<Task<B>> {
+    pub(crate) fn get(&mut self, ready: &mut ReadyQueue<B>) -> NonNull<Task<B>> {
         match self.free.pop() {
             Some(task) => task,
-            None => self.get_grown(),
+            None => self.get_grown(ready),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn get_grown(&mut self) -> NonNull<Task<B>> {
+    fn get_grown(&mut self, ready: &mut ReadyQueue<B>) -> NonNull<Task<B>> {
         self.grow();
+        ready.reserve_for(self.capacity() as usize);
         self.free.pop().expect("a new chunk has free tasks")
     }
 
@@ -115,9 +121,6 @@ impl<B: Backend> TaskPool<B> {
         );
         t.id.set(t.id.get().next());
         t.state.set(TaskState::Free);
-        t.background.set(false);
-        t.fallback.set(false);
-        t.borrowed.set(false);
         t.internal.set(None);
         // Never reallocates: every task is on the stack at most once, and its capacity is the
         // pool's.
@@ -183,7 +186,7 @@ mod tests {
 
     /// Takes a task the way the engine does: it leaves the pool no longer `Free`.
     fn take(pool: &mut TaskPool<Uring>) -> NonNull<Task<Uring>> {
-        let task = pool.get();
+        let task = pool.get(&mut ReadyQueue::with_capacity(0));
         // SAFETY: the pool's pointers are valid for its life; a `Cell` is set.
         unsafe { task.as_ref() }.state.set(TaskState::Queued);
         task

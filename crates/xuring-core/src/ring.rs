@@ -151,7 +151,8 @@ impl<B: Backend> Ring<B> {
 
     /// Tasks queued and not yet handed to the backend.
     pub fn queued(&self) -> usize {
-        self.engine_ref().submission_q.len()
+        let engine = self.engine_ref();
+        engine.submission_q.len() + engine.staged.len()
     }
 
     /// Tasks completed whose callbacks have not run yet.
@@ -177,6 +178,7 @@ impl<B: Backend> Ring<B> {
         let e = self.engine_ref();
         e.in_flight == e.background_in_flight
             && e.submission_q.is_empty()
+            && e.staged.is_empty()
             && e.completions.is_empty()
     }
 

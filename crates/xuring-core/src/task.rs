@@ -4,8 +4,10 @@
 //!
 //! A task's [`Op`] sits in an `UnsafeCell` because the kernel (or a backend) uses it while the
 //! ring only holds raw pointers to the task. The ring touches the op only in states where
-//! nothing else can: `Free` and `Queued` (before submission), and `Ready`/`Running` (after the
-//! completion was reaped, when the backend has let go of it). [`Task::take_buf`] is the one
+//! nothing else can: `Free` and `Queued` on the ring's own queue (before submission), and
+//! `Ready`/`Running` (after the completion was reaped, when the backend has let go of it). A
+//! `Queued` task whose op was already pushed into the backend's queue (staged, see
+//! `engine.rs`) is off limits like an `InFlight` one until the backend retracts it. [`Task::take_buf`] is the one
 //! public entry, and it checks that the task is `Running`: its callback is the only code that
 //! can see it then.
 
@@ -89,7 +91,8 @@ impl fmt::Debug for TaskId {
 pub enum TaskState {
     /// On the free list.
     Free,
-    /// On the submission queue, not yet given to the backend.
+    /// Queued, not yet submitted: waiting on the ring's queue, or already written into the
+    /// backend's queue but not yet handed over by an `enter` (a cancel still takes it back).
     Queued,
     /// Given to the backend (the kernel may be using its memory).
     InFlight,
@@ -152,31 +155,46 @@ impl<B: Backend> Default for Context<B> {
 
 /// One operation's state, from submission to callback. Tasks live in the ring's pool at
 /// stable addresses and are recycled after their callback returns.
+///
+/// `repr(C)`, so that what every operation touches (id, context, state, kind, flags) shares
+/// the first cache line with the start of the op; the queue link, used only by ops that wait
+/// on the ring's own queue, comes last.
+#[repr(C)]
 pub struct Task<B: Backend = Uring> {
-    pub(crate) link: Link<Task<B>>,
     pub(crate) id: Cell<TaskId>,
-    pub(crate) state: Cell<TaskState>,
-    /// Internal work that `run(UntilDone)` does not wait for.
-    pub(crate) background: Cell<bool>,
-    /// The kind of the op, set when it is queued: what a cancel needs to know about the op,
-    /// kept outside it so it can be read while the kernel may be writing into the op (an
-    /// accept's peer address lives there).
-    pub(crate) kind: Cell<OpKind>,
-    /// The op's opcode is missing here: `run` completes it with its fallback instead of
-    /// submitting it (set by the op methods whose opcode is newer than 5.6).
-    pub(crate) fallback: Cell<bool>,
-    /// The op uses memory the caller owns (a raw `IoBuf`): teardown waits for it without a
-    /// time limit, since it cannot leak that memory instead.
-    pub(crate) borrowed: Cell<bool>,
     pub(crate) ctx: Cell<Context<B>>,
     /// What an internal callback needs (a `cancel_all`'s join task, a mailbox), kept out of
     /// `ctx`: a context can be read back ([`Task::context`]) and resubmitted, so it must not
     /// carry pointers the engine trusts.
     pub(crate) internal: Cell<Option<NonNull<()>>>,
-    /// The operation's outcome; `Some` when the callback runs.
-    pub result: Option<OpResult>,
+    pub(crate) state: Cell<TaskState>,
+    /// The kind of the op, set when it is queued: what a cancel needs to know about the op,
+    /// kept outside it so it can be read while the kernel may be writing into the op (an
+    /// accept's peer address lives there).
+    pub(crate) kind: Cell<OpKind>,
+    /// [`BACKGROUND`], [`FALLBACK`], [`BORROWED`], [`OWNS`]: written whole (one store) when a
+    /// task is taken from the pool; meaningless while it is `Free`.
+    pub(crate) flags: Cell<u8>,
     pub(crate) op: UnsafeCell<Op>,
+    /// The operation's outcome; `Some` when the callback runs. (Until a task's completion
+    /// writes it, it holds whatever the slot's previous occupant left: the ring reads it only
+    /// after its own completion wrote it.)
+    pub result: Option<OpResult>,
+    pub(crate) link: Link<Task<B>>,
 }
+
+/// Task flag: internal work that `run(UntilDone)` does not wait for.
+pub(crate) const BACKGROUND: u8 = 1;
+/// Task flag: the op's opcode is missing here, or the op decides at submission: `run`
+/// completes it with its fallback or admits it ([`Op::missing`]) instead of submitting it
+/// as it is. Such a task always waits on the ring's own queue.
+pub(crate) const FALLBACK: u8 = 2;
+/// Task flag: the op uses memory the caller owns (a raw `IoBuf`): teardown waits for it
+/// without a time limit, since it cannot leak that memory instead.
+pub(crate) const BORROWED: u8 = 4;
+/// Task flag: the op owns resources ([`Op::owns_resources`]) that recycling must drop; an op
+/// without it is left in place and overwritten by the next one.
+pub(crate) const OWNS: u8 = 8;
 
 // SAFETY: `link` projects to the `link` field with `&raw const`, keeping the node's
 // provenance and creating no reference; the field is an inline, aligned `Link<Task<B>>`.
@@ -194,18 +212,28 @@ unsafe impl<B: Backend> xuring_queue::Linked for Task<B> {
 impl<B: Backend> Task<B> {
     pub(crate) fn new(index: u32) -> Task<B> {
         Task {
-            link: Link::new(),
             id: Cell::new(TaskId::new(index, 1)),
-            state: Cell::new(TaskState::Free),
-            background: Cell::new(false),
-            kind: Cell::new(OpKind::Noop),
-            fallback: Cell::new(false),
-            borrowed: Cell::new(false),
             ctx: Cell::new(Context::default()),
             internal: Cell::new(None),
-            result: None,
+            state: Cell::new(TaskState::Free),
+            kind: Cell::new(OpKind::Noop),
+            flags: Cell::new(0),
             op: UnsafeCell::new(Op::Noop(crate::ops::Noop {})),
+            result: None,
+            link: Link::new(),
         }
+    }
+
+    /// Whether the task carries `flag`.
+    #[inline(always)]
+    pub(crate) fn has(&self, flag: u8) -> bool {
+        self.flags.get() & flag != 0
+    }
+
+    /// Adds `flag`.
+    #[inline(always)]
+    pub(crate) fn mark(&self, flag: u8) {
+        self.flags.set(self.flags.get() | flag);
     }
 
     /// The task's op, for the ring.

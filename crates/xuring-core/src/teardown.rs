@@ -11,7 +11,7 @@
 use core::ptr::NonNull;
 
 use crate::engine::Engine;
-use crate::task::TaskState;
+use crate::task::{BORROWED, TaskState};
 use crate::{Backend, Context, OpResult, Ring, Task, TaskId};
 
 impl<B: Backend> Engine<B> {
@@ -31,6 +31,7 @@ impl<B: Backend> Engine<B> {
         let torn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.teardown()));
         if let Err(panic) = torn {
             self.submission_q.clear();
+            self.staged.clear();
             self.completions.clear();
             self.pool.clear_free();
             self.pool.leak();
@@ -86,7 +87,7 @@ impl<B: Backend> Engine<B> {
             // SAFETY: the pool's pointers are valid for the engine's life; only `Cell`s are
             // read.
             let t = unsafe { task.as_ref() };
-            t.state.get() == TaskState::InFlight && t.borrowed.get()
+            t.state.get() == TaskState::InFlight && t.has(BORROWED)
         })
     }
 
@@ -106,6 +107,10 @@ impl<B: Backend> Engine<B> {
         if !self.running
             && let Some(task) = self.current.take()
         {
+            self.recycle(task);
+        }
+        // Staged ops are taken back from the backend's queue: the kernel never sees them.
+        for task in self.retract_staged(|_| true) {
             self.recycle(task);
         }
         while let Some(task) = self.submission_q.pop_front() {
@@ -195,6 +200,7 @@ impl<B: Backend> Drop for Engine<B> {
         self.shut_down();
         // Unlink everything before the pool frees its chunks.
         self.submission_q.clear();
+        self.staged.clear();
         self.completions.clear();
         self.pool.clear_free();
     }

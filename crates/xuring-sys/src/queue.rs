@@ -182,12 +182,33 @@ impl SubmissionQueue {
     /// # Safety
     ///
     /// As for [`push`](Self::push), for every address `fill` writes into the entry.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn push_with(&mut self, fill: impl FnOnce(&mut io_uring_sqe)) -> Result<(), SqFull> {
+        let Some(mut slot) = self.next_free() else {
+            return Err(SqFull);
+        };
+        // SAFETY: `next_free` hands out a slot the kernel does not read and nothing else
+        // refers to, until `commit_next` publishes it locally.
+        fill(unsafe { slot.as_mut() });
+        // SAFETY: the slot came from `next_free` just now, and the caller vouches for the
+        // addresses `fill` wrote.
+        unsafe { self.commit_next() };
+        Ok(())
+    }
+
+    /// The next free slot, zeroed, or `None` if the ring is full. It becomes part of the
+    /// queue only with [`commit_next`](Self::commit_next); until then the next call hands out
+    /// the same slot again.
+    ///
+    /// The slot lies beyond the kernel's head and is not published: the kernel does not read
+    /// it, and it stays valid (and unaliased by this queue) until `commit_next` or the queue
+    /// is dropped. Writing addresses into it is what [`push`](Self::push)'s `# Safety` is about.
+    #[inline(always)]
+    pub fn next_free(&mut self) -> Option<NonNull<io_uring_sqe>> {
         if self.local_tail.wrapping_sub(self.cached_head) >= self.entries {
             self.cached_head = self.head();
             if self.local_tail.wrapping_sub(self.cached_head) >= self.entries {
-                return Err(SqFull);
+                return None;
             }
         }
         let index = (self.local_tail & self.mask) as usize;
@@ -195,11 +216,62 @@ impl SubmissionQueue {
         let slot = unsafe { self.sqes.add(index) };
         // SAFETY: the slot is free (beyond the consumed head, not yet published), so the kernel
         // does not read it while we write, and nothing else holds a reference to it.
-        let sqe = unsafe { &mut *slot.as_ptr() };
-        *sqe = io_uring_sqe::ZEROED;
-        fill(sqe);
+        unsafe { slot.write(io_uring_sqe::ZEROED) };
+        Some(slot)
+    }
+
+    /// Adds the slot [`next_free`](Self::next_free) handed out to the queue (unpublished).
+    ///
+    /// # Safety
+    ///
+    /// `next_free` must have returned a slot since the last `commit_next` or `push`, and every
+    /// address written into it must satisfy [`push`](Self::push)'s contract.
+    #[inline(always)]
+    pub unsafe fn commit_next(&mut self) {
+        debug_assert!(self.local_tail.wrapping_sub(self.cached_head) < self.entries);
         self.local_tail = self.local_tail.wrapping_add(1);
-        Ok(())
+    }
+
+    /// SQEs pushed but not yet [published](Self::publish): the kernel has never seen them.
+    #[inline]
+    pub fn unpublished(&self) -> u32 {
+        self.local_tail.wrapping_sub(self.published_tail())
+    }
+
+    #[inline]
+    fn published_tail(&self) -> u32 {
+        // SAFETY: `tail` points into the live SQ mapping and only we write it.
+        unsafe { self.tail.as_ref() }.load(Ordering::Relaxed)
+    }
+
+    /// Takes back the unpublished SQEs for which `retract` returns true, keeping the others
+    /// in their order (later entries move down to close the gaps). Returns how many were
+    /// taken back. The kernel never sees a retracted entry: it reads only published ones, so
+    /// whatever memory it names is free again for its owner.
+    pub fn retract_unpublished(&mut self, mut retract: impl FnMut(&io_uring_sqe) -> bool) -> u32 {
+        let start = self.published_tail();
+        let end = self.local_tail;
+        let mut kept = start;
+        let mut at = start;
+        while at != end {
+            // SAFETY: `at & mask < entries`, so the slot is inside the SQE array.
+            let from = unsafe { self.sqes.add((at & self.mask) as usize) };
+            // SAFETY: the slot lies between the published tail and our local tail: the kernel
+            // does not read it, and nothing else holds a reference to it.
+            let sqe = unsafe { from.read() };
+            if !retract(&sqe) {
+                if kept != at {
+                    // SAFETY: `kept` is also unpublished (`start <= kept < at`), in the array.
+                    let to = unsafe { self.sqes.add((kept & self.mask) as usize) };
+                    // SAFETY: as above: an unpublished slot nobody else accesses.
+                    unsafe { to.write(sqe) };
+                }
+                kept = kept.wrapping_add(1);
+            }
+            at = at.wrapping_add(1);
+        }
+        self.local_tail = kept;
+        end.wrapping_sub(kept)
     }
 
     /// Makes the pushed SQEs visible to the kernel.

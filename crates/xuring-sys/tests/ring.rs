@@ -69,6 +69,56 @@ fn nop_round_trip_returns_user_data_in_order() {
 }
 
 #[test]
+fn retracted_entries_never_reach_the_kernel_and_published_ones_stay() {
+    let mut r = ring(8);
+    let nop = |user_data| io_uring_sqe {
+        opcode: Opcode::Nop as u8,
+        user_data,
+        ..io_uring_sqe::ZEROED
+    };
+    // Published (but not yet submitted): out of reach of `retract_unpublished`.
+    // SAFETY: NOPs name no memory.
+    unsafe { r.sq().push(&nop(1)) }.expect("room");
+    r.sq().publish();
+    for u in 2..=6 {
+        // SAFETY: as above.
+        unsafe { r.sq().push(&nop(u)) }.expect("room");
+    }
+    assert_eq!(r.sq().unpublished(), 5);
+    let taken = r
+        .sq()
+        .retract_unpublished(|sqe| sqe.user_data % 2 == 1 || sqe.user_data == 4);
+    assert_eq!(taken, 3, "3, 4 and 5 (1 is published)");
+    let taken = r.sq().retract_unpublished(|sqe| sqe.user_data == 4);
+    assert_eq!(taken, 0, "gone already");
+    assert_eq!(r.sq().unpublished(), 2);
+    assert_eq!(r.sq().pending(), 3);
+    r.sq().publish();
+    io_uring_enter(r.as_fd(), 3, 3, EnterFlags::GETEVENTS, None).expect("enter");
+    let mut done = Vec::new();
+    r.cq().reap(|cqe| done.push(cqe.user_data));
+    assert_eq!(done, [1, 2, 6], "the kept entries, in order");
+    // Wrapping around the ring: retract from entries that straddle the end of the array.
+    for round in 0..4u64 {
+        let base = 100 * round;
+        for u in 0..6 {
+            // SAFETY: as above.
+            unsafe { r.sq().push(&nop(base + u)) }.expect("room");
+        }
+        assert_eq!(
+            r.sq()
+                .retract_unpublished(|sqe| (sqe.user_data - base) % 3 == 0),
+            2
+        );
+        r.sq().publish();
+        io_uring_enter(r.as_fd(), 4, 4, EnterFlags::GETEVENTS, None).expect("enter");
+        let mut done = Vec::new();
+        r.cq().reap(|cqe| done.push(cqe.user_data));
+        assert_eq!(done, [base + 1, base + 2, base + 4, base + 5]);
+    }
+}
+
+#[test]
 fn full_sq_refuses_the_extra_entry() {
     let mut r = ring(2);
     let sqe = io_uring_sqe::ZEROED;

@@ -4,8 +4,10 @@
 //! The real one is [`Uring`] (io_uring on the running kernel); `xuring-mock` provides one that
 //! needs no kernel. A backend receives operations as pointers to the [`Op`] stored in each
 //! task, with the task's `user_data`; it completes each one exactly once by handing a
-//! [`Completion`] with that `user_data` to [`Backend::reap`]'s sink. Everything else (task
-//! lifecycle, retries of `EINTR`/`EBUSY`, cancellation, callbacks) is the ring's.
+//! [`Completion`] with that `user_data` to [`Backend::reap`]'s sink, unless the ring takes it
+//! back before the next [`Backend::enter`] ([`Backend::retract`], for a backend that opts in
+//! with [`Backend::CAN_RETRACT`]: then the ring pushes ops as they are queued). Everything
+//! else (task lifecycle, retries of `EINTR`/`EBUSY`, cancellation, callbacks) is the ring's.
 
 use core::ptr::NonNull;
 
@@ -44,8 +46,19 @@ pub struct Completion {
 ///   another ring, or call [`push`](Self::push), [`enter`](Self::enter) or
 ///   [`reap`](Self::reap) on it;
 /// - dropping it stops the executor from using any pushed op (for io_uring: after every
-///   completion was reaped, closing the ring fd suffices).
+///   completion was reaped, closing the ring fd suffices);
+/// - where [`CAN_RETRACT`](Self::CAN_RETRACT) is true: an op pushed since the last
+///   [`enter`](Self::enter) is not seen by the executor before that `enter`, and one that
+///   [`retract`](Self::retract) takes back is never seen by it (no completion is ever
+///   reported for it), so the ring may recycle its task at once.
 pub unsafe trait Backend: Sized {
+    /// Whether ops pushed since the last [`enter`](Self::enter) can be taken back with
+    /// [`retract`](Self::retract). The ring then pushes an op as soon as it is queued (while
+    /// nothing waits ahead of it), instead of holding it on its own queue until `run`:
+    /// a cancel, `cancel_all` or teardown before the `enter` retracts it instead. Off by
+    /// default: such a backend is handed ops only from `run`.
+    const CAN_RETRACT: bool = false;
+
     /// What [`Ring::backend_mut`](crate::Ring::backend_mut) hands out: a view that can steer
     /// the backend (the mock's handlers and faults) but neither replace nor drive it.
     type Control<'a>
@@ -72,8 +85,18 @@ pub unsafe trait Backend: Sized {
     /// `op` must point to a live `Op` that stays at this address, unchanged and not accessed
     /// by the caller, until this backend has delivered a completion for `user_data` through
     /// [`reap`](Self::reap) (or the backend has been dropped after every completion was
-    /// delivered). The memory the op names (its buffer) must stay valid as long.
+    /// delivered, or [`retract`](Self::retract) took it back). The memory the op names (its
+    /// buffer) must stay valid as long.
     unsafe fn push(&mut self, op: NonNull<Op>, user_data: u64) -> Result<(), SqFull>;
+
+    /// Takes back every op pushed since the last [`enter`](Self::enter) whose `user_data`
+    /// `retract` selects, keeping the others in order; returns how many it took back. The
+    /// executor never sees them, and the backend lets go of their memory. Called only where
+    /// [`CAN_RETRACT`](Self::CAN_RETRACT) is true, and never in a forked child.
+    fn retract(&mut self, retract: impl FnMut(u64) -> bool) -> u32 {
+        let _ = retract;
+        0
+    }
 
     /// Submits what was pushed and waits until at least `min_complete` completions are
     /// available, or `timeout` has passed (`ETIME`). `timeout` is given only when

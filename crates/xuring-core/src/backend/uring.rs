@@ -10,7 +10,7 @@
 
 use core::ptr::NonNull;
 
-use xuring_sys::abi::{io_uring_sqe, register};
+use xuring_sys::abi::register;
 use xuring_sys::syscall::{self, io_uring_enter};
 use xuring_sys::{
     EnterFlags, Errno, Features, RawRing, SetupError, SetupFlags, SetupOptions, SqFull, SqRingFlags,
@@ -57,8 +57,13 @@ impl Uring {
 // kernel no longer uses the request's memory; a CQE is reported once (the CQ head moves past
 // it). `Control` is `&Uring`, through which nothing can be replaced or driven. Dropping a
 // `Uring` closes the ring fd, after the ring has reaped (or leaked) everything in flight.
+// Retracting: `push` only writes an SQE slot beyond the published tail, which the kernel
+// does not read (no `SQPOLL`: the ring never sets it up); only `enter` publishes, and
+// `retract` removes unpublished entries only, so a retracted op never reaches the kernel.
 unsafe impl Backend for Uring {
     type Control<'a> = &'a Uring;
+
+    const CAN_RETRACT: bool = true;
 
     fn control(&mut self) -> &Uring {
         self
@@ -81,20 +86,32 @@ unsafe impl Backend for Uring {
         self.ring_sq().pending()
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn push(&mut self, op: NonNull<Op>, user_data: u64) -> Result<(), SqFull> {
         let env = PrepEnv {
             fixed: self.pool.as_ref(),
         };
-        let fill = |sqe: &mut io_uring_sqe| {
-            sqe.user_data = user_data;
-            // SAFETY: the caller guarantees `op` is valid and exclusively ours until
-            // completion, so a `&mut` for the length of this call is the only reference.
-            unsafe { &mut *op.as_ptr() }.prep(sqe, env);
+        let sq = self.ring.sq();
+        let Some(mut slot) = sq.next_free() else {
+            return Err(SqFull);
         };
-        // SAFETY: every address `prep` writes points into `*op` or the buffer it owns, which
-        // the caller keeps valid until the completion for `user_data` is reaped.
-        unsafe { self.ring.sq().push_with(fill) }
+        // SAFETY: `next_free` hands out an unpublished slot nothing else refers to.
+        let sqe = unsafe { slot.as_mut() };
+        sqe.user_data = user_data;
+        // SAFETY: the caller guarantees `op` is valid and exclusively ours until completion,
+        // so a `&mut` for the length of this call is the only reference.
+        unsafe { &mut *op.as_ptr() }.prep(sqe, env);
+        // SAFETY: the slot came from `next_free` just now; every address `prep` wrote points
+        // into `*op` or the buffer it owns, which the caller keeps valid until the completion
+        // for `user_data` is reaped (or the op is retracted).
+        unsafe { sq.commit_next() };
+        Ok(())
+    }
+
+    fn retract(&mut self, mut retract: impl FnMut(u64) -> bool) -> u32 {
+        self.ring
+            .sq()
+            .retract_unpublished(|sqe| retract(sqe.user_data))
     }
 
     fn enter(&mut self, min_complete: u32, timeout: Option<Timespec>) -> Result<(), Errno> {
@@ -211,7 +228,7 @@ mod tests {
             false,
         )
         .into();
-        let mut sqe = io_uring_sqe::default();
+        let mut sqe = xuring_sys::abi::io_uring_sqe::default();
         op.prep(&mut sqe, PrepEnv::default());
         let one = &crate::thread::EVENTFD_ONE;
         assert_eq!(sqe.opcode, xuring_sys::Opcode::Write as u8);
