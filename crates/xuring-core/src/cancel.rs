@@ -9,12 +9,12 @@
 
 use core::ptr::NonNull;
 
-use xuring_queue::List;
 use xuring_sys::{CancelFlags, Opcode};
 
 use crate::engine::Engine;
 use crate::op::CancelVia;
 use crate::ops::{self, CancelAll, OpKind};
+use crate::pool::{TaskList, TaskRef};
 use crate::task::{BACKGROUND, TaskState};
 use crate::{Backend, Context, Op, OpResult, Ring, RingError, Task, TaskHandle, TaskId};
 
@@ -74,16 +74,15 @@ impl<B: Backend> Ring<B> {
 impl<B: Backend> Engine<B> {
     /// Takes a queued task out of line: off `staged` (retracting its op from the backend's
     /// queue, so the executor never sees it) or off the submission queue.
-    pub(crate) fn unqueue(&mut self, task: NonNull<Task<B>>) {
-        // SAFETY: the pool's pointers are valid for the engine's life.
-        let t = unsafe { task.as_ref() };
+    pub(crate) fn unqueue(&mut self, task: TaskRef<B>) {
+        let t = task.get();
         debug_assert_eq!(t.state.get(), TaskState::Queued);
         if B::CAN_RETRACT && self.staged.contains(&task) {
             let taken = self.retract_staged(|s| core::ptr::eq(s, t));
             debug_assert_eq!(taken, [task]);
             return;
         }
-        self.submission_q.remove(t);
+        self.submission_q.remove(task);
     }
 
     /// [`Ring::cancel`] for the caller: the ring's own background tasks are not theirs to
@@ -100,10 +99,9 @@ impl<B: Backend> Engine<B> {
         let elsewhere = match from {
             CancelFrom::Id => false,
             CancelFrom::Handle(serial) => serial != self.serial,
-            CancelFrom::Task(at) => found != Some(at),
+            CancelFrom::Task(at) => found.map(TaskRef::as_ptr) != Some(at),
         };
-        // SAFETY: `lookup` returns pointers into the pool; only a `Cell` is read.
-        let background = found.is_some_and(|task| unsafe { task.as_ref() }.has(BACKGROUND));
+        let background = found.is_some_and(|task| task.get().has(BACKGROUND));
         if background || elsewhere {
             return self.cancel_missed(target, ctx);
         }
@@ -119,19 +117,13 @@ impl<B: Backend> Engine<B> {
     fn cancel_locally(&mut self, target: TaskId, res: i32, ctx: Context<B>) -> TaskHandle<B> {
         let cancel = self.new_task(ops::Cancel::new(target, CancelVia::AsyncCancel), ctx);
         self.complete_locally(cancel, res);
-        TaskHandle::new(
-            cancel,
-            // SAFETY: the pool's pointers are valid for the engine's life; a `Cell` is read.
-            unsafe { cancel.as_ref() }.id.get(),
-            self.serial,
-        )
+        TaskHandle::new(cancel.as_ptr(), cancel.get().id.get(), self.serial)
     }
 
     /// Cancels the task `target` (see [`Ring::cancel`]), background tasks included.
     pub(crate) fn cancel(&mut self, target: TaskId, ctx: Context<B>) -> TaskHandle<B> {
         let found = self.pool.lookup(target);
-        // SAFETY: `lookup` returns pointers into the pool.
-        let state = found.map(|t| unsafe { t.as_ref() }.state.get());
+        let state = found.map(|t| t.get().state.get());
         match (found, state) {
             (Some(task), Some(TaskState::Queued)) => {
                 self.unqueue(task);
@@ -139,8 +131,7 @@ impl<B: Backend> Engine<B> {
                 self.cancel_locally(target, 0, ctx)
             }
             (Some(task), Some(TaskState::InFlight)) => {
-                // SAFETY: the pool's pointers are valid for the engine's life.
-                let t = unsafe { task.as_ref() };
+                let t = task.get();
                 // The op itself is not read: the kernel may be writing into it.
                 let via = if t.kind.get() == OpKind::Timer {
                     CancelVia::TimeoutRemove
@@ -168,43 +159,36 @@ impl<B: Backend> Engine<B> {
                 local += 1;
             }
             for &task in &self.staged {
-                // SAFETY: the pool's pointers are valid for the engine's life.
-                background += u32::from(unsafe { task.as_ref() }.has(BACKGROUND));
+                background += u32::from(task.get().has(BACKGROUND));
             }
         }
-        let mut kept: List<Task<B>> = List::new();
+        let mut kept: TaskList<B> = TaskList::new();
         while let Some(task) = self.submission_q.pop_front() {
-            // SAFETY: the pool's pointers are valid for the engine's life.
-            let t = unsafe { task.as_ref() };
+            let t = task.get();
             if stays(t) {
                 background += u32::from(t.has(BACKGROUND));
-                // SAFETY: as in `queue`: live, stable, shared access only while linked.
-                unsafe { kept.push_back(task) };
+                kept.push_back(task);
                 continue;
             }
             self.complete_locally(task, -libc::ECANCELED);
             local += 1;
         }
         while let Some(task) = kept.pop_front() {
-            // SAFETY: as above.
-            unsafe { self.submission_q.push_back(task) };
+            self.submission_q.push_back(task);
         }
         if self.cancel_any_supported() {
             return self.queue(CancelAll::any(local, background).into(), ctx);
         }
-        let join_ptr = self.new_task(CancelAll::join(local), ctx);
-        // SAFETY: the pool's pointers are valid for the engine's life; a `Cell` is read.
-        let join = TaskHandle::new(join_ptr, unsafe { join_ptr.as_ref() }.id.get(), self.serial);
-        // SAFETY: the pool's pointers are valid for the engine's life.
-        unsafe { join_ptr.as_ref() }.state.set(TaskState::Waiting);
+        let join_task = self.new_task(CancelAll::join(local), ctx);
+        let join = TaskHandle::new(join_task.as_ptr(), join_task.get().id.get(), self.serial);
+        join_task.get().state.set(TaskState::Waiting);
         let targets: Vec<TaskId> = self
             .in_flight_user_tasks()
             .filter(|&id| {
                 let Some(task) = self.pool.lookup(id) else {
                     return true;
                 };
-                // SAFETY: the pool's pointers are valid for the engine's life.
-                let t = unsafe { task.as_ref() };
+                let t = task.get();
                 !t.has(BACKGROUND)
             })
             .collect();
@@ -215,19 +199,17 @@ impl<B: Backend> Engine<B> {
                 ..Context::default()
             };
             let part = self.cancel(target, ctx);
-            // SAFETY: the pool's pointers are valid for the engine's life.
-            unsafe { part.as_non_null().as_ref() }
+            self.task_of(part)
+                .get()
                 .internal
-                .set(Some(join_ptr.cast()));
+                .set(Some(join_task.as_ptr().cast()));
             outstanding += 1;
         }
         if outstanding == 0 {
-            self.complete_locally(join_ptr, 0);
+            self.complete_locally(join_task, 0);
         } else {
-            // SAFETY: the pool's pointers are valid for the engine's life.
-            let join_task = unsafe { join_ptr.as_ref() };
             // SAFETY: the join task is `Waiting`: only the ring touches its op.
-            if let Op::CancelAll(join) = unsafe { join_task.op_mut() }
+            if let Op::CancelAll(join) = unsafe { join_task.get().op_mut() }
                 && let Some((o, _)) = join.join_counts()
             {
                 *o = outstanding;
@@ -248,8 +230,7 @@ impl<B: Backend> Engine<B> {
     /// In-flight tasks that a cancel can target (not cancels themselves).
     pub(crate) fn in_flight_user_tasks(&self) -> impl Iterator<Item = TaskId> + '_ {
         self.pool.all().filter_map(|task| {
-            // SAFETY: the pool's pointers are valid for the engine's life.
-            let t = unsafe { task.as_ref() };
+            let t = task.get();
             if t.state.get() != TaskState::InFlight {
                 return None;
             }
@@ -265,11 +246,12 @@ fn on_cancel_all_part<B: Backend>(ring: &mut Ring<B>, task: &Task<B>) -> Result<
     let Some(join) = task.internal.get() else {
         return Ok(());
     };
-    let join: NonNull<Task<B>> = join.cast();
     let hit = matches!(task.result, Some(OpResult::Cancel(Ok(()))));
-    // SAFETY: the join task is in this engine's pool (the part's `internal` was set by the
-    // same engine) and `Waiting` until its last part reports here.
-    let join_task = unsafe { join.as_ref() };
+    // SAFETY: only `cancel_all` sets a part's `internal`, to the address of its join task,
+    // a `TaskRef` of the same engine's pool: the engine this callback runs on. The join
+    // stays `Waiting` (never recycled) until its last part reports here.
+    let join = unsafe { TaskRef::from_ptr(join.cast()) };
+    let join_task = join.get();
     debug_assert_eq!(join_task.state.get(), TaskState::Waiting);
     // SAFETY: a `Waiting` task's op is touched only by the ring (this code).
     let done = if let Op::CancelAll(join) = unsafe { join_task.op_mut() }

@@ -36,12 +36,10 @@
 
 use core::ptr::NonNull;
 
-use xuring_queue::List;
-
 use crate::backend::Completion;
 use crate::op::{Declared, Message};
 use crate::ops::OpKind;
-use crate::pool::TaskPool;
+use crate::pool::{TaskList, TaskPool, TaskRef};
 use crate::ready::ReadyQueue;
 use crate::ring::RingStats;
 use crate::task::{BACKGROUND, FALLBACK, NOT_A_TASK, OWNS, THREAD_MAIL, TaskState};
@@ -55,12 +53,12 @@ pub(crate) struct Engine<B: Backend> {
     // whose chunks it may have been using.
     /// Tasks queued but not yet handed to the backend: those that could not be staged (see
     /// `staged`). Doubly linked so a cancel can take a task out of the middle in O(1).
-    pub(crate) submission_q: List<Task<B>>,
+    pub(crate) submission_q: TaskList<B>,
     /// Staged tasks, in queue order: `Queued`, their op already pushed into the backend's
     /// queue (only with [`Backend::CAN_RETRACT`]), not yet handed over by an `enter`. Every
     /// staged task is older than every task on `submission_q`. Its capacity is the backend's
     /// queue size, so it never reallocates.
-    pub(crate) staged: Vec<NonNull<Task<B>>>,
+    pub(crate) staged: Vec<TaskRef<B>>,
     /// Tasks whose completion was reaped, waiting for their callback. Completions are moved
     /// here before any callback runs, because callbacks get `&mut Ring` and may submit, cancel
     /// or even run out of room in the backend's queue while we would still be iterating it.
@@ -82,7 +80,7 @@ pub(crate) struct Engine<B: Backend> {
     /// yet: `run` submits it before it returns.
     pub(crate) admitted_unsubmitted: bool,
     /// The task whose callback is running, recycled even if the callback panics.
-    pub(crate) current: Option<NonNull<Task<B>>>,
+    pub(crate) current: Option<TaskRef<B>>,
     pub(crate) stats: RingStats,
     pub(crate) buffers: Option<BufferPool>,
     pub(crate) teardown_timeout: core::time::Duration,
@@ -117,7 +115,7 @@ impl<B: Backend> Engine<B> {
             Vec::new()
         };
         Engine {
-            submission_q: List::new(),
+            submission_q: TaskList::new(),
             staged,
             completions: ReadyQueue::with_capacity(pool.capacity() as usize),
             backend,
@@ -153,10 +151,9 @@ impl<B: Backend> Engine<B> {
     /// enqueues it or completes it locally.
     /// Its flags are `OWNS` or nothing: the caller adds the others.
     #[inline(always)]
-    pub(crate) fn new_task(&mut self, op: impl Into<Op>, ctx: Context<B>) -> NonNull<Task<B>> {
+    pub(crate) fn new_task(&mut self, op: impl Into<Op>, ctx: Context<B>) -> TaskRef<B> {
         let task = self.pool.get(&mut self.completions);
-        // SAFETY: the pool's pointers are valid for the engine's life.
-        let t = unsafe { task.as_ref() };
+        let t = task.get();
         // Converted in place, so only the variant's own fields are written.
         // SAFETY: a task fresh from the free list is `Free`: nothing else refers to its op,
         // and recycling left an op that owns nothing.
@@ -171,10 +168,10 @@ impl<B: Backend> Engine<B> {
     }
 
     #[inline(always)]
-    fn handle(&self, task: NonNull<Task<B>>) -> TaskHandle<B> {
+    fn handle(&self, task: TaskRef<B>) -> TaskHandle<B> {
         // SAFETY: the pool's pointers are valid for the engine's life.
-        let id = unsafe { task.as_ref() }.id.get();
-        TaskHandle::new(task, id, self.serial)
+        let id = task.get().id.get();
+        TaskHandle::new(task.as_ptr(), id, self.serial)
     }
 
     /// Puts a `Queued` task in line for submission. With `may_stage`, a backend that can take
@@ -183,26 +180,22 @@ impl<B: Backend> Engine<B> {
     /// executor sees it at the next `enter`, which `run` makes, and until then a cancel or
     /// teardown retracts it. Otherwise it waits on `submission_q` for `flush`.
     #[inline(always)]
-    fn enqueue(&mut self, task: NonNull<Task<B>>, may_stage: bool) {
+    fn enqueue(&mut self, task: TaskRef<B>, may_stage: bool) {
         if B::CAN_RETRACT && may_stage && self.submission_q.is_empty() && self.stage(task) {
             return;
         }
-        // SAFETY: the task is live at a stable address until it is unlinked (the pool never
-        // frees chunks while the ring lives), and is accessed through shared references while
-        // linked.
-        unsafe { self.submission_q.push_back(task) };
+        self.submission_q.push_back(task);
     }
 
     /// Pushes a `Queued` task's op into the backend's queue; false if there is no room (or
     /// this is a forked child, which must not write into the queue it shares with its
     /// parent).
     #[inline(always)]
-    fn stage(&mut self, task: NonNull<Task<B>>) -> bool {
+    fn stage(&mut self, task: TaskRef<B>) -> bool {
         if self.backend.forked() {
             return false;
         }
-        // SAFETY: the pool's pointers are valid for the engine's life.
-        let t = unsafe { task.as_ref() };
+        let t = task.get();
         let op = NonNull::new(t.op.get()).expect("UnsafeCell::get is never null");
         // SAFETY: the op lives in the task, which stays at its address until it is recycled.
         // A staged task is not recycled, and its op neither read mutably nor replaced, until
@@ -223,8 +216,7 @@ impl<B: Backend> Engine<B> {
         let n = self.staged.len() as u32;
         let mut background = 0;
         for &task in &self.staged {
-            // SAFETY: the pool's pointers are valid for the engine's life; `Cell`s only.
-            let t = unsafe { task.as_ref() };
+            let t = task.get();
             t.state.set(TaskState::InFlight);
             background += u32::from(t.has(BACKGROUND));
         }
@@ -241,11 +233,11 @@ impl<B: Backend> Engine<B> {
     pub(crate) fn retract_staged(
         &mut self,
         mut select: impl FnMut(&Task<B>) -> bool,
-    ) -> Vec<NonNull<Task<B>>> {
+    ) -> Vec<TaskRef<B>> {
         let mut taken = Vec::new();
         self.staged.retain(|&task| {
             // SAFETY: the pool's pointers are valid for the engine's life.
-            let pick = select(unsafe { task.as_ref() });
+            let pick = select(task.get());
             if pick {
                 taken.push(task);
             }
@@ -257,7 +249,7 @@ impl<B: Backend> Engine<B> {
         let mut ids: Vec<u64> = taken
             .iter()
             // SAFETY: as above; a `Cell` is read.
-            .map(|t| unsafe { t.as_ref() }.id.get().to_u64())
+            .map(|t| t.get().id.get().to_u64())
             .collect();
         ids.sort_unstable();
         let retracted = self
@@ -276,16 +268,16 @@ impl<B: Backend> Engine<B> {
 
     /// Completes a task without the backend (it never reached it): its result is `op`'s
     /// decoding of `-errno`.
-    pub(crate) fn complete_locally(&mut self, task: NonNull<Task<B>>, res: i32) {
+    pub(crate) fn complete_locally(&mut self, task: TaskRef<B>, res: i32) {
         // SAFETY: the task is `Free`/`Queued`/`Waiting` (not with the backend): the engine owns
         // its op, and holds only pointers to the task.
-        unsafe { Task::store_result(task, res) };
+        unsafe { Task::store_result(task.as_ptr(), res) };
         self.make_ready(task);
     }
 
-    fn make_ready(&mut self, task: NonNull<Task<B>>) {
+    fn make_ready(&mut self, task: TaskRef<B>) {
         // SAFETY: the pool's pointers are valid for the engine's life.
-        unsafe { task.as_ref() }.state.set(TaskState::Ready);
+        task.get().state.set(TaskState::Ready);
         self.completions.push_back(task);
     }
 
@@ -301,8 +293,7 @@ impl<B: Backend> Engine<B> {
         let missing = !T::KIND.on_floor() && !self.backend.features().supports(T::KIND.opcode());
         let task = self.new_task(op, ctx);
         if borrowed || missing {
-            // SAFETY: the pool's pointers are valid for the engine's life; a `Cell` is set.
-            let t = unsafe { task.as_ref() };
+            let t = task.get();
             t.mark(
                 if borrowed { crate::task::BORROWED } else { 0 }
                     | if missing { FALLBACK } else { 0 },
@@ -323,16 +314,24 @@ impl<B: Backend> Engine<B> {
             .unwrap_or_else(crate::stat::zeroed_statx)
     }
 
+    /// The task a handle this engine just made names (still queued, so its id is current).
+    pub(crate) fn task_of(&self, handle: TaskHandle<B>) -> TaskRef<B> {
+        match self.pool.lookup(handle.id()) {
+            Some(task) => task,
+            None => unreachable!("a task queued by this engine is in its pool"),
+        }
+    }
+
     /// Marks a queued task as background work (`run(UntilDone)` does not wait for it).
     pub(crate) fn set_background(&mut self, handle: TaskHandle<B>) {
-        // SAFETY: the pool's pointers are valid for the engine's life.
-        unsafe { handle.as_non_null().as_ref() }.mark(BACKGROUND);
+        self.task_of(handle).get().mark(BACKGROUND);
     }
 
     /// Completes a task that was just queued with `-errno`, without the backend.
     pub(crate) fn fail_queued(&mut self, handle: TaskHandle<B>, errno: i32) {
-        self.unqueue(handle.as_non_null());
-        self.complete_locally(handle.as_non_null(), -errno);
+        let task = self.task_of(handle);
+        self.unqueue(task);
+        self.complete_locally(task, -errno);
     }
 
     /// What the backend can do (clamped to the ring's kernel level).
@@ -374,12 +373,10 @@ impl<B: Backend> Engine<B> {
             let Some(task) = self.submission_q.pop_front() else {
                 break;
             };
-            // SAFETY: the pool's pointers are valid for the engine's life.
-            let t = unsafe { task.as_ref() };
+            let t = task.get();
             if t.has(FALLBACK) {
                 if stop_at_marked {
-                    // SAFETY: as in `queue`.
-                    unsafe { self.submission_q.push_front(task) };
+                    self.submission_q.push_front(task);
                     break;
                 }
                 // SAFETY: a `Queued` task's op belongs to the ring.
@@ -395,8 +392,7 @@ impl<B: Backend> Engine<B> {
             // recycled, and the ring does not touch it until its completion is reaped.
             if unsafe { self.backend.push(op, t.id.get().to_u64()) }.is_err() {
                 // The backend's `space` was optimistic: keep the task first in line.
-                // SAFETY: as in `queue`.
-                unsafe { self.submission_q.push_front(task) };
+                self.submission_q.push_front(task);
                 break;
             }
             t.state.set(TaskState::InFlight);
@@ -413,7 +409,7 @@ impl<B: Backend> Engine<B> {
     pub(crate) fn queue_marked(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
         let task = self.new_task(op, ctx);
         // SAFETY: the pool's pointers are valid for the engine's life.
-        unsafe { task.as_ref() }.mark(FALLBACK);
+        task.get().mark(FALLBACK);
         self.enqueue(task, false);
         self.handle(task)
     }
@@ -449,8 +445,7 @@ impl<B: Backend> Engine<B> {
                 count_unknown(c.user_data, pool, stats);
                 return;
             };
-            // SAFETY: `lookup` returns pointers into the pool.
-            let t = unsafe { task.as_ref() };
+            let t = task.get();
             if t.state.get() != TaskState::InFlight {
                 stats.stale_completions += 1;
                 return;
@@ -468,7 +463,7 @@ impl<B: Backend> Engine<B> {
             // SAFETY: the completion for this task's id was just delivered, so the backend
             // and kernel are done with its op; the ring holds only pointers to the task (`t`
             // is not used below).
-            unsafe { Task::store_result(task, c.res) };
+            unsafe { Task::store_result(task.as_ptr(), c.res) };
             completions.push_back(task);
         });
     }
@@ -484,9 +479,9 @@ impl<B: Backend> Engine<B> {
     /// Returns a finished task to the pool, dropping what its op still owns. The task's
     /// `result` stays: the next completion of the slot overwrites it before anything reads it.
     #[inline(always)]
-    pub(crate) fn recycle(&mut self, task: NonNull<Task<B>>) {
+    pub(crate) fn recycle(&mut self, task: TaskRef<B>) {
         // SAFETY: the pool's pointers are valid for the engine's life.
-        if unsafe { task.as_ref() }.has(OWNS) {
+        if task.get().has(OWNS) {
             self.recycle_owning(task);
         } else {
             // An op that owns nothing stays; the next `queue` overwrites it without a drop.
@@ -496,9 +491,8 @@ impl<B: Backend> Engine<B> {
 
     /// [`recycle`](Self::recycle) for a task whose op owns resources.
     #[inline(never)]
-    fn recycle_owning(&mut self, task: NonNull<Task<B>>) {
-        // SAFETY: the pool's pointers are valid for the engine's life.
-        let t = unsafe { task.as_ref() };
+    fn recycle_owning(&mut self, task: TaskRef<B>) {
+        let t = task.get();
         // SAFETY: the task's callback has returned (or unwound), or it never ran, and the
         // backend is done with (or never had) the op: nothing else accesses it.
         let op = core::mem::take(unsafe { t.op_mut() });
@@ -508,10 +502,10 @@ impl<B: Backend> Engine<B> {
 
     /// Puts the task back in the pool (under a new id).
     #[inline(always)]
-    fn put(&mut self, task: NonNull<Task<B>>) {
+    fn put(&mut self, task: TaskRef<B>) {
         #[cfg(xuring_canary)]
         // SAFETY: the pool's pointers are valid for the engine's life.
-        let stale_id = unsafe { task.as_ref() }.id.get();
+        let stale_id = task.get().id.get();
         self.pool.put(task);
         // Canary (`RUSTFLAGS="--cfg xuring_canary"`, see xuring-mock's `tests/canary.rs`): a
         // deliberately broken recycle that keeps the old generation, so the slot's next task
@@ -519,7 +513,7 @@ impl<B: Backend> Engine<B> {
         // enable it anywhere else.
         #[cfg(xuring_canary)]
         // SAFETY: as above.
-        unsafe { task.as_ref() }.id.set(stale_id);
+        task.get().id.set(stale_id);
     }
 }
 
@@ -559,8 +553,7 @@ impl<B: Backend> Recipients<'_, B> {
             value: c.res,
         };
         let task = pool.get(completions);
-        // SAFETY: the pool's pointers are valid for the engine's life.
-        let t = unsafe { task.as_ref() };
+        let t = task.get();
         // A received message has no op: the task's is whatever its last one left (one that
         // owns nothing), and it is never decoded or submitted.
         t.kind.set(OpKind::Noop);
@@ -569,7 +562,7 @@ impl<B: Backend> Recipients<'_, B> {
         t.internal.set(internal);
         t.state.set(TaskState::Ready);
         // SAFETY: the ring holds only pointers to the free task.
-        unsafe { Task::write_result(task, Some(OpResult::Message(message))) };
+        unsafe { Task::write_result(task.as_ptr(), Some(OpResult::Message(message))) };
         completions.push_back(task);
     }
 }

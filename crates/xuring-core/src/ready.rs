@@ -9,13 +9,12 @@
 //! only while the pool does, so a warm ring never allocates here. No `unsafe`: it only stores
 //! pointers.
 
-use core::ptr::NonNull;
-
-use crate::{Backend, Task};
+use crate::Backend;
+use crate::pool::TaskRef;
 
 pub(crate) struct ReadyQueue<B: Backend> {
     /// Entries before `next` were taken already.
-    items: Vec<NonNull<Task<B>>>,
+    items: Vec<TaskRef<B>>,
     next: usize,
 }
 
@@ -41,7 +40,7 @@ impl<B: Backend> ReadyQueue<B> {
 
     /// Appends `task`.
     #[inline(always)]
-    pub(crate) fn push_back(&mut self, task: NonNull<Task<B>>) {
+    pub(crate) fn push_back(&mut self, task: TaskRef<B>) {
         if self.items.len() == self.items.capacity() && self.next > 0 {
             self.compact();
         }
@@ -50,7 +49,7 @@ impl<B: Backend> ReadyQueue<B> {
 
     /// The oldest task, removed.
     #[inline(always)]
-    pub(crate) fn pop_front(&mut self) -> Option<NonNull<Task<B>>> {
+    pub(crate) fn pop_front(&mut self) -> Option<TaskRef<B>> {
         let task = *self.items.get(self.next)?;
         self.next += 1;
         if self.next == self.items.len() {
@@ -89,8 +88,9 @@ mod tests {
 
     #[test]
     fn fifo_across_wrap_and_growth() {
-        let tasks: Vec<Task<Uring>> = (0..2000).map(Task::new).collect();
-        let fake = |n: usize| NonNull::from(&tasks[n]);
+        let pool: crate::pool::TaskPool<Uring> = crate::pool::TaskPool::new(256, 2048);
+        let task = |n: usize| pool.slot(n as u32).expect("a slot");
+        let fake = task;
         let mut q: ReadyQueue<Uring> = ReadyQueue::with_capacity(16);
         let mut next_in = 1;
         let mut next_out = 1;

@@ -189,9 +189,7 @@ impl<B: Backend> Ring<B> {
         self.engine_ref()
             .pool
             .all()
-            // SAFETY: the pool's pointers are valid for the engine's life; only the `Cell`
-            // state is read.
-            .filter(|task| unsafe { task.as_ref() }.state.get() == state)
+            .filter(|task| task.get().state.get() == state)
             .count()
     }
 

@@ -186,9 +186,9 @@ impl<B: Backend> Ring<B> {
             let Some(task) = engine.completions.pop_front() else {
                 return Ok(ran);
             };
-            // SAFETY: the pool's pointers are valid for the engine's life, and the engine
-            // outlives this callback even if the callback drops the ring (`orphaned`).
-            let t = unsafe { task.as_ref() };
+            // The engine outlives this callback even if the callback drops the ring
+            // (`orphaned`), so `t` stays valid across it.
+            let t = task.get();
             t.state.set(TaskState::Running);
             engine.current = Some(task);
             let cb = t.ctx.get().cb;

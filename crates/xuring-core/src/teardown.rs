@@ -8,11 +8,10 @@
 //! engine's life. A pool whose tasks could not all be reaped is leaked, so its chunks are
 //! never freed under the kernel.
 
-use core::ptr::NonNull;
-
 use crate::engine::Engine;
+use crate::pool::TaskRef;
 use crate::task::{BORROWED, TaskState};
-use crate::{Backend, Context, OpResult, Ring, Task, TaskId};
+use crate::{Backend, Context, OpResult, Ring, TaskId};
 
 impl<B: Backend> Engine<B> {
     /// Closes the mailbox and tears down (cancels and reaps what is in flight, see
@@ -42,13 +41,10 @@ impl<B: Backend> Engine<B> {
     /// Recycles a task whose callback will never run (the ring is going away). A result that
     /// carries a new descriptor (open, accept, socket) is closed first: no one else will ever
     /// learn its number.
-    pub(crate) fn recycle_undelivered(&mut self, task: NonNull<Task<B>>) {
-        // SAFETY: the task is reaped or completed locally and off every list, and no callback
-        // runs for it: nothing else refers to it.
-        let fd = unsafe { task.as_ref() }
-            .result
-            .as_ref()
-            .and_then(OpResult::created_fd);
+    pub(crate) fn recycle_undelivered(&mut self, task: TaskRef<B>) {
+        // The task is reaped or completed locally and off every list, and no callback runs
+        // for it: its `result` is not being written.
+        let fd = task.get().result.as_ref().and_then(OpResult::created_fd);
         if let Some(fd) = fd {
             self.backend.close_undelivered(fd);
         }
@@ -84,9 +80,7 @@ impl<B: Backend> Engine<B> {
     /// Whether an op on caller-owned memory is in flight.
     fn borrowed_in_flight(&self) -> bool {
         self.pool.all().any(|task| {
-            // SAFETY: the pool's pointers are valid for the engine's life; only `Cell`s are
-            // read.
-            let t = unsafe { task.as_ref() };
+            let t = task.get();
             t.state.get() == TaskState::InFlight && t.has(BORROWED)
         })
     }
@@ -184,8 +178,7 @@ impl<B: Backend> Engine<B> {
             crate::ring::count_leaked(u64::from(self.in_flight));
             // Mark them so nothing mistakes them for free tasks.
             for task in self.pool.all() {
-                // SAFETY: the pool's pointers are valid for the engine's life.
-                let t = unsafe { task.as_ref() };
+                let t = task.get();
                 if t.state.get() == TaskState::InFlight {
                     t.state.set(TaskState::Waiting);
                 }

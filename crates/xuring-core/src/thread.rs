@@ -311,10 +311,7 @@ impl Ring<Uring> {
         };
         let read = engine.queue(op.into(), ctx);
         engine.set_background(read);
-        // SAFETY: the pool's pointers are valid for the engine's life.
-        unsafe { read.as_non_null().as_ref() }
-            .internal
-            .set(Some(internal));
+        engine.task_of(read).get().internal.set(Some(internal));
     }
 
     /// A peer for this ring, so other rings (threads) can send it messages.
