@@ -72,16 +72,9 @@ impl<B: Backend> Ring<B> {
 }
 
 impl<B: Backend> Engine<B> {
-    /// Takes a queued task out of line: off `staged` (retracting its op from the backend's
-    /// queue, so the executor never sees it) or off the submission queue.
+    /// Takes a queued task off the submission queue.
     pub(crate) fn unqueue(&mut self, task: TaskRef<B>) {
-        let t = task.get();
-        debug_assert_eq!(t.state.get(), TaskState::Queued);
-        if B::CAN_RETRACT && self.staged.contains(&task) {
-            let taken = self.retract_staged(|s| core::ptr::eq(s, t));
-            debug_assert_eq!(taken, [task]);
-            return;
-        }
+        debug_assert_eq!(task.get().state.get(), TaskState::Queued);
         self.submission_q.remove(task);
     }
 
@@ -115,9 +108,7 @@ impl<B: Backend> Engine<B> {
 
     /// A cancel decided without the backend: completes with `res` at the next `run`.
     fn cancel_locally(&mut self, target: TaskId, res: i32, ctx: Context<B>) -> TaskHandle<B> {
-        let cancel = self.new_task(ops::Cancel::new(target, CancelVia::AsyncCancel), ctx);
-        self.complete_locally(cancel, res);
-        TaskHandle::new(cancel.as_ptr(), cancel.get().id.get(), self.serial)
+        self.complete_now(ops::Cancel::new(target, CancelVia::AsyncCancel), ctx, res)
     }
 
     /// Cancels the task `target` (see [`Ring::cancel`]), background tasks included.
@@ -127,6 +118,11 @@ impl<B: Backend> Engine<B> {
         match (found, state) {
             (Some(task), Some(TaskState::Queued)) => {
                 self.unqueue(task);
+                self.complete_locally(task, -libc::ECANCELED);
+                self.cancel_locally(target, 0, ctx)
+            }
+            (Some(task), Some(TaskState::InFlight)) if self.retract_one(task) => {
+                // Pushed, but no `enter` handed it over: as good as queued.
                 self.complete_locally(task, -libc::ECANCELED);
                 self.cancel_locally(target, 0, ctx)
             }
@@ -149,19 +145,15 @@ impl<B: Backend> Engine<B> {
         let mut local = 0;
         // Background work and cancels (an earlier `cancel_all` among them) stay queued. The
         // background tasks go in ahead of this cancel, so `ALL | ANY` cancels them too: they
-        // are subtracted from its count with those already in flight. Staged tasks are older
-        // than those on the submission queue: they go first.
-        let mut background = self.background_in_flight;
+        // are subtracted from its count with those already in flight. Ops pushed but not yet
+        // handed over by an `enter` are older than those on the submission queue: they go
+        // first.
         let stays = |t: &Task<B>| t.has(BACKGROUND) || t.kind.get().is_cancel();
-        if B::CAN_RETRACT && !self.staged.is_empty() {
-            for task in self.retract_staged(|t| !stays(t)) {
-                self.complete_locally(task, -libc::ECANCELED);
-                local += 1;
-            }
-            for &task in &self.staged {
-                background += u32::from(task.get().has(BACKGROUND));
-            }
+        for task in self.retract_pushed(|t| !stays(t)) {
+            self.complete_locally(task, -libc::ECANCELED);
+            local += 1;
         }
+        let mut background = self.background_in_flight;
         let mut kept: TaskList<B> = TaskList::new();
         while let Some(task) = self.submission_q.pop_front() {
             let t = task.get();

@@ -9,19 +9,15 @@
 //! task depends on its [`TaskState`]:
 //! - `Free`, `Waiting`, and `Queued` on `submission_q`: the engine owns the task outright and
 //!   writes its op and result.
-//! - `Queued` and staged (on `staged`, only with [`Backend::CAN_RETRACT`]): the backend's
-//!   queue holds an SQE that points into the op, which the kernel does not see before the
-//!   next `enter`. The engine neither replaces nor mutably borrows the op, nor recycles the
-//!   task, until either the task is committed (below) and its completion reaped, or
-//!   [`Backend::retract`] has taken the SQE back (`retract_staged`, from a cancel,
-//!   `cancel_all` or teardown); it may read the op only to decode a local completion after
-//!   the retraction. `enter_once` commits every staged task (state `InFlight`) before it
-//!   calls [`Backend::enter`], the only call that hands SQEs to the kernel, so a staged task
-//!   is never seen by the kernel while the engine still takes it for retractable. A forked
-//!   child never stages (it must not write into the SQ it shares with its parent), never
-//!   retracts, and never enters.
-//! - `InFlight`: the backend (and the kernel) owns the op; the engine reads only the `Cell`
-//!   fields (id, state, kind, flags, context) until the completion is reaped.
+//! - `InFlight`: its op was pushed into the backend's queue (at queue time where the backend
+//!   can take ops back, [`Backend::CAN_RETRACT`], else by `flush`). The backend (and, from
+//!   the next `enter`, the kernel) owns the op; the engine reads only the `Cell` fields (id,
+//!   state, kind, flags, context) until either the completion is reaped or
+//!   [`Backend::retract`] has taken the op back before any `enter` handed it over
+//!   (`retract_pushed`, from a cancel, `cancel_all` or teardown). A retracted task is the
+//!   engine's again: it reads the op to decode a local completion. A forked child never
+//!   pushes (it must not write into the SQ it shares with its parent), never retracts, and
+//!   never enters.
 //! - `Ready`: the engine owns it again.
 //! - `Running`: the callback holds `&Task`; the engine touches only `Cell` fields.
 //!
@@ -29,10 +25,9 @@
 //! derived from the chunk allocation, in the states where nothing else looks at them.
 //!
 //! Whatever a callback does with its `&mut Ring` goes through these same paths: queueing
-//! stages or lists a new task (never one in use), cancelling retracts or cancels in the
-//! kernel, dropping the ring tears it down (retracting what is staged). A panic between a
-//! push into the backend and the task joining `staged` cannot happen: nothing in between
-//! can panic (`staged` has the capacity of the backend's queue).
+//! pushes or lists a new task (never one in use), cancelling retracts or cancels in the
+//! kernel, dropping the ring tears it down (retracting what no `enter` handed over). A push
+//! and the task's move to `InFlight` have nothing in between that can panic.
 
 use core::ptr::NonNull;
 
@@ -51,14 +46,10 @@ pub(crate) struct Engine<B: Backend> {
     // Fields drop in declaration order: the lists (emptied by `Drop`, or by `shut_down` if a
     // panic interrupts it) before the backend, the backend (the kernel ring) before the pool
     // whose chunks it may have been using.
-    /// Tasks queued but not yet handed to the backend: those that could not be staged (see
-    /// `staged`). Doubly linked so a cancel can take a task out of the middle in O(1).
+    /// Tasks queued but not yet handed to the backend: those that could not be pushed at
+    /// once (no [`Backend::CAN_RETRACT`], a full queue, older tasks waiting, a fallback to
+    /// decide). Doubly linked so a cancel can take a task out of the middle in O(1).
     pub(crate) submission_q: TaskList<B>,
-    /// Staged tasks, in queue order: `Queued`, their op already pushed into the backend's
-    /// queue (only with [`Backend::CAN_RETRACT`]), not yet handed over by an `enter`. Every
-    /// staged task is older than every task on `submission_q`. Its capacity is the backend's
-    /// queue size, so it never reallocates.
-    pub(crate) staged: Vec<TaskRef<B>>,
     /// Tasks whose completion was reaped, waiting for their callback. Completions are moved
     /// here before any callback runs, because callbacks get `&mut Ring` and may submit, cancel
     /// or even run out of room in the backend's queue while we would still be iterating it.
@@ -109,14 +100,8 @@ impl<B: Backend> Engine<B> {
         teardown_timeout: core::time::Duration,
     ) -> Engine<B> {
         static SERIAL: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
-        let staged = if B::CAN_RETRACT {
-            Vec::with_capacity(backend.space() as usize)
-        } else {
-            Vec::new()
-        };
         Engine {
             submission_q: TaskList::new(),
-            staged,
             completions: ReadyQueue::with_capacity(pool.capacity() as usize),
             backend,
             pool,
@@ -174,96 +159,109 @@ impl<B: Backend> Engine<B> {
         TaskHandle::new(task.as_ptr(), id, self.serial)
     }
 
-    /// Puts a `Queued` task in line for submission. With `may_stage`, a backend that can take
+    /// Puts a `Queued` task in line for submission. With `may_push`, a backend that can take
     /// ops back ([`Backend::CAN_RETRACT`]), nothing waiting ahead of it and room in the
-    /// backend's queue, the op is pushed into the backend's queue right away (staged): the
-    /// executor sees it at the next `enter`, which `run` makes, and until then a cancel or
-    /// teardown retracts it. Otherwise it waits on `submission_q` for `flush`.
+    /// backend's queue, the op is pushed into the backend's queue right away: the executor
+    /// sees it at the next `enter`, which `run` makes, and until then a cancel or teardown
+    /// retracts it. Otherwise it waits on `submission_q` for `flush`.
     #[inline(always)]
-    fn enqueue(&mut self, task: TaskRef<B>, may_stage: bool) {
-        if B::CAN_RETRACT && may_stage && self.submission_q.is_empty() && self.stage(task) {
+    fn enqueue(&mut self, task: TaskRef<B>, may_push: bool) {
+        if B::CAN_RETRACT
+            && may_push
+            && self.submission_q.is_empty()
+            && !self.backend.forked()
+            && self.push(task)
+        {
             return;
         }
         self.submission_q.push_back(task);
     }
 
-    /// Pushes a `Queued` task's op into the backend's queue; false if there is no room (or
-    /// this is a forked child, which must not write into the queue it shares with its
-    /// parent).
+    /// Pushes a `Queued` task's op into the backend's queue and counts it in flight; false
+    /// (and nothing changed) if the queue has no room. Never in a forked child, which must
+    /// not write into the queue it shares with its parent.
     #[inline(always)]
-    fn stage(&mut self, task: TaskRef<B>) -> bool {
-        if self.backend.forked() {
-            return false;
-        }
+    fn push(&mut self, task: TaskRef<B>) -> bool {
         let t = task.get();
         let op = NonNull::new(t.op.get()).expect("UnsafeCell::get is never null");
         // SAFETY: the op lives in the task, which stays at its address until it is recycled.
-        // A staged task is not recycled, and its op neither read mutably nor replaced, until
-        // the backend is done with it: after its completion is reaped, or after `retract`
-        // took it back (`unqueue`, `cancel_all`, `teardown`). `enter_once` commits staged
-        // tasks as in flight before any `enter` can hand them to the executor.
+        // An `InFlight` task is neither recycled nor has its op replaced or borrowed mutably
+        // until its completion is reaped or `retract_pushed` took the op back, and the task
+        // is `InFlight` from right after this push, with nothing in between that can panic.
         if unsafe { self.backend.push(op, t.id.get().to_u64()) }.is_err() {
             return false;
         }
-        self.staged.push(task);
+        t.state.set(TaskState::InFlight);
+        if t.has(BACKGROUND) {
+            self.background_in_flight += 1;
+        }
+        self.in_flight += 1;
+        self.stats.submitted += 1;
         true
     }
 
-    /// Counts the staged tasks as submitted: they are in flight from here on (the next
-    /// `enter` hands them to the executor).
-    #[inline]
-    pub(crate) fn commit_staged(&mut self) {
-        let n = self.staged.len() as u32;
-        let mut background = 0;
-        for &task in &self.staged {
-            let t = task.get();
-            t.state.set(TaskState::InFlight);
-            background += u32::from(t.has(BACKGROUND));
-        }
-        self.staged.clear();
-        self.in_flight += n;
-        self.background_in_flight += background;
-        self.stats.submitted += u64::from(n);
+    /// Takes `task`'s op back from the backend if no `enter` has handed it over yet (see
+    /// [`retract_pushed`](Self::retract_pushed)); true if it did: the task is no longer
+    /// counted in flight, and the caller completes it.
+    pub(crate) fn retract_one(&mut self, task: TaskRef<B>) -> bool {
+        let mut found = false;
+        let taken = self.retract_pushed_with(|t| {
+            let pick = !found && t == task;
+            found |= pick;
+            pick
+        });
+        taken > 0
     }
 
-    /// Takes the staged tasks that `select` picks back from the backend (they never reach
-    /// the executor) and off `staged`, keeping the others in order; returns them in queue
-    /// order. In a forked child the backend's queue belongs to the parent: the tasks only
-    /// leave `staged` (the child never enters, so nothing it staged is ever submitted).
-    pub(crate) fn retract_staged(
+    /// Takes back from the backend the pushed ops that `select` picks among those no `enter`
+    /// has handed to the executor yet, keeping the others in order, and returns their tasks
+    /// in queue order, no longer counted in flight (state still `InFlight`: the caller
+    /// completes or recycles them). Only with [`Backend::CAN_RETRACT`]; in a forked child
+    /// the backend's queue is the parent's, and nothing is taken.
+    pub(crate) fn retract_pushed(
         &mut self,
         mut select: impl FnMut(&Task<B>) -> bool,
     ) -> Vec<TaskRef<B>> {
         let mut taken = Vec::new();
-        self.staged.retain(|&task| {
-            // SAFETY: the pool's pointers are valid for the engine's life.
-            let pick = select(task.get());
+        self.retract_pushed_with(|t| {
+            let pick = select(t.get());
             if pick {
-                taken.push(task);
+                taken.push(t);
             }
-            !pick
+            pick
         });
-        if taken.is_empty() || self.backend.forked() {
-            return taken;
-        }
-        let mut ids: Vec<u64> = taken
-            .iter()
-            // SAFETY: as above; a `Cell` is read.
-            .map(|t| t.get().id.get().to_u64())
-            .collect();
-        ids.sort_unstable();
-        let retracted = self
-            .backend
-            .retract(|user_data| ids.binary_search(&user_data).is_ok());
-        // Every staged op is in the backend's queue, unsubmitted: `enter_once` commits them
-        // before any `enter`. Recycling one the executor could still see would free memory
-        // under it, so a broken invariant stops here.
-        assert_eq!(
-            retracted as usize,
-            ids.len(),
-            "a staged op was not in the backend's queue"
-        );
         taken
+    }
+
+    /// [`retract_pushed`](Self::retract_pushed) without collecting: `select` sees each
+    /// candidate task (in queue order) and picks; returns how many were taken back.
+    fn retract_pushed_with(&mut self, mut select: impl FnMut(TaskRef<B>) -> bool) -> u32 {
+        if !B::CAN_RETRACT || self.backend.forked() {
+            return 0;
+        }
+        let Engine {
+            backend,
+            pool,
+            in_flight,
+            background_in_flight,
+            stats,
+            ..
+        } = self;
+        backend.retract(|user_data| {
+            let Some(task) = TaskId::from_u64(user_data).and_then(|id| pool.lookup(id)) else {
+                return false;
+            };
+            let t = task.get();
+            if t.state.get() != TaskState::InFlight || !select(task) {
+                return false;
+            }
+            *in_flight -= 1;
+            if t.has(BACKGROUND) {
+                *background_in_flight -= 1;
+            }
+            stats.submitted -= 1;
+            true
+        })
     }
 
     /// Completes a task without the backend (it never reached it): its result is `op`'s
@@ -324,14 +322,25 @@ impl<B: Backend> Engine<B> {
 
     /// Marks a queued task as background work (`run(UntilDone)` does not wait for it).
     pub(crate) fn set_background(&mut self, handle: TaskHandle<B>) {
-        self.task_of(handle).get().mark(BACKGROUND);
+        let task = self.task_of(handle);
+        let t = task.get();
+        if !t.has(BACKGROUND) && t.state.get() == TaskState::InFlight {
+            // Pushed as it was queued: counted in flight already, as user work until now.
+            self.background_in_flight += 1;
+        }
+        t.mark(BACKGROUND);
     }
 
-    /// Completes a task that was just queued with `-errno`, without the backend.
-    pub(crate) fn fail_queued(&mut self, handle: TaskHandle<B>, errno: i32) {
-        let task = self.task_of(handle);
-        self.unqueue(task);
-        self.complete_locally(task, -errno);
+    /// A task for `op` that completes with `res` at the next `run`, without the backend.
+    pub(crate) fn complete_now(
+        &mut self,
+        op: impl Into<Op>,
+        ctx: Context<B>,
+        res: i32,
+    ) -> TaskHandle<B> {
+        let task = self.new_task(op, ctx);
+        self.complete_locally(task, res);
+        self.handle(task)
     }
 
     /// What the backend can do (clamped to the ring's kernel level).
@@ -341,13 +350,9 @@ impl<B: Backend> Engine<B> {
 
     // ----- the lifecycle, driven by `run` -----
 
-    /// Counts the staged tasks as submitted and hands queued tasks to the backend while it
-    /// has room.
+    /// Hands queued tasks to the backend while it has room.
     #[inline]
     pub(crate) fn flush(&mut self) {
-        if !self.staged.is_empty() {
-            self.commit_staged();
-        }
         if !self.submission_q.is_empty() {
             self.flush_until(false);
         }
@@ -359,15 +364,16 @@ impl<B: Backend> Engine<B> {
     /// as joining the thread the send is for.
     #[inline]
     pub(crate) fn flush_unmarked(&mut self) {
-        if !self.staged.is_empty() {
-            self.commit_staged();
-        }
         if !self.submission_q.is_empty() {
             self.flush_until(true);
         }
     }
 
     fn flush_until(&mut self, stop_at_marked: bool) {
+        if self.backend.forked() {
+            // The backend's queue is shared with the parent: a child writes nothing into it.
+            return;
+        }
         let mut space = self.backend.space();
         while space > 0 {
             let Some(task) = self.submission_q.pop_front() else {
@@ -387,20 +393,11 @@ impl<B: Backend> Engine<B> {
                 // Admitted: it must reach the kernel before `run` returns.
                 self.admitted_unsubmitted = true;
             }
-            let op = NonNull::new(t.op.get()).expect("UnsafeCell::get is never null");
-            // SAFETY: the op lives in the task, which stays at its address until it is
-            // recycled, and the ring does not touch it until its completion is reaped.
-            if unsafe { self.backend.push(op, t.id.get().to_u64()) }.is_err() {
+            if !self.push(task) {
                 // The backend's `space` was optimistic: keep the task first in line.
                 self.submission_q.push_front(task);
                 break;
             }
-            t.state.set(TaskState::InFlight);
-            if t.has(BACKGROUND) {
-                self.background_in_flight += 1;
-            }
-            self.in_flight += 1;
-            self.stats.submitted += 1;
             space -= 1;
         }
     }

@@ -10,7 +10,7 @@
 //! the provenance of their chunk's allocation.
 //!
 //! A task is put back only once nothing can reach its op: its completion was reaped, or it
-//! never reached the backend, or the backend retracted it (a staged task); see `engine.rs`.
+//! never reached the backend, or the backend retracted its op before an `enter`; see `engine.rs`.
 //!
 //! [`TaskRef`] is how the rest of the crate reaches a task: only this module makes one (from
 //! its chunks), and the engine that owns the pool keeps them only in its own fields and in

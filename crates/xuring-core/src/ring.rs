@@ -49,7 +49,8 @@ pub struct RingStats {
     pub unhandled_messages: u64,
     /// Calls of `io_uring_enter` (or the backend's equivalent).
     pub enters: u64,
-    /// Operations handed to the backend.
+    /// Operations written into the backend's queue (not those a cancel or teardown took
+    /// back before an `enter` handed them over).
     pub submitted: u64,
     /// Callbacks run.
     pub callbacks: u64,
@@ -144,15 +145,18 @@ impl<B: Backend> Ring<B> {
         self.engine_ref().buffers.as_ref()
     }
 
-    /// Tasks handed to the backend and not yet completed.
+    /// Tasks handed to the backend's executor (the kernel) and not yet completed.
     pub fn in_flight(&self) -> u32 {
-        self.engine_ref().in_flight
+        let engine = self.engine_ref();
+        engine.in_flight - engine.backend.retractable()
     }
 
-    /// Tasks queued and not yet handed to the backend.
+    /// Tasks queued whose ops the executor has not seen yet: those waiting on the ring's own
+    /// queue and those already written into the backend's (io_uring's SQ, which the next
+    /// `run` submits). Cancelling one completes it without the kernel.
     pub fn queued(&self) -> usize {
         let engine = self.engine_ref();
-        engine.submission_q.len() + engine.staged.len()
+        engine.submission_q.len() + engine.backend.retractable() as usize
     }
 
     /// Tasks completed whose callbacks have not run yet.
@@ -178,13 +182,14 @@ impl<B: Backend> Ring<B> {
         let e = self.engine_ref();
         e.in_flight == e.background_in_flight
             && e.submission_q.is_empty()
-            && e.staged.is_empty()
             && e.completions.is_empty()
     }
 
     /// How many task slots are in `state` right now. Walks every slot, so it costs
     /// O([`capacity`](Self::capacity)): for tests and diagnostics (the mock's invariant checks
-    /// compare it with the list lengths above), not for hot paths.
+    /// compare it with the list lengths above), not for hot paths. A task whose op was
+    /// written into the backend's queue is `InFlight` as a task (the ring no longer touches
+    /// its op) while [`queued`](Self::queued) still counts it.
     pub fn count_tasks(&self, state: TaskState) -> usize {
         self.engine_ref()
             .pool

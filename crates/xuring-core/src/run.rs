@@ -8,9 +8,9 @@
 //! whose handle was dropped meanwhile is only marked orphaned by the handle; [`Engine::end_run`]
 //! frees it, once, when the run ends. No reference to the engine is held across a callback.
 //!
-//! Every `enter` goes through `Engine::enter_once`, which first commits the staged tasks
-//! (ops already in the backend's queue, see `engine.rs`) as in flight: from then on the kernel
-//! may use their memory, and only their reaped completions give it back.
+//! Tasks whose ops are in the backend's queue are `InFlight` from the push on (see
+//! `engine.rs`): an `enter` may hand them to the kernel at any time, and from then on only
+//! their reaped completions give their memory back.
 
 use core::ptr::NonNull;
 use core::time::Duration;
@@ -206,6 +206,9 @@ impl<B: Backend> Ring<B> {
             engine.stats.callbacks += 1;
             ran += 1;
             outcome?;
+            // The callback may have forked: the child must not run the parent's other
+            // callbacks (nor go on to touch the SQ and CQ it shares with the parent).
+            engine.refuse_if_forked()?;
         }
     }
 }
@@ -274,9 +277,7 @@ impl<B: Backend> Engine<B> {
     }
 
     pub(crate) fn has_no_user_work(&self) -> bool {
-        self.submission_q.is_empty()
-            && self.staged.is_empty()
-            && self.in_flight == self.background_in_flight
+        self.submission_q.is_empty() && self.in_flight == self.background_in_flight
     }
 
     /// Waits for one completion or until `deadline`: with `FEAT_EXT_ARG` the wait itself has
@@ -337,11 +338,6 @@ impl<B: Backend> Engine<B> {
         min_complete: u32,
         timeout: Option<Timespec>,
     ) -> Option<Result<(), RingError>> {
-        // Staged ops reach the executor with this `enter`: from here on they are in flight,
-        // and no longer retractable.
-        if !self.staged.is_empty() {
-            self.commit_staged();
-        }
         self.stats.enters += 1;
         match self.backend.enter(min_complete, timeout) {
             Ok(()) => {

@@ -5,11 +5,10 @@
 //! A task's [`Op`] sits in an `UnsafeCell` because the kernel (or a backend) uses it while the
 //! ring only holds raw pointers to the task. The ring touches the op only in states where
 //! nothing else can: `Free` and `Queued` on the ring's own queue (before submission), and
-//! `Ready`/`Running` (after the completion was reaped, when the backend has let go of it). A
-//! `Queued` task whose op was already pushed into the backend's queue (staged, see
-//! `engine.rs`) is off limits like an `InFlight` one until the backend retracts it. [`Task::take_buf`] is the one
-//! public entry, and it checks that the task is `Running`: its callback is the only code that
-//! can see it then.
+//! `Ready`/`Running` (after the completion was reaped, when the backend has let go of it). An
+//! `InFlight` task is off limits until its completion is reaped or the backend retracts its
+//! op (see `engine.rs`). [`Task::take_buf`] is the one public entry, and it checks that the
+//! task is `Running`: its callback is the only code that can see it then.
 
 use core::cell::{Cell, UnsafeCell};
 use core::fmt;

@@ -30,7 +30,6 @@ impl<B: Backend> Engine<B> {
         let torn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.teardown()));
         if let Err(panic) = torn {
             self.submission_q.clear();
-            self.staged.clear();
             self.completions.clear();
             self.pool.clear_free();
             self.pool.leak();
@@ -103,8 +102,9 @@ impl<B: Backend> Engine<B> {
         {
             self.recycle(task);
         }
-        // Staged ops are taken back from the backend's queue: the kernel never sees them.
-        for task in self.retract_staged(|_| true) {
+        // Ops no `enter` handed over are taken back from the backend's queue: the kernel
+        // never sees them.
+        for task in self.retract_pushed(|_| true) {
             self.recycle(task);
         }
         while let Some(task) = self.submission_q.pop_front() {
@@ -193,7 +193,6 @@ impl<B: Backend> Drop for Engine<B> {
         self.shut_down();
         // Unlink everything before the pool frees its chunks.
         self.submission_q.clear();
-        self.staged.clear();
         self.completions.clear();
         self.pool.clear_free();
     }

@@ -325,9 +325,7 @@ impl Ring<Uring> {
     /// the backend.
     fn fail_now(&mut self, errno: i32, ctx: Context) -> TaskHandle {
         let engine = self.engine();
-        let handle = engine.queue(MsgRing::unsent().into(), ctx);
-        engine.fail_queued(handle, errno);
-        handle
+        engine.complete_now(MsgRing::unsent(), ctx, -errno)
     }
 }
 

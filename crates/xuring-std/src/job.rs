@@ -17,7 +17,7 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
-use xuring_core::{Backend, Context, Ring, RingError, Task, TaskHandle, TaskId, Uring};
+use xuring_core::{Backend, Context, Ring, RingError, Task, TaskHandle, Uring};
 
 use crate::{Done, Then};
 
@@ -182,9 +182,9 @@ impl<E: 'static> Slab<E> {
 }
 
 /// A job in its slot: the machine, the op it has in flight, and whether it was cancelled.
-struct Job<M> {
+struct Job<M, B: Backend> {
     machine: M,
-    current: Option<TaskId>,
+    current: Option<TaskHandle<B>>,
     cancelled: bool,
 }
 
@@ -247,7 +247,7 @@ pub(crate) fn start<B: Backend + 'static, M: Machine<B>>(
     ring: &mut Ring<B>,
     mut machine: M,
 ) -> Handle<B> {
-    let token = Slab::<Job<M>>::with(Slab::reserve)
+    let token = Slab::<Job<M, B>>::with(Slab::reserve)
         .expect("xuring-std helpers cannot start while the thread is exiting");
     LIVE.with(|n| n.set(n.get() + 1));
     let step = Step {
@@ -258,14 +258,14 @@ pub(crate) fn start<B: Backend + 'static, M: Machine<B>>(
     let first = machine.start(ring, &step);
     let job = Job {
         machine,
-        current: Some(first.id()),
+        current: Some(first),
         cancelled: false,
     };
-    Slab::<Job<M>>::with(|slab| slab.park(token, job));
+    Slab::<Job<M, B>>::with(|slab| slab.park(token, job));
     Handle {
         token,
-        cancel: request_cancel::<M>,
-        live: is_live::<M>,
+        cancel: request_cancel::<M, B>,
+        live: is_live::<M, B>,
         _backend: PhantomData,
         _this_thread: PhantomData,
     }
@@ -279,7 +279,7 @@ fn drive<B: Backend + 'static, M: Machine<B>>(
     let Some(token) = task.userdata().map(Token::from_userdata) else {
         return Ok(());
     };
-    let Some(Some(mut job)) = Slab::<Job<M>>::with(|slab| slab.check_out(token)) else {
+    let Some(Some(mut job)) = Slab::<Job<M, B>>::with(|slab| slab.check_out(token)) else {
         // Not a live job (only possible if something else submitted with this callback).
         return Ok(());
     };
@@ -293,17 +293,17 @@ fn drive<B: Backend + 'static, M: Machine<B>>(
     let then = job.machine.then();
     let result = match progress {
         Progress::Wait(next) => {
-            job.current = Some(next.id());
-            Slab::<Job<M>>::with(|slab| slab.park(token, job));
+            job.current = Some(next);
+            Slab::<Job<M, B>>::with(|slab| slab.park(token, job));
             return Ok(());
         }
         Progress::Emit(result, next) => {
-            job.current = Some(next.id());
-            Slab::<Job<M>>::with(|slab| slab.park(token, job));
+            job.current = Some(next);
+            Slab::<Job<M, B>>::with(|slab| slab.park(token, job));
             result
         }
         Progress::Finish(result) => {
-            Slab::<Job<M>>::with(|slab| slab.release(token));
+            Slab::<Job<M, B>>::with(|slab| slab.release(token));
             LIVE.with(|n| n.set(n.get() - 1));
             drop(job);
             result
@@ -320,8 +320,8 @@ fn drive<B: Backend + 'static, M: Machine<B>>(
 }
 
 /// Marks a parked job cancelled; `Some(op in flight)` if it is live.
-fn request_cancel<M: 'static>(token: Token) -> Option<Option<TaskId>> {
-    Slab::<Job<M>>::with(|slab| {
+fn request_cancel<M: 'static, B: Backend + 'static>(token: Token) -> Option<Option<TaskHandle<B>>> {
+    Slab::<Job<M, B>>::with(|slab| {
         slab.parked_mut(token, |job| {
             job.cancelled = true;
             job.current
@@ -330,8 +330,8 @@ fn request_cancel<M: 'static>(token: Token) -> Option<Option<TaskId>> {
     .flatten()
 }
 
-fn is_live<M: 'static>(token: Token) -> bool {
-    Slab::<Job<M>>::with(|slab| slab.is_live(token)).unwrap_or(false)
+fn is_live<M: 'static, B: Backend + 'static>(token: Token) -> bool {
+    Slab::<Job<M, B>>::with(|slab| slab.is_live(token)).unwrap_or(false)
 }
 
 /// A running helper job, to cancel it.
@@ -349,7 +349,7 @@ fn is_live<M: 'static>(token: Token) -> bool {
 /// ```
 pub struct Handle<B: Backend = Uring> {
     token: Token,
-    cancel: fn(Token) -> Option<Option<TaskId>>,
+    cancel: fn(Token) -> Option<Option<TaskHandle<B>>>,
     live: fn(Token) -> bool,
     /// The job lives in this thread's registry: a handle sent to another thread would name
     /// that thread's job in the same slot, so it is neither `Send` nor `Sync`.
@@ -372,8 +372,9 @@ impl<B: Backend> fmt::Debug for Handle<B> {
 }
 
 impl<B: Backend> Handle<B> {
-    /// Cancels the job: its op in flight is cancelled on `ring` (which must be the ring that
-    /// runs the job); it starts nothing new, cleans up what it made (closes the socket it
+    /// Cancels the job: its op in flight is cancelled on `ring` (on any ring but the one that
+    /// runs the job, that cancel misses and the job only stops at its next step); it starts
+    /// nothing new, cleans up what it made (closes the socket it
     /// created, the files it opened) and then reports through its callback, from a later
     /// `run`: `ECANCELED` for most jobs, `Stopped` for an accept loop. An op that finished
     /// before the cancel reached it still counts: a transfer that completed reports success.
@@ -383,8 +384,9 @@ impl<B: Backend> Handle<B> {
         match (self.cancel)(self.token) {
             None => false,
             Some(current) => {
-                if let Some(id) = current {
-                    ring.cancel(id, Context::default());
+                // A handle: on any ring but the job's, the cancel misses.
+                if let Some(op) = current {
+                    op.cancel(ring, Context::default());
                 }
                 true
             }

@@ -193,6 +193,66 @@ fn cancelling_a_connect_reports_ecanceled_and_leaks_nothing() {
     assert_eq!(open_fds_settled(before), before);
 }
 
+/// A job's handle cancels on the job's ring only: on another ring whose task has the same id
+/// (fresh rings hand out the same ids), it cancels nothing.
+#[test]
+fn a_job_handle_cancels_nothing_on_another_ring() {
+    let _serial = serial();
+    fn on_read(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+        keep(task.result);
+        Ok(())
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut job_ring = ring();
+    let handle = net::tcp_connect_to_addr(
+        &mut job_ring,
+        listener.local_addr().expect("addr"),
+        Then::new(keep_cb),
+    );
+    // The job's first op is the first task of a fresh ring; so is this read.
+    let mut other = ring();
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a live array of two ints for `pipe` to fill.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let read = other.read(
+        fds[0],
+        vec![0u8; 8],
+        xuring_core::Offset::File,
+        Context {
+            cb: on_read,
+            ..Context::default()
+        },
+    );
+    assert_eq!(
+        read.id(),
+        ring().noop(Context::default()).id(),
+        "same first id"
+    );
+    other
+        .run(xuring_core::RunCondition::NoWait)
+        .expect("submit");
+    assert!(handle.cancel(&mut other), "the job is live");
+    // SAFETY: writing 4 bytes from a live array to our own pipe.
+    let wrote = unsafe { libc::write(fds[1], b"ping".as_ptr().cast(), 4) };
+    assert_eq!(wrote, 4);
+    other
+        .run(xuring_core::RunCondition::UntilDone)
+        .expect("run");
+    assert_eq!(
+        kept::<Option<xuring_core::OpResult>>(),
+        [Some(xuring_core::OpResult::Read(Ok(4)))],
+        "the other ring's read was not cancelled"
+    );
+    // The job itself was marked cancelled and finishes on its own ring.
+    run_bounded(&mut job_ring);
+    assert!(!handle.is_active());
+    let _ = kept::<Result<RawFd, Errno>>();
+    for fd in fds {
+        // SAFETY: our own pipe's fds, each closed once.
+        unsafe { libc::close(fd) };
+    }
+}
+
 fn udp_round_trip(bind: &str) {
     fn on_connected(ring: &mut Ring, done: Done<Result<RawFd, Errno>>) -> Result<(), RingError> {
         let fd = done.result.map_err(RingError::callback)?;

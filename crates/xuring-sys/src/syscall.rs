@@ -245,6 +245,14 @@ pub fn fork_generation() -> u64 {
     FORK_GENERATION.load(core::sync::atomic::Ordering::Relaxed)
 }
 
+/// Whether a `fork(2)` happened since [`fork_generation`] returned `since`: a single atomic
+/// load, for hot paths. Exact only because `since` came from [`fork_generation`], which
+/// installed the handler that counts forks before it returned.
+#[inline]
+pub fn forked_since(since: u64) -> bool {
+    FORK_GENERATION.load(core::sync::atomic::Ordering::Relaxed) != since
+}
+
 /// `socket(2)`, for kernels without `IORING_OP_SOCKET`. Returns the new descriptor, which
 /// the caller owns.
 pub fn socket(domain: i32, ty: i32, protocol: i32) -> Result<RawFd, Errno> {

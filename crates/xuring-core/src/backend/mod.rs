@@ -78,6 +78,12 @@ pub unsafe trait Backend: Sized {
     /// Operations pushed but not yet consumed by the executor.
     fn unsubmitted(&self) -> u32;
 
+    /// Operations pushed that [`retract`](Self::retract) could still take back: none has
+    /// been handed to the executor yet. Always 0 without [`CAN_RETRACT`](Self::CAN_RETRACT).
+    fn retractable(&self) -> u32 {
+        0
+    }
+
     /// Queues `op` for execution under `user_data`.
     ///
     /// # Safety

@@ -86,6 +86,11 @@ unsafe impl Backend for Uring {
         self.ring_sq().pending()
     }
 
+    #[inline]
+    fn retractable(&self) -> u32 {
+        self.ring_sq().unpublished()
+    }
+
     #[inline(always)]
     unsafe fn push(&mut self, op: NonNull<Op>, user_data: u64) -> Result<(), SqFull> {
         let env = PrepEnv {
@@ -145,7 +150,7 @@ unsafe impl Backend for Uring {
     }
 
     fn forked(&self) -> bool {
-        syscall::fork_generation() != self.fork_generation
+        syscall::forked_since(self.fork_generation)
     }
 
     fn socket_fallback(&mut self, domain: i32, ty: i32, protocol: i32) -> i32 {
