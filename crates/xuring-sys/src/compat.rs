@@ -33,7 +33,7 @@ pub fn markdown_with(uses: impl Fn(Opcode) -> Option<String>, ops: &str) -> Stri
          feature bits from `io_uring_params.features`, setup flags from whether \
          `io_uring_setup` accepts them (the newest is dropped on `EINVAL` and setup retried). \
          The version column is documentation and the source of the test masks: \
-         `XURING_KERNEL_LEVEL=5.6` (or 5.11, 5.18, 5.19, 6.0, 6.1) clamps the probed features \
+         `XURING_KERNEL_LEVEL=5.6` (or 5.10, 5.11, 5.18, 5.19, 6.0, 6.1, 6.12) clamps the probed features \
          to that kernel so the fallback paths run on a newer one.\n\n",
     );
     out.push_str("Test levels: ");

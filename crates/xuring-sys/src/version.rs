@@ -37,12 +37,14 @@ impl fmt::Display for KernelVersion {
 ///
 /// The levels are the kernels whose io_uring additions xuring adapts to. `Native` keeps
 /// everything the running kernel offers. Select a level for a whole process with the
-/// environment variable `XURING_KERNEL_LEVEL` (`5.6`, `5.11`, `5.18`, `5.19`, `6.0`, `6.1` or
-/// `native`), e.g. `XURING_KERNEL_LEVEL=5.6 cargo test --workspace`.
+/// environment variable `XURING_KERNEL_LEVEL` (`5.6`, `5.10`, `5.11`, `5.18`, `5.19`, `6.0`,
+/// `6.1`, `6.12` or `native`), e.g. `XURING_KERNEL_LEVEL=5.6 cargo test --workspace`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum KernelLevel {
     /// Linux 5.6: `IORING_OP_READ`/`WRITE`, `OPENAT`, `STATX`, `SEND`/`RECV`.
     V5_6,
+    /// Linux 5.10 (the oldest LTS kernel in the CI's reach): `SHUTDOWN` is still missing.
+    V5_10,
     /// Linux 5.11: `IORING_ENTER_EXT_ARG` wait timeouts.
     V5_11,
     /// Linux 5.18: `MSG_RING`, `SETUP_SUBMIT_ALL`.
@@ -53,6 +55,8 @@ pub enum KernelLevel {
     V6_0,
     /// Linux 6.1: `SETUP_DEFER_TASKRUN`.
     V6_1,
+    /// Linux 6.12 (an LTS kernel the CI boots): futex and waitid ops, `FEAT_MIN_TIMEOUT`.
+    V6_12,
     /// Whatever the running kernel offers.
     #[default]
     Native,
@@ -63,13 +67,15 @@ pub const KERNEL_LEVEL_ENV: &str = "XURING_KERNEL_LEVEL";
 
 impl KernelLevel {
     /// Every level, oldest first.
-    pub const ALL: [KernelLevel; 7] = [
+    pub const ALL: [KernelLevel; 9] = [
         Self::V5_6,
+        Self::V5_10,
         Self::V5_11,
         Self::V5_18,
         Self::V5_19,
         Self::V6_0,
         Self::V6_1,
+        Self::V6_12,
         Self::Native,
     ];
 
@@ -77,11 +83,13 @@ impl KernelLevel {
     pub const fn version(self) -> Option<KernelVersion> {
         Some(match self {
             Self::V5_6 => KernelVersion::new(5, 6),
+            Self::V5_10 => KernelVersion::new(5, 10),
             Self::V5_11 => KernelVersion::new(5, 11),
             Self::V5_18 => KernelVersion::new(5, 18),
             Self::V5_19 => KernelVersion::new(5, 19),
             Self::V6_0 => KernelVersion::new(6, 0),
             Self::V6_1 => KernelVersion::new(6, 1),
+            Self::V6_12 => KernelVersion::new(6, 12),
             Self::Native => return None,
         })
     }
@@ -94,7 +102,8 @@ impl KernelLevel {
         }
     }
 
-    /// Parses `5.6`, `5.11`, `5.18`, `5.19`, `6.0`, `6.1` or `native` (case-insensitive).
+    /// Parses `5.6`, `5.10`, `5.11`, `5.18`, `5.19`, `6.0`, `6.1`, `6.12` or `native`
+    /// (case-insensitive).
     pub fn parse(s: &str) -> Option<KernelLevel> {
         let s = s.trim();
         if s.eq_ignore_ascii_case("native") {
@@ -137,7 +146,7 @@ impl fmt::Display for InvalidKernelLevel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{KERNEL_LEVEL_ENV}={:?} is not a kernel level; use one of 5.6, 5.11, 5.18, 5.19, 6.0, 6.1, native",
+            "{KERNEL_LEVEL_ENV}={:?} is not a kernel level; use one of 5.6, 5.10, 5.11, 5.18, 5.19, 6.0, 6.1, 6.12, native",
             self.0
         )
     }
