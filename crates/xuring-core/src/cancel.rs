@@ -15,7 +15,7 @@ use crate::engine::Engine;
 use crate::op::CancelVia;
 use crate::ops::{self, CancelAll, OpKind};
 use crate::pool::{TaskList, TaskRef};
-use crate::task::{BACKGROUND, TaskState};
+use crate::task::{BACKGROUND, CANCELLING, TaskState};
 use crate::{Backend, Context, Op, OpResult, Ring, RingError, Task, TaskHandle, TaskId};
 
 /// Where the id of a cancel came from.
@@ -34,7 +34,9 @@ impl<B: Backend> Ring<B> {
     ///   reaching the kernel; the cancel completes with `Ok(())`;
     /// - in flight: a timer is removed with `IORING_OP_TIMEOUT_REMOVE`, anything else with
     ///   `IORING_OP_ASYNC_CANCEL`; the target completes with `ECANCELED` (unless it finished
-    ///   first) and the cancel with the kernel's verdict;
+    ///   first) and the cancel with the kernel's verdict: `Ok(())`, or `EALREADY` when the
+    ///   target was already running and the kernel interrupted it (kernels before about 6.2
+    ///   give the target `EINTR` then; xuring reports it as `ECANCELED` on every kernel);
     /// - completed, or its slot reused by another task (different generation): the cancel
     ///   completes with `ENOENT` and nothing else happens.
     ///
@@ -128,6 +130,7 @@ impl<B: Backend> Engine<B> {
             }
             (Some(task), Some(TaskState::InFlight)) => {
                 let t = task.get();
+                t.mark(CANCELLING);
                 // The op itself is not read: the kernel may be writing into it.
                 let via = if t.kind.get() == OpKind::Timer {
                     CancelVia::TimeoutRemove
@@ -169,6 +172,14 @@ impl<B: Backend> Engine<B> {
             self.submission_q.push_back(task);
         }
         if self.cancel_any_supported() {
+            // Everything in flight may come back `ECANCELED` from this cancel (background
+            // work too, which its own callback re-arms): none of it is the kernel's doing.
+            for task in self.pool.all() {
+                let t = task.get();
+                if t.state.get() == TaskState::InFlight {
+                    t.mark(CANCELLING);
+                }
+            }
             return self.queue(CancelAll::any(local, background).into(), ctx);
         }
         let join_task = self.new_task(CancelAll::join(local), ctx);

@@ -10,8 +10,28 @@ use crate::OpKind;
 
 /// The whole compatibility document, as Markdown.
 pub fn markdown() -> String {
-    xuring_sys::compat::markdown_with(uses, &operations())
+    xuring_sys::compat::markdown_with(uses, &(operations() + REAL_KERNELS))
 }
+
+/// What the real kernels the CI boots (`ci/vm-test`) report, and how their probes compare with
+/// the masks for their versions (`crates/xuring-core/tests/real_kernel.rs` checks it in each VM).
+const REAL_KERNELS: &str = "
+## Real kernels
+
+`ci/vm-test` boots Debian's cloud kernels under QEMU and runs the test suites in them; in each
+VM, `tests/real_kernel.rs` checks that the kernel's own probe equals what
+`XURING_KERNEL_LEVEL=<its version>` makes of the host's kernel, except for the backports
+listed here. Probed 2026-12-07 (feature bits and opcodes as far as xuring's tables know them):
+
+| kernel (package) | features | opcodes | setup flags accepted | cancel flags | against the mask for its version |
+|---|---|---|---|---|---|
+| 5.10.0-46-cloud-amd64 (5.10.262-1) | `0x7ff` | 0-36 (37; up to `UNLINKAT`) | `CLAMP` only | none | backports: `SQPOLL_NONFIXED`, `EXT_ARG` (5.11), `NATIVE_WORKERS` (5.12), `RSRC_TAGS` (5.13); `SHUTDOWN`, `RENAMEAT`, `UNLINKAT` (5.11) |
+| 6.1.0-57-cloud-amd64 (6.1.192-3) | `0x1fff` | 0-48 (all 49 xuring knows) | `SUBMIT_ALL`, `COOP_TASKRUN`, `SINGLE_ISSUER`, `DEFER_TASKRUN` | `ALL`, `FD`, `ANY` | equal |
+| 6.12.118+deb13-cloud-amd64 (6.12.118-1) | `0x1fff` | 0-48 (all 49 xuring knows) | as 6.1 | as 6.1 | equal |
+
+Debian's 5.10 is therefore closer to a 5.11 kernel than to 5.10.0: the fallbacks for
+`EXT_ARG` (a timer per deadline wait) and `SHUTDOWN` do not run there; the 5.6 mask runs them.
+";
 
 /// The `Ring` methods that submit `opcode`, if any op does.
 fn uses(opcode: Opcode) -> Option<String> {

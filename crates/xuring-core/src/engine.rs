@@ -37,7 +37,7 @@ use crate::ops::OpKind;
 use crate::pool::{TaskList, TaskPool, TaskRef};
 use crate::ready::ReadyQueue;
 use crate::ring::RingStats;
-use crate::task::{BACKGROUND, FALLBACK, NOT_A_TASK, OWNS, THREAD_MAIL, TaskState};
+use crate::task::{BACKGROUND, CANCELLING, FALLBACK, NOT_A_TASK, OWNS, THREAD_MAIL, TaskState};
 use crate::{Backend, BufferPool, Context, Op, OpResult, Task, TaskHandle, TaskId, Timespec};
 
 /// A ring's state. Lives in its own heap allocation, owned by a [`Ring`] handle (see
@@ -91,7 +91,15 @@ pub(crate) struct Engine<B: Backend> {
     pub(crate) mailbox_ctx: Option<Context<B>>,
     /// The ring's mailbox, once it talks to threads (real kernel only).
     pub(crate) mailbox: Option<std::sync::Arc<crate::Mailbox>>,
+    /// Completions in a row that the kernel cancelled on its own and the ring resubmitted
+    /// (see `reap`); at [`KERNEL_CANCEL_RETRIES`] the next one is delivered as it is.
+    pub(crate) kernel_cancels: u32,
 }
+
+/// How many kernel-made cancels in a row the ring resubmits before it delivers one: a bound
+/// for a kernel that keeps cancelling (say, one that can never create an io-wq worker), so
+/// that the loop ends with an error instead of spinning.
+pub(crate) const KERNEL_CANCEL_RETRIES: u32 = 10_000;
 
 impl<B: Backend> Engine<B> {
     pub(crate) fn new(
@@ -121,6 +129,7 @@ impl<B: Backend> Engine<B> {
             message_ctx: None,
             mailbox_ctx: None,
             mailbox: None,
+            kernel_cancels: 0,
         }
     }
 
@@ -419,10 +428,13 @@ impl<B: Backend> Engine<B> {
             backend,
             pool,
             completions,
+            submission_q,
             stats,
             in_flight,
             wake,
             background_in_flight,
+            shut,
+            kernel_cancels,
             message_ctx,
             mailbox_ctx,
             mailbox,
@@ -456,11 +468,31 @@ impl<B: Backend> Engine<B> {
             if t.has(BACKGROUND) {
                 *background_in_flight -= 1;
             }
+            if c.res == -libc::ECANCELED && !t.has(CANCELLING) && !*shut {
+                if *kernel_cancels < KERNEL_CANCEL_RETRIES {
+                    // Nobody asked for this cancel: the kernel's (before about 6.2, io-wq
+                    // cancels work it could not create a worker for, as under a signal
+                    // storm). The op never ran, and is submitted again.
+                    *kernel_cancels += 1;
+                    stats.resubmitted += 1;
+                    t.state.set(TaskState::Queued);
+                    submission_q.push_back(task);
+                    return;
+                }
+            } else {
+                *kernel_cancels = 0;
+            }
             t.state.set(TaskState::Ready);
+            // Older kernels interrupt a cancelled op running in an io-wq worker with EINTR.
+            let res = if c.res == -libc::EINTR && t.has(CANCELLING) {
+                -libc::ECANCELED
+            } else {
+                c.res
+            };
             // SAFETY: the completion for this task's id was just delivered, so the backend
             // and kernel are done with its op; the ring holds only pointers to the task (`t`
             // is not used below).
-            unsafe { Task::store_result(task.as_ptr(), c.res) };
+            unsafe { Task::store_result(task.as_ptr(), res) };
             completions.push_back(task);
         });
     }

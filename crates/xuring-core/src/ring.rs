@@ -41,6 +41,10 @@ pub struct RingStats {
     pub stale_completions: u64,
     /// `io_uring_enter` calls interrupted by a signal and retried.
     pub eintr_retries: u64,
+    /// Ops the kernel cancelled on its own, before they ran, and the ring submitted again
+    /// (kernels before about 6.2 do this when they cannot create an io-wq worker, as under a
+    /// signal storm).
+    pub resubmitted: u64,
     /// `EBUSY`/`EAGAIN` from `io_uring_enter`: completions reaped, then retried.
     pub busy_retries: u64,
     /// Messages received from other rings.

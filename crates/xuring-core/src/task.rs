@@ -194,6 +194,11 @@ pub(crate) const BORROWED: u8 = 4;
 /// Task flag: the op owns resources ([`Op::owns_resources`]) that recycling must drop; an op
 /// without it is left in place and overwritten by the next one.
 pub(crate) const OWNS: u8 = 8;
+/// Task flag: a cancel was sent for this in-flight task. Kernels before about 6.2 complete a
+/// read that a cancel interrupts inside an io-wq worker with `EINTR`; with this flag set, the
+/// ring reports it as the `ECANCELED` the cancel contract promises. Without it, `ECANCELED`
+/// is the kernel's own (an io-wq worker it could not create), and the op never ran.
+pub(crate) const CANCELLING: u8 = 16;
 
 // SAFETY: `link` projects to the `link` field with `&raw const`, keeping the node's
 // provenance and creating no reference; the field is an inline, aligned `Link<Task<B>>`.

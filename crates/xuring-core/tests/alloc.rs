@@ -309,7 +309,7 @@ fn on_fsync(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
 }
 
 fn on_splice(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
-    let [zero, null, pipe_r, pipe_w] = chain(task).fds;
+    let [src, null, pipe_r, pipe_w] = chain(task).fds;
     let mut ctx = task.context();
     match (task.msg(), task.result) {
         (0, Some(OpResult::Splice(Ok(n)))) => {
@@ -319,7 +319,7 @@ fn on_splice(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
         (1, Some(OpResult::Splice(Ok(_)))) => {
             if next_round(task) {
                 ctx.msg = 0;
-                ring.splice(zero, None, pipe_w, None, 512, 0, ctx);
+                ring.splice(src, Some(0), pipe_w, None, 512, 0, ctx);
             }
         }
         other => panic!("{other:?}"),
@@ -366,6 +366,12 @@ fn other_ops_allocate_nothing() {
     let path = std::env::temp_dir().join(format!("xuring-alloc-{}", std::process::id()));
     let file = std::fs::File::create(&path).expect("temp file");
     let file_fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    // Splice's source: a regular file read at offset 0 each round. (`/dev/zero` is no splice
+    // source before Linux 6.3: `EINVAL`, as `splice(2)` itself gives.)
+    let src_path = std::env::temp_dir().join(format!("xuring-alloc-src-{}", std::process::id()));
+    std::fs::write(&src_path, [7u8; 512]).expect("splice source");
+    let src = std::fs::File::open(&src_path).expect("splice source");
+    let src_fd = std::os::fd::AsRawFd::as_raw_fd(&src);
 
     let cases: [(&str, u32, xuring_core::Callback, [i32; 4], ChainStart); 8] = [
         ("stat", 10_000, on_stat, [-1; 4], |ring, _, ctx| {
@@ -422,9 +428,9 @@ fn other_ops_allocate_nothing() {
             "splice",
             10_000,
             on_splice,
-            [zero.raw(), null.raw(), pipe_r.raw(), pipe_w.raw()],
+            [src_fd, null.raw(), pipe_r.raw(), pipe_w.raw()],
             |ring, fds, ctx| {
-                ring.splice(fds[0], None, fds[3], None, 512, 0, ctx);
+                ring.splice(fds[0], Some(0), fds[3], None, 512, 0, ctx);
             },
         ),
         (
@@ -500,6 +506,7 @@ fn other_ops_allocate_nothing() {
         );
     }
     let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(&src_path);
     // SAFETY: closing the socketpair's descriptors, owned by this test.
     unsafe {
         libc::close(pair[0]);

@@ -583,7 +583,11 @@ fn ten_thousand_cancels_racing_their_targets() {
             OpResult::Timer(Err(_)) | OpResult::Read(Err(_)) | OpResult::Poll(Err(_))
         );
         if target_cancelled {
-            assert_eq!(verdict, "ok", "kind {kind}: target {t:?} but cancel {c:?}");
+            // EALREADY: the target was running; the kernel interrupted it.
+            assert!(
+                verdict == "ok" || verdict == "EALREADY",
+                "kind {kind}: target {t:?} but cancel {c:?}"
+            );
         }
         *verdicts
             .entry(format!(

@@ -129,7 +129,8 @@ pub struct Faults {
     pub enter_ebusy: f64,
     /// Probability that `enter` consumes only some of two or more pushed operations.
     pub partial_submit: f64,
-    /// Probability that a completion is posted a second time.
+    /// Probability that a completion is posted a second time (never an `ECANCELED` one,
+    /// which the ring may answer by submitting the op again under the same identity).
     pub duplicate: f64,
     /// Probability per `enter` that a completion with a `user_data` no task has is posted.
     pub foreign: f64,
@@ -789,6 +790,11 @@ impl Mock {
     /// delivered.
     fn complete(&mut self, entry: Entry, res: i32) {
         self.stats.completed += 1;
+        if res == -libc::ECANCELED {
+            // A cancelled op may come back under the same identity: the ring submits again
+            // what the kernel cancelled without being asked.
+            self.seen.remove(&entry.user_data);
+        }
         self.batch.push(Cqe {
             completion: Completion {
                 user_data: entry.user_data,
@@ -818,7 +824,13 @@ impl Mock {
         }
         let mut duplicates = Vec::new();
         for cqe in batch {
-            if cqe.origin == Origin::Real && self.rng.chance(self.faults.duplicate) {
+            // Never a cancelled op's: the ring submits an op the kernel cancelled on its own
+            // again under the same identity, and a real kernel posts one completion per
+            // submission, so a stale copy of that `ECANCELED` cannot exist.
+            if cqe.origin == Origin::Real
+                && self.rng.chance(self.faults.duplicate)
+                && cqe.completion.res != -libc::ECANCELED
+            {
                 duplicates.push(Cqe {
                     origin: Origin::Duplicate,
                     ..cqe

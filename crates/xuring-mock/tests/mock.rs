@@ -723,3 +723,67 @@ fn a_handler_sees_every_argument_of_its_op() {
     assert_eq!(expect_result(datasync.id()), OpResult::Fsync(Ok(())));
     assert_eq!(expect_result(full.id()), OpResult::Fsync(Err(Errno::EIO)));
 }
+
+/// An op the kernel cancels on its own (older kernels do, when io-wq cannot create a worker
+/// for it) never ran: the ring submits it again, and the callback sees the real outcome.
+#[test]
+fn an_op_the_kernel_cancelled_on_its_own_is_submitted_again() {
+    track::reset();
+    let mut ring = Ring::init_mock();
+    let offered = Rc::new(Cell::new(0u32));
+    let count = Rc::clone(&offered);
+    ring.backend_mut().handle(OpKind::Write, move |req| {
+        count.set(count.get() + 1);
+        if count.get() <= 3 {
+            Reply::Err(Errno::ECANCELED)
+        } else {
+            Reply::Complete(req.data.len() as i32)
+        }
+    });
+    let write = track::expect(ring.write(5, b"hello", Offset::File, track::context()));
+    ring.run(RunCondition::UntilDone).expect("run");
+    check_invariants(&ring);
+    track::check_complete();
+    assert_eq!(expect_result(write.id()), OpResult::Write(Ok(5)));
+    assert_eq!(offered.get(), 4, "offered once and resubmitted three times");
+    assert_eq!(ring.stats().resubmitted, 3);
+}
+
+/// A cancel the user asked for is delivered, never resubmitted.
+#[test]
+fn an_op_the_user_cancelled_is_not_submitted_again() {
+    track::reset();
+    let mut ring = Ring::init_mock();
+    ring.backend_mut().handle(OpKind::Read, |_| Reply::Pending);
+    let read = track::expect(ring.read(3, vec![0u8; 4], Offset::File, track::context()));
+    ring.run(RunCondition::NoWait).expect("submit");
+    let cancel = track::expect(ring.cancel(read.id(), track::context()));
+    ring.run(RunCondition::UntilDone).expect("run");
+    check_invariants(&ring);
+    track::check_complete();
+    assert_eq!(
+        expect_result(read.id()),
+        OpResult::Read(Err(Errno::ECANCELED))
+    );
+    assert_eq!(expect_result(cancel.id()), OpResult::Cancel(Ok(())));
+    assert_eq!(ring.stats().resubmitted, 0);
+}
+
+/// A kernel that keeps cancelling does not keep the ring spinning: after a bound, the
+/// `ECANCELED` is delivered.
+#[test]
+#[cfg_attr(miri, ignore = "ten thousand round trips")]
+fn a_kernel_that_keeps_cancelling_ends_in_ecanceled() {
+    track::reset();
+    let mut ring = Ring::init_mock();
+    ring.backend_mut()
+        .handle(OpKind::Write, |_| Reply::Err(Errno::ECANCELED));
+    let write = track::expect(ring.write(5, b"hello", Offset::File, track::context()));
+    ring.run(RunCondition::UntilDone).expect("run");
+    track::check_complete();
+    assert_eq!(
+        expect_result(write.id()),
+        OpResult::Write(Err(Errno::ECANCELED))
+    );
+    assert_eq!(ring.stats().resubmitted, 10_000);
+}
