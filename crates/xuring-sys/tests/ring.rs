@@ -162,30 +162,8 @@ fn cq_size_can_be_chosen() {
     assert!(r.features().has_setup(SetupFlags::CQSIZE));
 }
 
-#[test]
-fn probe_reports_every_opcode_from_5_6_to_6_1() {
-    let r = ring(4);
-    let features = r.features();
-    for info in Opcode::TABLE {
-        if info.since <= KernelVersion::new(6, 1) {
-            assert!(
-                features.supports(info.opcode),
-                "{} (since {}) missing from the probe on this 6.x kernel",
-                info.c_name,
-                info.since
-            );
-        }
-    }
-    assert!(features.has(FeatureFlags::NODROP));
-    assert!(features.has(FeatureFlags::EXT_ARG));
-}
-
-#[test]
-fn native_setup_gets_every_wanted_flag_here() {
-    let r = ring(4);
-    let setup = r.features().setup;
-    // Which flags this kernel must accept follows from its version (the one place a test
-    // reads it: the runtime itself only probes).
+/// The running kernel's `major.minor` (tests only: the runtime itself never reads it).
+fn running_version() -> KernelVersion {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
     let mut numbers = release
         .split(['.', '-', '+'])
@@ -193,13 +171,48 @@ fn native_setup_gets_every_wanted_flag_here() {
     let (Some(Ok(major)), Some(Ok(minor))) = (numbers.next(), numbers.next()) else {
         panic!("an unparsable kernel release {release:?}");
     };
-    let running = xuring_sys::KernelVersion::new(major, minor);
+    KernelVersion::new(major, minor)
+}
+
+#[test]
+fn probe_reports_every_opcode_up_to_this_kernel() {
+    let r = ring(4);
+    let features = r.features();
+    let running = running_version();
+    for info in Opcode::TABLE {
+        if info.since.at_most(running) {
+            assert!(
+                features.supports(info.opcode),
+                "{} (since {}) missing from the probe on this {running} kernel",
+                info.c_name,
+                info.since
+            );
+        }
+    }
+    for info in FeatureFlags::TABLE {
+        if info.since.at_most(running) {
+            assert!(
+                features.has(info.flag),
+                "{:?} (since {}) missing on this {running} kernel",
+                info.flag,
+                info.since
+            );
+        }
+    }
+}
+
+#[test]
+fn native_setup_gets_every_wanted_flag_here() {
+    let r = ring(4);
+    let setup = r.features().setup;
+    // Which flags this kernel must accept follows from its version.
+    let running = running_version();
     for info in SetupFlags::TABLE {
         let wanted = (SetupOptions::DEFAULT_WANTED | SetupFlags::CLAMP).contains(info.flag);
         if wanted && info.since.at_most(running) {
             assert!(
                 setup.contains(info.flag),
-                "{:?} (since {}) accepted by this {release}",
+                "{:?} (since {}) accepted by this {running} kernel",
                 info.flag,
                 info.since
             );
