@@ -330,6 +330,131 @@ declare_ops! {
         }
     }
 
+    /// `IORING_OP_UNLINKAT` (5.11): removes a name, or an empty directory.
+    Unlink -> () {
+        /// The path, relative to the current directory.
+        pub path: CPath,
+        /// `AT_REMOVEDIR` to remove a directory, else 0.
+        pub flags: i32,
+    }
+    opcode: Unlinkat;
+    refuse(_op) { None }
+    prep(op, sqe, _env) {
+        let path = op.path.as_c_str().as_ptr() as u64;
+        prep_rw(sqe, Opcode::Unlinkat, libc::AT_FDCWD, path, 0, 0);
+        sqe.op_flags = op.flags as u32;
+    }
+    decode(_op, res) { unit(res) }
+    example { Unlink { path: c"/nonexistent".into(), flags: 0 } }
+    methods {
+        /// `IORING_OP_UNLINKAT` (5.11), like `unlink(2)`: completes with
+        /// `OpResult::Unlink(Ok(()))`, or `EOPNOTSUPP` where the kernel lacks the opcode.
+        fn unlink(path: impl Into<CPath>) { Unlink { path: path.into(), flags: 0 } }
+        /// Like [`unlink`](Self::unlink) for an empty directory (`AT_REMOVEDIR`), like
+        /// `rmdir(2)`.
+        fn rmdir(path: impl Into<CPath>) {
+            Unlink { path: path.into(), flags: libc::AT_REMOVEDIR }
+        }
+    }
+
+    /// `IORING_OP_RENAMEAT` (5.11): renames a file or directory.
+    Rename -> () {
+        /// The existing path, relative to the current directory.
+        pub from: CPath,
+        /// The new path, relative to the current directory.
+        pub to: CPath,
+        /// `RENAME_*` flags of `renameat2(2)` (`RENAME_NOREPLACE`, ...), or 0.
+        pub flags: u32,
+    }
+    opcode: Renameat;
+    refuse(_op) { None }
+    prep(op, sqe, _env) {
+        let from = op.from.as_c_str().as_ptr() as u64;
+        let to = op.to.as_c_str().as_ptr() as u64;
+        prep_rw(sqe, Opcode::Renameat, libc::AT_FDCWD, from, libc::AT_FDCWD as u32, to);
+        sqe.op_flags = op.flags;
+    }
+    decode(_op, res) { unit(res) }
+    example { Rename { from: c"/a".into(), to: c"/b".into(), flags: 0 } }
+    methods {
+        /// `IORING_OP_RENAMEAT` (5.11), like `rename(2)` (`renameat2(2)` with `flags`):
+        /// completes with `OpResult::Rename(Ok(()))`, or `EOPNOTSUPP` where the kernel lacks
+        /// the opcode.
+        fn rename(from: impl Into<CPath>, to: impl Into<CPath>, flags: u32) {
+            Rename { from: from.into(), to: to.into(), flags }
+        }
+    }
+
+    /// `IORING_OP_MKDIRAT` (5.15): creates a directory.
+    Mkdir -> () {
+        /// The path, relative to the current directory.
+        pub path: CPath,
+        /// Permission bits (the umask applies).
+        pub mode: u32,
+    }
+    opcode: Mkdirat;
+    refuse(_op) { None }
+    prep(op, sqe, _env) {
+        let path = op.path.as_c_str().as_ptr() as u64;
+        prep_rw(sqe, Opcode::Mkdirat, libc::AT_FDCWD, path, op.mode, 0);
+    }
+    decode(_op, res) { unit(res) }
+    example { Mkdir { path: c"/d".into(), mode: 0o755 } }
+    methods {
+        /// `IORING_OP_MKDIRAT` (5.15), like `mkdir(2)`: completes with
+        /// `OpResult::Mkdir(Ok(()))`, or `EOPNOTSUPP` where the kernel lacks the opcode.
+        fn mkdir(path: impl Into<CPath>, mode: u32) { Mkdir { path: path.into(), mode } }
+    }
+
+    /// `IORING_OP_SYMLINKAT` (5.15): creates a symbolic link.
+    Symlink -> () {
+        /// What the link points to (not checked: it may dangle).
+        pub target: CPath,
+        /// The link's path, relative to the current directory.
+        pub link: CPath,
+    }
+    opcode: Symlinkat;
+    refuse(_op) { None }
+    prep(op, sqe, _env) {
+        let target = op.target.as_c_str().as_ptr() as u64;
+        let link = op.link.as_c_str().as_ptr() as u64;
+        prep_rw(sqe, Opcode::Symlinkat, libc::AT_FDCWD, target, 0, link);
+    }
+    decode(_op, res) { unit(res) }
+    example { Symlink { target: c"/a".into(), link: c"/b".into() } }
+    methods {
+        /// `IORING_OP_SYMLINKAT` (5.15), like `symlink(2)`: completes with
+        /// `OpResult::Symlink(Ok(()))`, or `EOPNOTSUPP` where the kernel lacks the opcode.
+        fn symlink(target: impl Into<CPath>, link: impl Into<CPath>) {
+            Symlink { target: target.into(), link: link.into() }
+        }
+    }
+
+    /// `IORING_OP_LINKAT` (5.15): gives an existing file another name.
+    Link -> () {
+        /// The existing path, relative to the current directory.
+        pub from: CPath,
+        /// The new name, relative to the current directory.
+        pub to: CPath,
+    }
+    opcode: Linkat;
+    refuse(_op) { None }
+    prep(op, sqe, _env) {
+        let from = op.from.as_c_str().as_ptr() as u64;
+        let to = op.to.as_c_str().as_ptr() as u64;
+        prep_rw(sqe, Opcode::Linkat, libc::AT_FDCWD, from, libc::AT_FDCWD as u32, to);
+    }
+    decode(_op, res) { unit(res) }
+    example { Link { from: c"/a".into(), to: c"/b".into() } }
+    methods {
+        /// `IORING_OP_LINKAT` (5.15), like `link(2)` (a final symlink in `from` is not
+        /// followed): completes with `OpResult::Link(Ok(()))`, or `EOPNOTSUPP` where the
+        /// kernel lacks the opcode.
+        fn link(from: impl Into<CPath>, to: impl Into<CPath>) {
+            Link { from: from.into(), to: to.into() }
+        }
+    }
+
     /// `IORING_OP_SOCKET` (5.19), or a direct `socket(2)` where it is missing.
     Socket -> RawFd {
         /// `AF_*`.

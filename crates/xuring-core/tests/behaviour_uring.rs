@@ -40,6 +40,10 @@ fn dir(_ring: &mut Ring<Uring>) -> (String, Box<dyn Any>) {
 }
 
 fn file(_ring: &mut Ring<Uring>, path: &str, data: &[u8]) {
+    // Missing parent directories are created, as the mock's `add_file` does.
+    if let Some(parent) = std::path::Path::new(path).parent() {
+        std::fs::create_dir_all(parent).expect("the file's directory");
+    }
     std::fs::write(path, data).expect("write the file");
 }
 
@@ -100,6 +104,7 @@ suite![
     timers_in_deadline_order,
     files_read_write,
     files_open_and_stat,
+    files_names,
     pipes,
     sockets,
     shutdown,

@@ -130,6 +130,46 @@ impl Fs {
         }
     }
 
+    /// Removes the entry `name` from directory `dir`. The inode stays (an fd may still reach
+    /// it).
+    pub(crate) fn unlink(&mut self, dir: Ino, name: &[u8]) {
+        if let Kind::Dir(entries) = &mut self.node_mut(dir).kind {
+            entries.remove(name);
+        }
+    }
+
+    /// How many directory entries name `ino` (a file's link count).
+    pub(crate) fn names_of(&self, ino: Ino) -> u32 {
+        self.nodes
+            .values()
+            .map(|node| match &node.kind {
+                Kind::Dir(entries) => entries.values().filter(|&&e| e == ino).count() as u32,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Whether directory `dir` is `ancestor` or lies below it.
+    pub(crate) fn is_within(&self, dir: Ino, ancestor: Ino) -> bool {
+        if dir == ancestor {
+            return true;
+        }
+        // A directory has one name: find its parent, up to the root.
+        let mut at = dir;
+        while at != ROOT {
+            let parent = self.nodes.iter().find_map(|(&ino, node)| match &node.kind {
+                Kind::Dir(entries) if entries.values().any(|&e| e == at) => Some(ino),
+                _ => None,
+            });
+            match parent {
+                Some(p) if p == ancestor => return true,
+                Some(p) => at = p,
+                None => return false,
+            }
+        }
+        false
+    }
+
     /// Resolves `path`, following a final symbolic link if `follow`.
     pub(crate) fn lookup(&self, path: &[u8], follow: bool) -> Result<Found, Errno> {
         if path.is_empty() {

@@ -51,8 +51,11 @@ pub struct Request<'a> {
     pub offset: Option<Offset>,
     /// The bytes a write, writev or send would write, in order (empty for other ops).
     pub data: &'a [u8],
-    /// The path an open or stat names.
+    /// The path an open, stat, unlink or mkdir names; a rename's or link's existing path; a
+    /// symlink's target.
     pub path: Option<&'a CStr>,
+    /// A rename's or link's new path; a symlink's own path.
+    pub path_to: Option<&'a CStr>,
     /// The address a connect connects to.
     pub addr: Option<SocketAddr>,
     /// The op's flags word: an open's `O_*` flags, a recv's or send's `MSG_*`, a poll's
@@ -905,6 +908,7 @@ impl Mock {
                 offset: None,
                 data: &gathered,
                 path: None,
+                path_to: None,
                 addr: None,
                 flags: 0,
                 target: None,
@@ -941,6 +945,18 @@ impl Mock {
                 }
                 Op::Cancel(c) => req.target = Some(c.target),
                 Op::Open(o) => (req.path, req.flags) = (Some(o.path.as_c_str()), o.flags),
+                Op::Unlink(u) => (req.path, req.flags) = (Some(u.path.as_c_str()), u.flags as u32),
+                Op::Rename(r) => {
+                    (req.path, req.path_to, req.flags) =
+                        (Some(r.from.as_c_str()), Some(r.to.as_c_str()), r.flags);
+                }
+                Op::Mkdir(m) => (req.path, req.flags) = (Some(m.path.as_c_str()), m.mode),
+                Op::Symlink(l) => {
+                    (req.path, req.path_to) = (Some(l.target.as_c_str()), Some(l.link.as_c_str()));
+                }
+                Op::Link(l) => {
+                    (req.path, req.path_to) = (Some(l.from.as_c_str()), Some(l.to.as_c_str()));
+                }
                 Op::Stat(s) => {
                     req.path = Some(s.path.as_c_str());
                     req.flags = if s.nofollow {
@@ -1031,6 +1047,11 @@ impl Mock {
             Write(RawFd, usize, Offset),
             Send(RawFd, usize, i32),
             Open(Vec<u8>, u32, u32),
+            Unlink(Vec<u8>, i32),
+            Rename(Vec<u8>, Vec<u8>, u32),
+            Mkdir(Vec<u8>, u32),
+            Symlink(Vec<u8>, Vec<u8>),
+            Link(Vec<u8>, Vec<u8>),
             Close(RawFd),
             Shutdown(RawFd, i32),
             Fsync(RawFd),
@@ -1054,6 +1075,21 @@ impl Mock {
             Op::Writev(w) => Todo::Write(w.fd, w.bufs.total_len(), w.offset),
             Op::Send(s) => Todo::Send(s.fd, s.buf.len(), s.flags),
             Op::Open(o) => Todo::Open(o.path.as_c_str().to_bytes().to_vec(), o.flags, o.mode),
+            Op::Unlink(u) => Todo::Unlink(u.path.as_c_str().to_bytes().to_vec(), u.flags),
+            Op::Rename(r) => Todo::Rename(
+                r.from.as_c_str().to_bytes().to_vec(),
+                r.to.as_c_str().to_bytes().to_vec(),
+                r.flags,
+            ),
+            Op::Mkdir(m) => Todo::Mkdir(m.path.as_c_str().to_bytes().to_vec(), m.mode),
+            Op::Symlink(l) => Todo::Symlink(
+                l.target.as_c_str().to_bytes().to_vec(),
+                l.link.as_c_str().to_bytes().to_vec(),
+            ),
+            Op::Link(l) => Todo::Link(
+                l.from.as_c_str().to_bytes().to_vec(),
+                l.to.as_c_str().to_bytes().to_vec(),
+            ),
             Op::Close(c) => Todo::Close(c.fd),
             Op::Shutdown(c) => Todo::Shutdown(c.fd, c.how),
             Op::Fsync(f) => Todo::Fsync(f.fd),
@@ -1088,6 +1124,11 @@ impl Mock {
                 Err(e) => Outcome::Done(-e.raw()),
             },
             Todo::Open(path, flags, mode) => fd(self.world.open(&path, flags, mode)),
+            Todo::Unlink(path, flags) => done(self.world.unlink(&path, flags)),
+            Todo::Rename(from, to, flags) => done(self.world.rename(&from, &to, flags)),
+            Todo::Mkdir(path, mode) => done(self.world.mkdir(&path, mode)),
+            Todo::Symlink(target, link) => done(self.world.symlink(&target, &link)),
+            Todo::Link(from, to) => done(self.world.link(&from, &to)),
             Todo::Close(target) => done(self.world.close(target)),
             Todo::Shutdown(target, how) => done(self.world.shutdown(target, how)),
             Todo::Fsync(target) => done(self.world.fsync(target)),

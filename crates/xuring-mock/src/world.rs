@@ -648,6 +648,108 @@ impl World {
         Ok(self.new_fd(object, has(flags, libc::O_NONBLOCK)))
     }
 
+    /// `unlinkat`: removes the name `path` (a directory's only with `AT_REMOVEDIR`, and only
+    /// if it is empty). Descriptors open on the file keep it.
+    pub(crate) fn unlink(&mut self, path: &[u8], flags: i32) -> Result<(), Errno> {
+        if flags & !libc::AT_REMOVEDIR != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let found = self.fs.lookup(path, false)?;
+        let ino = found.node.ok_or(Errno::ENOENT)?;
+        if found.name.is_empty() {
+            // `/`, `.` or `..`: not a name this call removes.
+            return Err(Errno::EBUSY);
+        }
+        match (&self.fs.node(ino).kind, flags & libc::AT_REMOVEDIR != 0) {
+            (Kind::Dir(entries), true) if !entries.is_empty() => return Err(Errno::ENOTEMPTY),
+            (Kind::Dir(_), true) => {}
+            (Kind::Dir(_), false) => return Err(Errno::EISDIR),
+            (_, true) => return Err(Errno::ENOTDIR),
+            (_, false) => {}
+        }
+        self.fs.unlink(found.dir, &found.name);
+        Ok(())
+    }
+
+    /// `renameat2` with `flags` 0 or `RENAME_NOREPLACE` (others: `EINVAL`): moves the name
+    /// `from` to `to`, replacing what `to` named if the kinds agree (an empty directory for
+    /// a directory).
+    pub(crate) fn rename(&mut self, from: &[u8], to: &[u8], flags: u32) -> Result<(), Errno> {
+        if flags & !libc::RENAME_NOREPLACE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let source = self.fs.lookup(from, false)?;
+        let moving = source.node.ok_or(Errno::ENOENT)?;
+        let dest = self.fs.lookup(to, false)?;
+        if source.name.is_empty() || dest.name.is_empty() {
+            return Err(Errno::EBUSY);
+        }
+        if let Some(replaced) = dest.node {
+            if replaced == moving {
+                return Ok(());
+            }
+            if flags & libc::RENAME_NOREPLACE != 0 {
+                return Err(Errno::EEXIST);
+            }
+            let from_dir = matches!(self.fs.node(moving).kind, Kind::Dir(_));
+            match &self.fs.node(replaced).kind {
+                Kind::Dir(_) if !from_dir => return Err(Errno::EISDIR),
+                Kind::Dir(entries) if !entries.is_empty() => return Err(Errno::ENOTEMPTY),
+                Kind::Dir(_) => {}
+                _ if from_dir => return Err(Errno::ENOTDIR),
+                _ => {}
+            }
+        }
+        if matches!(self.fs.node(moving).kind, Kind::Dir(_)) && self.fs.is_within(dest.dir, moving)
+        {
+            // A directory cannot move into itself.
+            return Err(Errno::EINVAL);
+        }
+        self.fs.unlink(source.dir, &source.name);
+        self.fs.link(dest.dir, dest.name, moving);
+        Ok(())
+    }
+
+    /// `mkdirat`: a new, empty directory (`mode`'s permission bits, no umask).
+    pub(crate) fn mkdir(&mut self, path: &[u8], mode: u32) -> Result<(), Errno> {
+        let found = self.fs.lookup(path, false)?;
+        if found.node.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        let ino = self.fs.make(Kind::Dir(Default::default()), mode & 0o777);
+        self.fs.link(found.dir, found.name, ino);
+        Ok(())
+    }
+
+    /// `symlinkat`: a new symbolic link at `link` to `target` (which may not exist).
+    pub(crate) fn symlink(&mut self, target: &[u8], link: &[u8]) -> Result<(), Errno> {
+        if target.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        let found = self.fs.lookup(link, false)?;
+        if found.node.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        let ino = self.fs.make(Kind::Symlink(target.to_vec()), 0o777);
+        self.fs.link(found.dir, found.name, ino);
+        Ok(())
+    }
+
+    /// `linkat` without `AT_SYMLINK_FOLLOW`: `to` becomes another name of what `from` names
+    /// (a final symlink itself, not its target); directories cannot be linked.
+    pub(crate) fn link(&mut self, from: &[u8], to: &[u8]) -> Result<(), Errno> {
+        let existing = self.fs.lookup(from, false)?.node.ok_or(Errno::ENOENT)?;
+        if matches!(self.fs.node(existing).kind, Kind::Dir(_)) {
+            return Err(Errno::EPERM);
+        }
+        let found = self.fs.lookup(to, false)?;
+        if found.node.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        self.fs.link(found.dir, found.name, existing);
+        Ok(())
+    }
+
     /// `statx` of `path`, following a final symbolic link if `follow`.
     pub(crate) fn stat(&self, path: &[u8], follow: bool) -> Result<StatInfo, Errno> {
         let ino = self.fs.lookup(path, follow)?.node.ok_or(Errno::ENOENT)?;
@@ -659,7 +761,7 @@ impl World {
             nlink: if matches!(node.kind, Kind::Dir(_)) {
                 2
             } else {
-                1
+                self.fs.names_of(ino).max(1)
             },
         })
     }

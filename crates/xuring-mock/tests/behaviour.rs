@@ -155,6 +155,7 @@ suite![
     timers_in_deadline_order,
     files_read_write,
     files_open_and_stat,
+    files_names,
     pipes,
     sockets,
     shutdown,

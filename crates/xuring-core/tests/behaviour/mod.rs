@@ -44,7 +44,7 @@ pub struct Fixture<B: Backend> {
     /// A new empty directory (its absolute path), and whatever removes it when dropped
     /// (after the ring).
     pub dir: fn(&mut Ring<B>) -> TempDir,
-    /// A regular file at `path` holding `data`.
+    /// A regular file at `path` holding `data` (missing parent directories are created).
     pub file: fn(&mut Ring<B>, path: &str, data: &[u8]),
     /// A symbolic link at `path` to `target`.
     pub symlink: fn(&mut Ring<B>, path: &str, target: &str),
@@ -810,6 +810,138 @@ fn read_all<B: Backend>(f: &Fixture<B>, ring: &mut Ring<B>, fd: RawFd) -> Vec<u8
     }
 }
 
+/// mkdir, symlink, link, rename, unlink and rmdir: each one's effect seen through stat, and
+/// its usual errors; `EOPNOTSUPP` where the opcode is missing (an older kernel or level).
+pub fn files_names<B: Backend>(f: &Fixture<B>) {
+    op_reset();
+    let mut ring = f.ring();
+    let (dir, keep) = (f.dir)(&mut ring);
+    let has = |ring: &Ring<B>, op: OpKind| ring.features().supports(op.opcode());
+    let missing = |ring: &mut Ring<B>, path: &str| {
+        one(f, ring, |r, c| r.lstat(cpath(path), c)) == OpResult::Stat(Err(Errno::ENOENT))
+    };
+    let a = format!("{dir}/a");
+    (f.file)(&mut ring, &a, b"abc");
+
+    let d = format!("{dir}/d");
+    let made = one(f, &mut ring, |r, c| r.mkdir(cpath(&d), 0o755, c));
+    if has(&ring, OpKind::Mkdir) {
+        assert_eq!(made, OpResult::Mkdir(Ok(())));
+        assert!(stat(f, &mut ring, &d).is_dir());
+        assert_eq!(
+            one(f, &mut ring, |r, c| r.mkdir(cpath(&d), 0o755, c)),
+            OpResult::Mkdir(Err(Errno::EEXIST))
+        );
+        let orphan = format!("{dir}/no/such");
+        assert_eq!(
+            one(f, &mut ring, |r, c| r.mkdir(cpath(&orphan), 0o755, c)),
+            OpResult::Mkdir(Err(Errno::ENOENT))
+        );
+    } else {
+        assert_eq!(made, OpResult::Mkdir(Err(Errno::EOPNOTSUPP)));
+        (f.file)(&mut ring, &format!("{d}/keep"), b"");
+    }
+
+    let s = format!("{dir}/s");
+    let linked = one(f, &mut ring, |r, c| r.symlink(cpath(&a), cpath(&s), c));
+    if has(&ring, OpKind::Symlink) {
+        assert_eq!(linked, OpResult::Symlink(Ok(())));
+        match one(f, &mut ring, |r, c| r.lstat(cpath(&s), c)) {
+            OpResult::Stat(Ok(st)) => assert!(st.is_symlink()),
+            other => panic!("lstat of the symlink: {other:?}"),
+        }
+        assert_eq!(stat(f, &mut ring, &s).size, 3, "stat follows it to a");
+        assert_eq!(
+            one(f, &mut ring, |r, c| r.symlink(cpath(&a), cpath(&s), c)),
+            OpResult::Symlink(Err(Errno::EEXIST))
+        );
+    } else {
+        assert_eq!(linked, OpResult::Symlink(Err(Errno::EOPNOTSUPP)));
+    }
+
+    let h = format!("{dir}/h");
+    let hard = one(f, &mut ring, |r, c| r.link(cpath(&a), cpath(&h), c));
+    if has(&ring, OpKind::Link) {
+        assert_eq!(hard, OpResult::Link(Ok(())));
+        let (sa, sh) = (stat(f, &mut ring, &a), stat(f, &mut ring, &h));
+        assert_eq!((sa.ino, sa.nlink), (sh.ino, 2), "one file, two names");
+        assert_eq!(
+            one(f, &mut ring, |r, c| r.link(
+                cpath(&d),
+                cpath(&format!("{dir}/dl")),
+                c
+            )),
+            OpResult::Link(Err(Errno::EPERM)),
+            "directories cannot be linked"
+        );
+    } else {
+        assert_eq!(hard, OpResult::Link(Err(Errno::EOPNOTSUPP)));
+    }
+
+    let b = format!("{d}/b");
+    let renamed = one(f, &mut ring, |r, c| r.rename(cpath(&a), cpath(&b), 0, c));
+    if has(&ring, OpKind::Rename) {
+        assert_eq!(renamed, OpResult::Rename(Ok(())));
+        assert!(missing(&mut ring, &a));
+        assert_eq!(stat(f, &mut ring, &b).size, 3);
+        (f.file)(&mut ring, &a, b"x");
+        assert_eq!(
+            one(f, &mut ring, |r, c| r.rename(
+                cpath(&a),
+                cpath(&b),
+                libc::RENAME_NOREPLACE,
+                c
+            )),
+            OpResult::Rename(Err(Errno::EEXIST))
+        );
+        assert_eq!(
+            one(f, &mut ring, |r, c| r.rename(
+                cpath(&d),
+                cpath(&format!("{d}/in")),
+                0,
+                c
+            )),
+            OpResult::Rename(Err(Errno::EINVAL)),
+            "a directory cannot move into itself"
+        );
+    } else {
+        assert_eq!(renamed, OpResult::Rename(Err(Errno::EOPNOTSUPP)));
+    }
+
+    let gone = one(f, &mut ring, |r, c| r.unlink(cpath(&a), c));
+    if has(&ring, OpKind::Unlink) {
+        assert_eq!(gone, OpResult::Unlink(Ok(())));
+        assert!(missing(&mut ring, &a));
+        assert_eq!(
+            one(f, &mut ring, |r, c| r.unlink(cpath(&a), c)),
+            OpResult::Unlink(Err(Errno::ENOENT))
+        );
+        assert_eq!(
+            one(f, &mut ring, |r, c| r.unlink(cpath(&d), c)),
+            OpResult::Unlink(Err(Errno::EISDIR))
+        );
+        assert_eq!(
+            one(f, &mut ring, |r, c| r.rmdir(cpath(&d), c)),
+            OpResult::Unlink(Err(Errno::ENOTEMPTY))
+        );
+        let e = format!("{dir}/e");
+        (f.file)(&mut ring, &format!("{e}/x"), b"");
+        assert_eq!(
+            one(f, &mut ring, |r, c| r.unlink(cpath(&format!("{e}/x")), c)),
+            OpResult::Unlink(Ok(()))
+        );
+        assert_eq!(
+            one(f, &mut ring, |r, c| r.rmdir(cpath(&e), c)),
+            OpResult::Unlink(Ok(()))
+        );
+        assert!(missing(&mut ring, &e));
+    } else {
+        assert_eq!(gone, OpResult::Unlink(Err(Errno::EOPNOTSUPP)));
+    }
+    drop(ring);
+    drop(keep);
+}
+
 /// Opening and stat: `ENOENT` for a missing path, `O_CREAT | O_EXCL` makes a file with the
 /// mode asked for and then fails with `EEXIST`, `O_APPEND` writes at the end (even at an
 /// offset), `O_TRUNC` empties; stat tells files, directories and (lstat) links apart;
@@ -1319,6 +1451,7 @@ pub fn all<B: Backend>(f: &Fixture<B>) {
     timers_in_deadline_order(f);
     files_read_write(f);
     files_open_and_stat(f);
+    files_names(f);
     pipes(f);
     sockets(f);
     splice(f);
