@@ -296,6 +296,63 @@ declare_ops! {
         fn fdatasync(fd: RawFd) { Fsync { fd, datasync: true } }
     }
 
+    /// `IORING_OP_FALLOCATE` (5.6): allocates (or, with `mode`, punches or zeroes) a range.
+    Fallocate -> () {
+        /// The file (opened for writing).
+        pub fd: RawFd,
+        /// `FALLOC_FL_*` (0: allocate, growing the file if the range ends past it).
+        pub mode: i32,
+        /// Where the range starts.
+        pub offset: u64,
+        /// The range's length.
+        pub len: u64,
+    }
+    opcode: Fallocate;
+    refuse(op) {
+        runtime_fd(op.fd)
+            .or(bad_offset(Offset::At(op.offset)))
+            .or(bad_offset(Offset::At(op.len)))
+    }
+    prep(op, sqe, _env) {
+        prep_rw(sqe, Opcode::Fallocate, op.fd, op.len, op.mode as u32, op.offset);
+    }
+    decode(_op, res) { unit(res) }
+    example { Fallocate { fd: 9, mode: 0, offset: 0, len: 4096 } }
+    methods {
+        /// `IORING_OP_FALLOCATE` (5.6), like `fallocate(2)`: completes with
+        /// `OpResult::Fallocate(Ok(()))`. An offset or length above `i64::MAX` is `EINVAL`.
+        fn fallocate(fd: RawFd, mode: i32, offset: u64, len: u64) {
+            Fallocate { fd, mode, offset, len }
+        }
+    }
+
+    /// `IORING_OP_FADVISE` (5.6): tells the kernel how a range will be read.
+    Fadvise -> () {
+        /// The file.
+        pub fd: RawFd,
+        /// Where the range starts.
+        pub offset: u64,
+        /// The range's length (0: to the end of the file).
+        pub len: u32,
+        /// `POSIX_FADV_*`.
+        pub advice: i32,
+    }
+    opcode: Fadvise;
+    refuse(op) { runtime_fd(op.fd).or(bad_offset(Offset::At(op.offset))) }
+    prep(op, sqe, _env) {
+        prep_rw(sqe, Opcode::Fadvise, op.fd, 0, op.len, op.offset);
+        sqe.op_flags = op.advice as u32;
+    }
+    decode(_op, res) { unit(res) }
+    example { Fadvise { fd: 9, offset: 0, len: 0, advice: libc::POSIX_FADV_SEQUENTIAL } }
+    methods {
+        /// `IORING_OP_FADVISE` (5.6), like `posix_fadvise(2)`: completes with
+        /// `OpResult::Fadvise(Ok(()))`; `ESPIPE` on a pipe.
+        fn fadvise(fd: RawFd, offset: u64, len: u32, advice: i32) {
+            Fadvise { fd, offset, len, advice }
+        }
+    }
+
     /// `IORING_OP_STATX`. (The op is `ops::Stat`; what it produces is [`crate::Stat`].)
     Stat -> crate::stat::Stat {
         /// The path.

@@ -105,6 +105,7 @@ suite![
     files_read_write,
     files_open_and_stat,
     files_names,
+    files_allocate_and_advise,
     pipes,
     sockets,
     shutdown,

@@ -966,6 +966,22 @@ impl Mock {
                     };
                 }
                 Op::Close(c) => req.fd = Some(c.fd),
+                Op::Fallocate(a) => {
+                    (req.fd, req.len, req.offset, req.flags) = (
+                        Some(a.fd),
+                        a.len as usize,
+                        Some(Offset::At(a.offset)),
+                        a.mode as u32,
+                    );
+                }
+                Op::Fadvise(a) => {
+                    (req.fd, req.len, req.offset, req.flags) = (
+                        Some(a.fd),
+                        a.len as usize,
+                        Some(Offset::At(a.offset)),
+                        a.advice as u32,
+                    );
+                }
                 Op::Shutdown(c) => (req.fd, req.flags) = (Some(c.fd), c.how as u32),
                 Op::Fsync(f) => {
                     req.fd = Some(f.fd);
@@ -1053,6 +1069,8 @@ impl Mock {
             Symlink(Vec<u8>, Vec<u8>),
             Link(Vec<u8>, Vec<u8>),
             Close(RawFd),
+            Fallocate(RawFd, i32, u64, u64),
+            Fadvise(RawFd, i32),
             Shutdown(RawFd, i32),
             Fsync(RawFd),
             Stat(Vec<u8>, bool),
@@ -1091,6 +1109,8 @@ impl Mock {
                 l.to.as_c_str().to_bytes().to_vec(),
             ),
             Op::Close(c) => Todo::Close(c.fd),
+            Op::Fallocate(a) => Todo::Fallocate(a.fd, a.mode, a.offset, a.len),
+            Op::Fadvise(a) => Todo::Fadvise(a.fd, a.advice),
             Op::Shutdown(c) => Todo::Shutdown(c.fd, c.how),
             Op::Fsync(f) => Todo::Fsync(f.fd),
             Op::Stat(s) => Todo::Stat(s.path.as_c_str().to_bytes().to_vec(), !s.nofollow),
@@ -1130,6 +1150,10 @@ impl Mock {
             Todo::Symlink(target, link) => done(self.world.symlink(&target, &link)),
             Todo::Link(from, to) => done(self.world.link(&from, &to)),
             Todo::Close(target) => done(self.world.close(target)),
+            Todo::Fallocate(target, mode, offset, len) => {
+                done(self.world.fallocate(target, mode, offset, len))
+            }
+            Todo::Fadvise(target, advice) => done(self.world.fadvise(target, advice)),
             Todo::Shutdown(target, how) => done(self.world.shutdown(target, how)),
             Todo::Fsync(target) => done(self.world.fsync(target)),
             Todo::Stat(path, follow) => match self.world.stat(&path, follow) {

@@ -289,6 +289,63 @@ impl World {
         }
     }
 
+    /// `fallocate`: mode 0 (growing the file), `FALLOC_FL_KEEP_SIZE`, and
+    /// `FALLOC_FL_PUNCH_HOLE` or `FALLOC_FL_ZERO_RANGE` (which zero the range's bytes); other
+    /// modes `EOPNOTSUPP`, as on a filesystem without them.
+    pub(crate) fn fallocate(
+        &mut self,
+        fd: RawFd,
+        mode: i32,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), Errno> {
+        // In `vfs_fallocate`'s order.
+        if len == 0 || offset > i64::MAX as u64 || len > i64::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        let ino = match self.desc(fd)?.object {
+            Object::File {
+                ino, write: true, ..
+            } => ino,
+            Object::File { .. } | Object::Dir | Object::PipeRead(_) => return Err(Errno::EBADF),
+            Object::PipeWrite(_) => return Err(Errno::ESPIPE),
+            Object::Socket(_) | Object::Ring => return Err(Errno::ENODEV),
+        };
+        let keep = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
+        let zero = match mode & !libc::FALLOC_FL_KEEP_SIZE {
+            0 => false,
+            libc::FALLOC_FL_PUNCH_HOLE if keep => true,
+            libc::FALLOC_FL_ZERO_RANGE => true,
+            _ => return Err(Errno::EOPNOTSUPP),
+        };
+        let end = offset.checked_add(len).ok_or(Errno::EFBIG)?;
+        let Kind::File(data) = &mut self.fs.node_mut(ino).kind else {
+            return Err(Errno::EBADF);
+        };
+        let size = data.len() as u64;
+        if !keep && end > size {
+            data.resize(end as usize, 0);
+        }
+        if zero {
+            let stop = end.min(data.len() as u64) as usize;
+            let start = (offset as usize).min(stop);
+            data[start..stop].fill(0);
+        }
+        Ok(())
+    }
+
+    /// `posix_fadvise`: accepted (with no effect here) on anything but a pipe (`ESPIPE`), as
+    /// `generic_fadvise` does; an unknown advice is `EINVAL`.
+    pub(crate) fn fadvise(&self, fd: RawFd, advice: i32) -> Result<(), Errno> {
+        if let Object::PipeRead(_) | Object::PipeWrite(_) = self.desc(fd)?.object {
+            return Err(Errno::ESPIPE);
+        }
+        if !(0..=5).contains(&advice) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(())
+    }
+
     /// Whether `fd` is the mock's own ring (`Err(EBADFD)` for another descriptor, like
     /// `msg_ring` to something that is not a ring).
     pub(crate) fn ring(&self, fd: RawFd) -> Result<(), Errno> {

@@ -299,3 +299,52 @@ fn paths_resolve_through_links_and_dot_dot() {
         "the directory must exist"
     );
 }
+
+/// Punching a hole or zeroing a range zeroes its bytes; zeroing past the end grows the file
+/// unless `KEEP_SIZE`; a mode the mock does not model is `EOPNOTSUPP`, as on a filesystem
+/// without it. (Which modes a real filesystem supports varies, so this is the mock's alone.)
+#[test]
+fn fallocate_modes_zero_what_they_cover() {
+    track::reset();
+    let mut ring = Ring::init_mock();
+    ring.backend_mut().add_file("/f", b"abcdefgh");
+    let fd = match one(&mut ring, |r, c| r.open(c"/f", libc::O_RDWR as u32, 0, c)) {
+        OpResult::Open(Ok(fd)) => fd,
+        other => panic!("{other:?}"),
+    };
+    let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    assert_eq!(
+        one(&mut ring, |r, c| r.fallocate(fd, punch, 1, 2, c)),
+        OpResult::Fallocate(Ok(()))
+    );
+    assert_eq!(
+        one(&mut ring, |r, c| r.fallocate(
+            fd,
+            libc::FALLOC_FL_ZERO_RANGE,
+            6,
+            4,
+            c
+        )),
+        OpResult::Fallocate(Ok(()))
+    );
+    assert_eq!(
+        one(&mut ring, |r, c| r.fallocate(
+            fd,
+            libc::FALLOC_FL_PUNCH_HOLE,
+            0,
+            1,
+            c
+        )),
+        OpResult::Fallocate(Err(Errno::EOPNOTSUPP)),
+        "a hole without KEEP_SIZE"
+    );
+    assert_eq!(
+        ring.backend().file("/f"),
+        Some(&b"a\0\0def\0\0\0\0"[..]),
+        "bytes 1-2 punched, 6-9 zeroed (the file grew to 10)"
+    );
+    assert_eq!(
+        one(&mut ring, |r, c| r.close(fd, c)),
+        OpResult::Close(Ok(()))
+    );
+}

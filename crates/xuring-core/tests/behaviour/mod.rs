@@ -810,6 +810,86 @@ fn read_all<B: Backend>(f: &Fixture<B>, ring: &mut Ring<B>, fd: RawFd) -> Vec<u8
     }
 }
 
+/// fallocate grows a file (or not, with `KEEP_SIZE`) and zeroes what it adds; fadvise is
+/// accepted on a file; both refuse pipes and descriptors of the wrong kind.
+pub fn files_allocate_and_advise<B: Backend>(f: &Fixture<B>) {
+    op_reset();
+    let mut ring = f.ring();
+    let (dir, keep) = (f.dir)(&mut ring);
+    let a = format!("{dir}/a");
+    (f.file)(&mut ring, &a, b"abc");
+    let fd = open_fd(f, &mut ring, &a, libc::O_RDWR, 0);
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.fallocate(fd, 0, 0, 4096, c)),
+        OpResult::Fallocate(Ok(()))
+    );
+    assert_eq!(stat(f, &mut ring, &a).size, 4096);
+    let keep_size = libc::FALLOC_FL_KEEP_SIZE;
+    assert_eq!(
+        one(f, &mut ring, |r, c| r
+            .fallocate(fd, keep_size, 4096, 4096, c)),
+        OpResult::Fallocate(Ok(()))
+    );
+    assert_eq!(stat(f, &mut ring, &a).size, 4096, "KEEP_SIZE keeps it");
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.fallocate(fd, 0, 0, 0, c)),
+        OpResult::Fallocate(Err(Errno::EINVAL)),
+        "an empty range"
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.fadvise(
+            fd,
+            0,
+            0,
+            libc::POSIX_FADV_SEQUENTIAL,
+            c
+        )),
+        OpResult::Fadvise(Ok(()))
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.fadvise(fd, 0, 0, 99, c)),
+        OpResult::Fadvise(Err(Errno::EINVAL))
+    );
+    close(f, &mut ring, fd);
+    let fd = open_fd(f, &mut ring, &a, libc::O_RDONLY, 0);
+    let data = match one_read(f, &mut ring, |r, c| {
+        r.read(fd, vec![0u8; 8192], Offset::At(0), c)
+    }) {
+        (OpResult::Read(Ok(4096)), bytes) => bytes,
+        other => panic!("read: {other:?}"),
+    };
+    assert_eq!(&data[..3], b"abc");
+    assert!(
+        data[3..].iter().all(|&b| b == 0),
+        "the added range reads as zeros"
+    );
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.fallocate(fd, 0, 0, 8192, c)),
+        OpResult::Fallocate(Err(Errno::EBADF)),
+        "not open for writing"
+    );
+    close(f, &mut ring, fd);
+    let (r, w) = (f.pipe)(&mut ring);
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.fallocate(w, 0, 0, 1, c)),
+        OpResult::Fallocate(Err(Errno::ESPIPE))
+    );
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.fadvise(
+            r,
+            0,
+            0,
+            libc::POSIX_FADV_NORMAL,
+            c
+        )),
+        OpResult::Fadvise(Err(Errno::ESPIPE))
+    );
+    close(f, &mut ring, r);
+    close(f, &mut ring, w);
+    drop(ring);
+    drop(keep);
+}
+
 /// mkdir, symlink, link, rename, unlink and rmdir: each one's effect seen through stat, and
 /// its usual errors; `EOPNOTSUPP` where the opcode is missing (an older kernel or level).
 pub fn files_names<B: Backend>(f: &Fixture<B>) {
@@ -1452,6 +1532,7 @@ pub fn all<B: Backend>(f: &Fixture<B>) {
     files_read_write(f);
     files_open_and_stat(f);
     files_names(f);
+    files_allocate_and_advise(f);
     pipes(f);
     sockets(f);
     splice(f);
