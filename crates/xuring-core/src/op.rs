@@ -75,6 +75,20 @@ impl From<CString> for CPath {
     }
 }
 
+/// `struct open_how` (`linux/openat2.h`): what `openat2` reads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenHow {
+    /// `O_*` flags.
+    pub flags: u64,
+    /// Permission bits for a created file.
+    pub mode: u64,
+    /// `RESOLVE_*` flags.
+    pub resolve: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<OpenHow>() == 24);
+
 /// A value posted into a ring by another ring's `msg_ring`, or by a `Thread`'s fallback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Message {

@@ -17,7 +17,8 @@ use xuring_sys::abi::{__kernel_timespec, IORING_MSG_DATA, io_uring_sqe};
 use xuring_sys::{CancelFlags, Errno, FsyncFlags, OpSet, Opcode, TimeoutFlags};
 
 use crate::op::{
-    CPath, CancelVia, Message, Offset, PrepEnv, bad_offset, prep_rw, read_only, runtime_fd, sqe_len,
+    CPath, CancelVia, Message, Offset, OpenHow, PrepEnv, bad_offset, prep_rw, read_only,
+    runtime_fd, sqe_len,
 };
 use crate::task::{NOT_A_TASK, THREAD_MAIL};
 use crate::{Accepted, IoBuf, IoVecs, SockAddrBuf, TaskId, Timespec};
@@ -254,6 +255,40 @@ declare_ops! {
         /// does. The path is `'static` (`c"/dev/null"`) or an owned `CString`.
         fn open(path: impl Into<CPath>, flags: u32, mode: u32) {
             Open { path: path.into(), flags, mode }
+        }
+    }
+
+    /// `IORING_OP_OPENAT2` (5.6): `openat` relative to a directory, with `RESOLVE_*` rules.
+    Openat2 -> RawFd {
+        /// The directory `path` is relative to (`libc::AT_FDCWD`: the current directory).
+        pub dir: RawFd,
+        /// The path.
+        pub path: CPath,
+        /// What the kernel reads: `O_*` flags (`O_CLOEXEC` added), mode, `RESOLVE_*`.
+        how: OpenHow,
+    }
+    opcode: Openat2;
+    refuse(op) {
+        if op.dir == libc::AT_FDCWD { None } else { runtime_fd(op.dir) }
+    }
+    prep(op, sqe, _env) {
+        let path = op.path.as_c_str().as_ptr() as u64;
+        let how = core::ptr::from_ref::<OpenHow>(&op.how) as u64;
+        let size = core::mem::size_of::<OpenHow>() as u32;
+        prep_rw(sqe, Opcode::Openat2, op.dir, path, size, how);
+    }
+    decode(_op, res) { new_fd(res) }
+    created(fd) { fd }
+    example { Openat2::new(libc::AT_FDCWD, c"/".into(), 0, 0, libc::RESOLVE_BENEATH) }
+    methods {
+        /// `IORING_OP_OPENAT2` (5.6), like `openat2(2)`: opens `path` relative to the
+        /// directory `dir` (`libc::AT_FDCWD` for the current one) with `O_*` `flags`, `mode`
+        /// for a created file, and `RESOLVE_*` rules, e.g. `RESOLVE_BENEATH` to keep the
+        /// lookup inside `dir` (an absolute path, a `..` above it or a symlink out of it is
+        /// `EXDEV`). Completes with `OpResult::Openat2(Ok(fd))`. `O_CLOEXEC` is always added.
+        /// Unlike `open`, unknown flags and a `mode` without `O_CREAT` are `EINVAL`.
+        fn openat2(dir: RawFd, path: impl Into<CPath>, flags: u32, mode: u32, resolve: u64) {
+            Openat2::new(dir, path.into(), flags, mode, resolve)
         }
     }
 
@@ -1036,6 +1071,23 @@ impl CancelAll {
             } => Some((outstanding, cancelled)),
             CancelAllMode::Any { .. } => None,
         }
+    }
+}
+
+impl Openat2 {
+    /// The op for `openat2(dir, path, how)`, with `O_CLOEXEC` added to `flags`.
+    fn new(dir: RawFd, path: CPath, flags: u32, mode: u32, resolve: u64) -> Openat2 {
+        let how = OpenHow {
+            flags: u64::from(flags | libc::O_CLOEXEC as u32),
+            mode: u64::from(mode),
+            resolve,
+        };
+        Openat2 { dir, path, how }
+    }
+
+    /// The `struct open_how` the kernel reads.
+    pub fn how(&self) -> &OpenHow {
+        &self.how
     }
 }
 

@@ -106,6 +106,7 @@ suite![
     files_open_and_stat,
     files_names,
     files_allocate_and_advise,
+    files_openat2,
     pipes,
     sockets,
     shutdown,

@@ -67,6 +67,19 @@ pub(crate) struct Found {
     pub(crate) node: Option<Ino>,
 }
 
+/// `openat2`'s path resolution rules (`RESOLVE_*`) that the mock models. `RESOLVE_NO_XDEV`
+/// and `RESOLVE_NO_MAGICLINKS` need nothing (one filesystem, no magic links), and
+/// `RESOLVE_CACHED` always succeeds (everything is "cached").
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Resolve {
+    /// `RESOLVE_BENEATH`: `EXDEV` for an absolute path or link, or `..` above the start.
+    pub(crate) beneath: bool,
+    /// `RESOLVE_IN_ROOT`: the start is `/` for this lookup (`..` stops there).
+    pub(crate) in_root: bool,
+    /// `RESOLVE_NO_SYMLINKS`: `ELOOP` for any symbolic link on the way.
+    pub(crate) no_symlinks: bool,
+}
+
 /// The filesystem: every inode by number, `/` at [`ROOT`]. Files that only an fd reaches (a
 /// [`set_file`](crate::MockControl::set_file)) are inodes no directory names.
 #[derive(Debug)]
@@ -101,6 +114,11 @@ fn components(path: &[u8]) -> Vec<Vec<u8>> {
 }
 
 impl Fs {
+    /// `/`.
+    pub(crate) fn root(&self) -> Ino {
+        ROOT
+    }
+
     pub(crate) fn node(&self, ino: Ino) -> &Node {
         &self.nodes[&ino]
     }
@@ -170,20 +188,62 @@ impl Fs {
         false
     }
 
-    /// Resolves `path`, following a final symbolic link if `follow`.
+    /// Resolves `path` from `/`, following a final symbolic link if `follow`.
     pub(crate) fn lookup(&self, path: &[u8], follow: bool) -> Result<Found, Errno> {
+        self.lookup_at(ROOT, path, follow, Resolve::default())
+    }
+
+    /// The directories from `/` down to `dir` (`ENOENT` for a directory no longer named).
+    fn chain_to(&self, dir: Ino) -> Result<Vec<Ino>, Errno> {
+        let mut chain = vec![dir];
+        let mut at = dir;
+        while at != ROOT {
+            let parent = self.nodes.iter().find_map(|(&ino, node)| match &node.kind {
+                Kind::Dir(entries) if entries.values().any(|&e| e == at) => Some(ino),
+                _ => None,
+            });
+            at = parent.ok_or(Errno::ENOENT)?;
+            chain.push(at);
+        }
+        chain.reverse();
+        Ok(chain)
+    }
+
+    /// Resolves `path` relative to directory `start` (an absolute path from `/`), following
+    /// a final symbolic link if `follow`, under `openat2`'s `RESOLVE_*` rules in `how`.
+    pub(crate) fn lookup_at(
+        &self,
+        start: Ino,
+        path: &[u8],
+        follow: bool,
+        how: Resolve,
+    ) -> Result<Found, Errno> {
         if path.is_empty() {
             return Err(Errno::ENOENT);
         }
-        let mut dirs = vec![ROOT];
+        let mut dirs = self.chain_to(start)?;
+        // Where `..` and absolute paths stop: `/`, or the start with BENEATH or IN_ROOT.
+        let floor = if how.beneath || how.in_root {
+            dirs.len()
+        } else {
+            1
+        };
         let mut todo = components(path);
         todo.reverse();
+        if path.first() == Some(&b'/') {
+            if how.beneath {
+                return Err(Errno::EXDEV);
+            }
+            dirs.truncate(floor);
+        }
         let mut links = 0;
         while let Some(name) = todo.pop() {
-            let dir = *dirs.last().expect("the root is never popped");
+            let dir = *dirs.last().expect("the floor is never popped");
             if name == b".." {
-                if dirs.len() > 1 {
+                if dirs.len() > floor {
                     dirs.pop();
+                } else if how.beneath {
+                    return Err(Errno::EXDEV);
                 }
                 continue;
             }
@@ -204,18 +264,24 @@ impl Fs {
             };
             match &self.node(ino).kind {
                 Kind::Symlink(target) if !last || follow => {
+                    if how.no_symlinks {
+                        return Err(Errno::ELOOP);
+                    }
                     links += 1;
                     if links > MAX_LINKS {
                         return Err(Errno::ELOOP);
                     }
                     if target.first() == Some(&b'/') {
-                        dirs.truncate(1);
+                        if how.beneath {
+                            return Err(Errno::EXDEV);
+                        }
+                        dirs.truncate(floor);
                     }
                     let mut more = components(target);
                     more.reverse();
                     if more.is_empty() && last {
                         // A link to `/` (or to `.`): what it names is the directory itself.
-                        let dir = *dirs.last().expect("the root is never popped");
+                        let dir = *dirs.last().expect("the floor is never popped");
                         return Ok(Found {
                             dir,
                             name: Vec::new(),
@@ -236,7 +302,7 @@ impl Fs {
             }
         }
         // The path named a directory through `..`, `.` or `/` alone.
-        let dir = *dirs.last().expect("the root is never popped");
+        let dir = *dirs.last().expect("the floor is never popped");
         Ok(Found {
             dir,
             name: Vec::new(),

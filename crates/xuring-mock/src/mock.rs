@@ -40,7 +40,8 @@ pub struct Request<'a> {
     pub opcode: Opcode,
     /// The submission's `user_data` (the task's [`TaskId`]).
     pub user_data: u64,
-    /// The file the op works on (the output of a splice, the target ring of a `msg_ring`).
+    /// The file the op works on (the output of a splice, the target ring of a `msg_ring`,
+    /// the directory an `openat2` starts from).
     pub fd: Option<RawFd>,
     /// A splice's input.
     pub fd_in: Option<RawFd>,
@@ -945,6 +946,10 @@ impl Mock {
                 }
                 Op::Cancel(c) => req.target = Some(c.target),
                 Op::Open(o) => (req.path, req.flags) = (Some(o.path.as_c_str()), o.flags),
+                Op::Openat2(o) => {
+                    (req.fd, req.path, req.flags) =
+                        (Some(o.dir), Some(o.path.as_c_str()), o.how().flags as u32);
+                }
                 Op::Unlink(u) => (req.path, req.flags) = (Some(u.path.as_c_str()), u.flags as u32),
                 Op::Rename(r) => {
                     (req.path, req.path_to, req.flags) =
@@ -1063,6 +1068,7 @@ impl Mock {
             Write(RawFd, usize, Offset),
             Send(RawFd, usize, i32),
             Open(Vec<u8>, u32, u32),
+            Openat2(RawFd, Vec<u8>, xuring_core::OpenHow),
             Unlink(Vec<u8>, i32),
             Rename(Vec<u8>, Vec<u8>, u32),
             Mkdir(Vec<u8>, u32),
@@ -1093,6 +1099,7 @@ impl Mock {
             Op::Writev(w) => Todo::Write(w.fd, w.bufs.total_len(), w.offset),
             Op::Send(s) => Todo::Send(s.fd, s.buf.len(), s.flags),
             Op::Open(o) => Todo::Open(o.path.as_c_str().to_bytes().to_vec(), o.flags, o.mode),
+            Op::Openat2(o) => Todo::Openat2(o.dir, o.path.as_c_str().to_bytes().to_vec(), *o.how()),
             Op::Unlink(u) => Todo::Unlink(u.path.as_c_str().to_bytes().to_vec(), u.flags),
             Op::Rename(r) => Todo::Rename(
                 r.from.as_c_str().to_bytes().to_vec(),
@@ -1144,6 +1151,7 @@ impl Mock {
                 Err(e) => Outcome::Done(-e.raw()),
             },
             Todo::Open(path, flags, mode) => fd(self.world.open(&path, flags, mode)),
+            Todo::Openat2(dir, path, how) => fd(self.world.openat2(dir, &path, &how)),
             Todo::Unlink(path, flags) => done(self.world.unlink(&path, flags)),
             Todo::Rename(from, to, flags) => done(self.world.rename(&from, &to, flags)),
             Todo::Mkdir(path, mode) => done(self.world.mkdir(&path, mode)),

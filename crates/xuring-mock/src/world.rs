@@ -15,7 +15,7 @@ use std::os::fd::RawFd;
 
 use xuring_core::{Errno, Offset};
 
-use crate::fs::{Fs, Ino, Kind};
+use crate::fs::{Fs, Ino, Kind, Resolve};
 use crate::net::{SockId, Socket, State, loopback, reaches};
 use crate::pipe::Pipe;
 
@@ -41,8 +41,8 @@ enum Object {
         write: bool,
         append: bool,
     },
-    /// A directory (opened to be named, not read).
-    Dir,
+    /// A directory (opened to be named, not read): the start of `openat2` lookups.
+    Dir(Ino),
     /// A pipe's read end.
     PipeRead(u64),
     /// A pipe's write end.
@@ -189,7 +189,7 @@ impl World {
                 }
             }
             Object::Socket(id) => self.drop_socket(id),
-            Object::File { .. } | Object::Dir | Object::Ring => {}
+            Object::File { .. } | Object::Dir(_) | Object::Ring => {}
         }
     }
 
@@ -282,7 +282,7 @@ impl World {
     /// `fsync`: 0 for a file or directory, `EINVAL` for what cannot be synced.
     pub(crate) fn fsync(&self, fd: RawFd) -> Result<(), Errno> {
         match self.desc(fd)?.object {
-            Object::File { .. } | Object::Dir => Ok(()),
+            Object::File { .. } | Object::Dir(_) => Ok(()),
             Object::PipeRead(_) | Object::PipeWrite(_) | Object::Socket(_) | Object::Ring => {
                 Err(Errno::EINVAL)
             }
@@ -307,7 +307,7 @@ impl World {
             Object::File {
                 ino, write: true, ..
             } => ino,
-            Object::File { .. } | Object::Dir | Object::PipeRead(_) => return Err(Errno::EBADF),
+            Object::File { .. } | Object::Dir(_) | Object::PipeRead(_) => return Err(Errno::EBADF),
             Object::PipeWrite(_) => return Err(Errno::ESPIPE),
             Object::Socket(_) | Object::Ring => return Err(Errno::ENODEV),
         };
@@ -398,7 +398,7 @@ impl World {
                     usize::try_from(len.saturating_sub(start)).unwrap_or(usize::MAX),
                 ))
             }
-            Object::Dir => Err(Errno::EISDIR),
+            Object::Dir(_) => Err(Errno::EISDIR),
             Object::PipeRead(id) => {
                 let pipe = &self.pipes[id];
                 if !pipe.data.is_empty() || !pipe.writer {
@@ -463,7 +463,7 @@ impl World {
                 }
                 _ => Vec::new(),
             },
-            Object::Dir | Object::PipeWrite(_) | Object::Ring => Vec::new(),
+            Object::Dir(_) | Object::PipeWrite(_) | Object::Ring => Vec::new(),
         }
     }
 
@@ -473,7 +473,7 @@ impl World {
             return Ok(Avail::Loose);
         }
         match &self.desc(fd)?.object {
-            Object::File { write: false, .. } | Object::Dir | Object::PipeRead(_) => {
+            Object::File { write: false, .. } | Object::Dir(_) | Object::PipeRead(_) => {
                 Err(Errno::EBADF)
             }
             Object::File { .. } => Ok(Avail::Bytes(usize::MAX)),
@@ -555,7 +555,7 @@ impl World {
                 }
                 // A datagram goes nowhere: nothing in the mock receives it.
             }
-            Object::Dir | Object::PipeRead(_) | Object::Ring => {}
+            Object::Dir(_) | Object::PipeRead(_) | Object::Ring => {}
         }
     }
 
@@ -568,7 +568,7 @@ impl World {
         const ERR: u32 = libc::POLLERR as u32;
         const RDHUP: u32 = libc::POLLRDHUP as u32;
         let ready = match &self.desc(fd)?.object {
-            Object::File { .. } | Object::Dir => IN | OUT,
+            Object::File { .. } | Object::Dir(_) => IN | OUT,
             Object::PipeRead(id) => {
                 let pipe = &self.pipes[id];
                 (if pipe.data.is_empty() { 0 } else { IN }) | if pipe.writer { 0 } else { HUP }
@@ -661,6 +661,58 @@ impl World {
     /// `open`: the `O_*` flags that matter (access mode, `O_CREAT`, `O_EXCL`, `O_TRUNC`,
     /// `O_APPEND`, `O_DIRECTORY`, `O_NOFOLLOW`, `O_NONBLOCK`); a fresh descriptor.
     pub(crate) fn open(&mut self, path: &[u8], flags: u32, mode: u32) -> Result<RawFd, Errno> {
+        self.open_at(None, path, flags, mode, Resolve::default())
+    }
+
+    /// `openat2`: `open` relative to the directory `dir` (`None`: `/`, the mock's working
+    /// directory) under the `RESOLVE_*` rules `how`. As `openat2(2)` demands, unknown `flags`
+    /// bits and a `mode` without `O_CREAT` are `EINVAL`.
+    pub(crate) fn openat2(
+        &mut self,
+        dir: RawFd,
+        path: &[u8],
+        how: &xuring_core::OpenHow,
+    ) -> Result<RawFd, Errno> {
+        const KNOWN_RESOLVE: u64 = libc::RESOLVE_NO_XDEV
+            | libc::RESOLVE_NO_MAGICLINKS
+            | libc::RESOLVE_NO_SYMLINKS
+            | libc::RESOLVE_BENEATH
+            | libc::RESOLVE_IN_ROOT
+            | libc::RESOLVE_CACHED;
+        let flags = u32::try_from(how.flags).map_err(|_| Errno::EINVAL)?;
+        let creates = has(flags, libc::O_CREAT) || has(flags, libc::O_TMPFILE);
+        if how.resolve & !KNOWN_RESOLVE != 0
+            || (how.mode != 0 && !creates)
+            || how.mode & !0o7777 != 0
+            || (how.resolve & libc::RESOLVE_BENEATH != 0
+                && how.resolve & libc::RESOLVE_IN_ROOT != 0)
+        {
+            return Err(Errno::EINVAL);
+        }
+        let resolve = Resolve {
+            beneath: how.resolve & libc::RESOLVE_BENEATH != 0,
+            in_root: how.resolve & libc::RESOLVE_IN_ROOT != 0,
+            no_symlinks: how.resolve & libc::RESOLVE_NO_SYMLINKS != 0,
+        };
+        let dir = (dir != libc::AT_FDCWD).then_some(dir);
+        self.open_at(dir, path, flags, how.mode as u32, resolve)
+    }
+
+    fn open_at(
+        &mut self,
+        dir: Option<RawFd>,
+        path: &[u8],
+        flags: u32,
+        mode: u32,
+        how: Resolve,
+    ) -> Result<RawFd, Errno> {
+        let start = match dir {
+            None => self.fs.root(),
+            Some(fd) => match self.desc(fd)?.object {
+                Object::Dir(ino) => ino,
+                _ => return Err(Errno::ENOTDIR),
+            },
+        };
         let access = flags & libc::O_ACCMODE as u32;
         if access == libc::O_ACCMODE as u32 {
             return Err(Errno::EINVAL);
@@ -668,13 +720,15 @@ impl World {
         let read = access != libc::O_WRONLY as u32;
         let write = access != libc::O_RDONLY as u32;
         let create = has(flags, libc::O_CREAT);
-        let found = self.fs.lookup(path, !has(flags, libc::O_NOFOLLOW))?;
+        let found = self
+            .fs
+            .lookup_at(start, path, !has(flags, libc::O_NOFOLLOW), how)?;
         let object = match found.node {
             Some(_) if create && has(flags, libc::O_EXCL) => return Err(Errno::EEXIST),
             Some(ino) => match &mut self.fs.node_mut(ino).kind {
                 Kind::Symlink(_) => return Err(Errno::ELOOP),
                 Kind::Dir(_) if write || create => return Err(Errno::EISDIR),
-                Kind::Dir(_) => Object::Dir,
+                Kind::Dir(_) => Object::Dir(ino),
                 Kind::File(_) if has(flags, libc::O_DIRECTORY) => return Err(Errno::ENOTDIR),
                 Kind::File(data) => {
                     if write && has(flags, libc::O_TRUNC) {
@@ -1073,7 +1127,7 @@ impl World {
                     rx.extend_from_slice(data);
                 }
             }
-            Object::Dir | Object::Ring => {}
+            Object::Dir(_) | Object::Ring => {}
         }
     }
 

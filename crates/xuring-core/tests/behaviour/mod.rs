@@ -810,6 +810,99 @@ fn read_all<B: Backend>(f: &Fixture<B>, ring: &mut Ring<B>, fd: RawFd) -> Vec<u8
     }
 }
 
+/// openat2 relative to a directory descriptor, with each `RESOLVE_*` rule that keeps a
+/// lookup inside that directory, and its stricter argument checks.
+pub fn files_openat2<B: Backend>(f: &Fixture<B>) {
+    op_reset();
+    let mut ring = f.ring();
+    let (dir, keep) = (f.dir)(&mut ring);
+    (f.file)(&mut ring, &format!("{dir}/a"), b"abc");
+    (f.file)(&mut ring, &format!("{dir}/sub/b"), b"b");
+    (f.symlink)(&mut ring, &format!("{dir}/sub/up"), "../a");
+    (f.symlink)(&mut ring, &format!("{dir}/abs"), &format!("{dir}/a"));
+    let dfd = open_fd(f, &mut ring, &dir, libc::O_RDONLY | libc::O_DIRECTORY, 0);
+    let at2 = |ring: &mut Ring<B>, path: &str, flags: i32, mode: u32, resolve: u64| {
+        one(f, ring, |r, c| {
+            r.openat2(dfd, cpath(path), flags as u32, mode, resolve, c)
+        })
+    };
+    let read_back = |ring: &mut Ring<B>, result: OpResult| match result {
+        OpResult::Openat2(Ok(fd)) => {
+            let bytes = read_all(f, ring, fd);
+            close(f, ring, fd);
+            bytes
+        }
+        other => panic!("openat2: {other:?}"),
+    };
+    let plain = at2(&mut ring, "a", libc::O_RDONLY, 0, 0);
+    assert_eq!(read_back(&mut ring, plain), b"abc");
+    let beneath = libc::RESOLVE_BENEATH;
+    let inside = at2(&mut ring, "sub/../a", libc::O_RDONLY, 0, beneath);
+    assert_eq!(read_back(&mut ring, inside), b"abc");
+    let via_link = at2(&mut ring, "sub/up", libc::O_RDONLY, 0, beneath);
+    assert_eq!(
+        read_back(&mut ring, via_link),
+        b"abc",
+        "a link that stays inside"
+    );
+    let exdev = OpResult::Openat2(Err(Errno::EXDEV));
+    assert_eq!(at2(&mut ring, "../x", libc::O_RDONLY, 0, beneath), exdev);
+    let absolute = format!("{dir}/a");
+    assert_eq!(at2(&mut ring, &absolute, libc::O_RDONLY, 0, beneath), exdev);
+    assert_eq!(at2(&mut ring, "abs", libc::O_RDONLY, 0, beneath), exdev);
+    assert_eq!(
+        at2(
+            &mut ring,
+            "sub/up",
+            libc::O_RDONLY,
+            0,
+            libc::RESOLVE_NO_SYMLINKS
+        ),
+        OpResult::Openat2(Err(Errno::ELOOP))
+    );
+    let rooted = at2(&mut ring, "/a", libc::O_RDONLY, 0, libc::RESOLVE_IN_ROOT);
+    assert_eq!(read_back(&mut ring, rooted), b"abc", "`/` is the directory");
+    let escaped = at2(
+        &mut ring,
+        "../../a",
+        libc::O_RDONLY,
+        0,
+        libc::RESOLVE_IN_ROOT,
+    );
+    assert_eq!(read_back(&mut ring, escaped), b"abc", "`..` stops at it");
+    assert_eq!(
+        at2(&mut ring, "a", libc::O_RDONLY, 0o600, 0),
+        OpResult::Openat2(Err(Errno::EINVAL)),
+        "a mode without O_CREAT"
+    );
+    let created = at2(
+        &mut ring,
+        "new",
+        libc::O_WRONLY | libc::O_CREAT,
+        0o600,
+        beneath,
+    );
+    match created {
+        OpResult::Openat2(Ok(fd)) => close(f, &mut ring, fd),
+        other => panic!("create: {other:?}"),
+    }
+    assert!(stat(f, &mut ring, &format!("{dir}/new")).is_file());
+    let file = open_fd(f, &mut ring, &absolute, libc::O_RDONLY, 0);
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.openat2(file, c"a", 0, 0, 0, c)),
+        OpResult::Openat2(Err(Errno::ENOTDIR)),
+        "relative to a file"
+    );
+    close(f, &mut ring, file);
+    let cwd = one(f, &mut ring, |r, c| {
+        r.openat2(libc::AT_FDCWD, cpath(&absolute), 0, 0, 0, c)
+    });
+    assert_eq!(read_back(&mut ring, cwd), b"abc");
+    close(f, &mut ring, dfd);
+    drop(ring);
+    drop(keep);
+}
+
 /// fallocate grows a file (or not, with `KEEP_SIZE`) and zeroes what it adds; fadvise is
 /// accepted on a file; both refuse pipes and descriptors of the wrong kind.
 pub fn files_allocate_and_advise<B: Backend>(f: &Fixture<B>) {
@@ -1533,6 +1626,7 @@ pub fn all<B: Backend>(f: &Fixture<B>) {
     files_open_and_stat(f);
     files_names(f);
     files_allocate_and_advise(f);
+    files_openat2(f);
     pipes(f);
     sockets(f);
     splice(f);
