@@ -390,7 +390,10 @@ declare_ops! {
 
     /// `IORING_OP_STATX`. (The op is `ops::Stat`; what it produces is [`crate::Stat`].)
     Stat -> crate::stat::Stat {
-        /// The path.
+        /// The directory a relative `path` starts from (`libc::AT_FDCWD`: the current one);
+        /// with an empty `path`, the file to stat itself (`AT_EMPTY_PATH`).
+        pub dir: RawFd,
+        /// The path (empty: `dir` itself).
         pub path: CPath,
         /// Do not follow a final symlink (`AT_SYMLINK_NOFOLLOW`, for `lstat`).
         pub nofollow: bool,
@@ -399,26 +402,42 @@ declare_ops! {
         buf: Box<libc::statx>,
     }
     opcode: Statx;
-    refuse(_op) { None }
+    refuse(op) {
+        if op.dir == libc::AT_FDCWD { None } else { runtime_fd(op.dir) }
+    }
     prep(op, sqe, _env) {
         let path = op.path.as_c_str().as_ptr() as u64;
         let buf = core::ptr::from_mut::<libc::statx>(&mut op.buf) as u64;
-        prep_rw(sqe, Opcode::Statx, libc::AT_FDCWD, path, crate::stat::STATX_MASK, buf);
-        sqe.op_flags = if op.nofollow { libc::AT_SYMLINK_NOFOLLOW as u32 } else { 0 };
+        prep_rw(sqe, Opcode::Statx, op.dir, path, crate::stat::STATX_MASK, buf);
+        let nofollow = if op.nofollow { libc::AT_SYMLINK_NOFOLLOW } else { 0 };
+        let empty = if op.path.as_c_str().is_empty() { libc::AT_EMPTY_PATH } else { 0 };
+        sqe.op_flags = (nofollow | empty) as u32;
     }
     decode(op, res) { res.map(|_| crate::stat::Stat::from_statx(&op.buf)) }
-    example { Stat { path: c"/".into(), nofollow: false, buf: crate::stat::zeroed_statx() } }
+    example {
+        Stat {
+            dir: libc::AT_FDCWD,
+            path: c"/".into(),
+            nofollow: false,
+            buf: crate::stat::zeroed_statx(),
+        }
+    }
     methods {
         /// `IORING_OP_STATX` (5.6), like `stat(2)`: completes with
         /// `OpResult::Stat(Ok(stat))`. The kernel fills a `statx` buffer owned by the task
         /// (reused across stats).
         fn stat(path: impl Into<CPath>) with engine {
-            Stat { path: path.into(), nofollow: false, buf: engine.statx_buf() }
+            Stat { dir: libc::AT_FDCWD, path: path.into(), nofollow: false, buf: engine.statx_buf() }
         }
         /// Like [`stat`](Self::stat) but does not follow a final symlink
         /// (`AT_SYMLINK_NOFOLLOW`), like `lstat(2)`.
         fn lstat(path: impl Into<CPath>) with engine {
-            Stat { path: path.into(), nofollow: true, buf: engine.statx_buf() }
+            Stat { dir: libc::AT_FDCWD, path: path.into(), nofollow: true, buf: engine.statx_buf() }
+        }
+        /// `IORING_OP_STATX` of an open descriptor (`AT_EMPTY_PATH`), like `fstat(2)`:
+        /// completes with `OpResult::Stat(Ok(stat))`.
+        fn fstat(fd: RawFd) with engine {
+            Stat { dir: fd, path: c"".into(), nofollow: false, buf: engine.statx_buf() }
         }
     }
 

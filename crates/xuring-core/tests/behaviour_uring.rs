@@ -107,6 +107,7 @@ suite![
     files_names,
     files_allocate_and_advise,
     files_openat2,
+    files_fstat,
     pipes,
     sockets,
     shutdown,

@@ -41,7 +41,8 @@ pub struct Request<'a> {
     /// The submission's `user_data` (the task's [`TaskId`]).
     pub user_data: u64,
     /// The file the op works on (the output of a splice, the target ring of a `msg_ring`,
-    /// the directory an `openat2` starts from).
+    /// the directory an `openat2` starts from, the file an `fstat` reports; `None` for the
+    /// current directory).
     pub fd: Option<RawFd>,
     /// A splice's input.
     pub fd_in: Option<RawFd>,
@@ -947,8 +948,8 @@ impl Mock {
                 Op::Cancel(c) => req.target = Some(c.target),
                 Op::Open(o) => (req.path, req.flags) = (Some(o.path.as_c_str()), o.flags),
                 Op::Openat2(o) => {
-                    (req.fd, req.path, req.flags) =
-                        (Some(o.dir), Some(o.path.as_c_str()), o.how().flags as u32);
+                    req.fd = (o.dir != libc::AT_FDCWD).then_some(o.dir);
+                    (req.path, req.flags) = (Some(o.path.as_c_str()), o.how().flags as u32);
                 }
                 Op::Unlink(u) => (req.path, req.flags) = (Some(u.path.as_c_str()), u.flags as u32),
                 Op::Rename(r) => {
@@ -964,6 +965,7 @@ impl Mock {
                 }
                 Op::Stat(s) => {
                     req.path = Some(s.path.as_c_str());
+                    req.fd = (s.dir != libc::AT_FDCWD).then_some(s.dir);
                     req.flags = if s.nofollow {
                         libc::AT_SYMLINK_NOFOLLOW as u32
                     } else {
@@ -1079,7 +1081,7 @@ impl Mock {
             Fadvise(RawFd, i32),
             Shutdown(RawFd, i32),
             Fsync(RawFd),
-            Stat(Vec<u8>, bool),
+            Stat(RawFd, Vec<u8>, bool),
             Socket(i32, i32, i32),
             Connect(RawFd, Option<SocketAddr>),
             Accept(RawFd),
@@ -1120,7 +1122,7 @@ impl Mock {
             Op::Fadvise(a) => Todo::Fadvise(a.fd, a.advice),
             Op::Shutdown(c) => Todo::Shutdown(c.fd, c.how),
             Op::Fsync(f) => Todo::Fsync(f.fd),
-            Op::Stat(s) => Todo::Stat(s.path.as_c_str().to_bytes().to_vec(), !s.nofollow),
+            Op::Stat(s) => Todo::Stat(s.dir, s.path.as_c_str().to_bytes().to_vec(), !s.nofollow),
             Op::Socket(s) => Todo::Socket(s.domain, s.ty, s.protocol),
             Op::Connect(c) => Todo::Connect(c.fd, c.addr.to_socket_addr()),
             Op::Accept(a) => Todo::Accept(a.fd),
@@ -1164,7 +1166,7 @@ impl Mock {
             Todo::Fadvise(target, advice) => done(self.world.fadvise(target, advice)),
             Todo::Shutdown(target, how) => done(self.world.shutdown(target, how)),
             Todo::Fsync(target) => done(self.world.fsync(target)),
-            Todo::Stat(path, follow) => match self.world.stat(&path, follow) {
+            Todo::Stat(dir, path, follow) => match self.world.stat_at(dir, &path, follow) {
                 Ok(info) => {
                     entry.op.with(|op| {
                         if let Op::Stat(s) = op {

@@ -861,9 +861,35 @@ impl World {
         Ok(())
     }
 
-    /// `statx` of `path`, following a final symbolic link if `follow`.
-    pub(crate) fn stat(&self, path: &[u8], follow: bool) -> Result<StatInfo, Errno> {
-        let ino = self.fs.lookup(path, follow)?.node.ok_or(Errno::ENOENT)?;
+    /// `statx` of `path` relative to the directory `dir` (`AT_FDCWD`: `/`), or of `dir`
+    /// itself when `path` is empty (`AT_EMPTY_PATH`): a pipe or socket then reports its type
+    /// with size 0, and an inode number of its own.
+    pub(crate) fn stat_at(&self, dir: RawFd, path: &[u8], follow: bool) -> Result<StatInfo, Errno> {
+        let start = if dir == libc::AT_FDCWD {
+            self.fs.root()
+        } else {
+            match self.desc(dir)?.object {
+                Object::Dir(ino) => ino,
+                Object::File { ino, .. } if path.is_empty() => ino,
+                _ if !path.is_empty() => return Err(Errno::ENOTDIR),
+                Object::PipeRead(id) | Object::PipeWrite(id) => {
+                    return Ok(Self::anonymous(libc::S_IFIFO | 0o600, id));
+                }
+                Object::Socket(id) => {
+                    return Ok(Self::anonymous(libc::S_IFSOCK | 0o777, id));
+                }
+                Object::Ring => return Ok(Self::anonymous(0o600, 0)),
+                Object::File { .. } => unreachable!("a file with a path was refused above"),
+            }
+        };
+        let ino = if path.is_empty() {
+            start
+        } else {
+            self.fs
+                .lookup_at(start, path, follow, Resolve::default())?
+                .node
+                .ok_or(Errno::ENOENT)?
+        };
         let node = self.fs.node(ino);
         Ok(StatInfo {
             ino,
@@ -875,6 +901,17 @@ impl World {
                 self.fs.names_of(ino).max(1)
             },
         })
+    }
+
+    /// What `stat` reports of a pipe, socket or ring: no filesystem inode behind it.
+    fn anonymous(mode: u32, id: u64) -> StatInfo {
+        StatInfo {
+            // Far from the filesystem's numbers.
+            ino: (1 << 40) + id,
+            mode,
+            size: 0,
+            nlink: 1,
+        }
     }
 
     /// A file at `path` holding `data` (missing directories are made).

@@ -810,6 +810,46 @@ fn read_all<B: Backend>(f: &Fixture<B>, ring: &mut Ring<B>, fd: RawFd) -> Vec<u8
     }
 }
 
+/// fstat: a descriptor's own file, directory or pipe, through `AT_EMPTY_PATH`.
+pub fn files_fstat<B: Backend>(f: &Fixture<B>) {
+    op_reset();
+    let mut ring = f.ring();
+    let (dir, keep) = (f.dir)(&mut ring);
+    let a = format!("{dir}/a");
+    (f.file)(&mut ring, &a, b"0123456789");
+    let fstat = |ring: &mut Ring<B>, fd: RawFd| one(f, ring, |r, c| r.fstat(fd, c));
+    let fd = open_fd(f, &mut ring, &a, libc::O_RDONLY, 0);
+    let by_path = stat(f, &mut ring, &a);
+    match fstat(&mut ring, fd) {
+        OpResult::Stat(Ok(st)) => {
+            assert!(st.is_file());
+            assert_eq!((st.size, st.ino), (10, by_path.ino), "the same file");
+        }
+        other => panic!("fstat of a file: {other:?}"),
+    }
+    close(f, &mut ring, fd);
+    assert_eq!(
+        fstat(&mut ring, fd),
+        OpResult::Stat(Err(Errno::EBADF)),
+        "a closed descriptor"
+    );
+    let dfd = open_fd(f, &mut ring, &dir, libc::O_RDONLY | libc::O_DIRECTORY, 0);
+    match fstat(&mut ring, dfd) {
+        OpResult::Stat(Ok(st)) => assert!(st.is_dir()),
+        other => panic!("fstat of a directory: {other:?}"),
+    }
+    close(f, &mut ring, dfd);
+    let (r, w) = (f.pipe)(&mut ring);
+    match fstat(&mut ring, r) {
+        OpResult::Stat(Ok(st)) => assert_eq!(st.mode & libc::S_IFMT, libc::S_IFIFO),
+        other => panic!("fstat of a pipe: {other:?}"),
+    }
+    close(f, &mut ring, r);
+    close(f, &mut ring, w);
+    drop(ring);
+    drop(keep);
+}
+
 /// openat2 relative to a directory descriptor, with each `RESOLVE_*` rule that keeps a
 /// lookup inside that directory, and its stricter argument checks.
 pub fn files_openat2<B: Backend>(f: &Fixture<B>) {
@@ -1627,6 +1667,7 @@ pub fn all<B: Backend>(f: &Fixture<B>) {
     files_names(f);
     files_allocate_and_advise(f);
     files_openat2(f);
+    files_fstat(f);
     pipes(f);
     sockets(f);
     splice(f);
