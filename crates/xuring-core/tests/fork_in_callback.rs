@@ -7,7 +7,7 @@
 mod common;
 
 use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xuring_core::{Context, KernelLevel, Offset, OpResult, Ring, RingError, RunCondition, Task};
 
@@ -35,24 +35,8 @@ fn fork_here(_ring: &mut Ring, _task: &Task) -> Result<(), RingError> {
     }
     // Parent: make the read complete, then wait (bounded) for the child.
     common::write_all(WRITE_FD.with(Cell::get), b"from parent");
-    let start = Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is a live int for `waitpid` to fill.
-        let waited = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if waited == pid {
-            CHILD_STATUS.with(|c| c.set(Some(libc::WEXITSTATUS(status))));
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(3) {
-            // SAFETY: our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            // SAFETY: as above.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let status = common::wait_child(pid, Duration::from_secs(3));
+    CHILD_STATUS.with(|c| c.set(status));
     Ok(())
 }
 

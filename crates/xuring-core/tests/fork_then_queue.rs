@@ -9,7 +9,7 @@
 mod common;
 
 use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xuring_core::{Context, Offset, OpResult, Ring, RingError, RunCondition, Task};
 
@@ -52,25 +52,8 @@ fn fork_here(ring: &mut Ring, _task: &Task) -> Result<(), RingError> {
     // Parent: a read pushed into the SQ (not submitted before this callback returns).
     ring.read(parent_r, vec![0u8; 16], Offset::File, read_ctx());
     common::write_all(go_w, b"g");
-    let start = Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is a live int for `waitpid` to fill.
-        let waited = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if waited == pid {
-            CHILD_STATUS.with(|c| c.set(Some(libc::WEXITSTATUS(status))));
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            // A hung child fails the test below (no status); do not hang with it.
-            // SAFETY: our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            // SAFETY: as above.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let status = common::wait_child(pid, Duration::from_secs(10));
+    CHILD_STATUS.with(|c| c.set(status));
     Ok(())
 }
 

@@ -44,3 +44,25 @@ pub fn open(path: &std::ffi::CStr, flags: i32) -> Fd {
     // SAFETY: a new descriptor that nothing else owns.
     Fd(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Waits for the child `pid` to exit and returns its exit status; after `limit` (a hung
+/// child, which the caller's assertion then reports) kills it and returns `None`.
+pub fn wait_child(pid: libc::pid_t, limit: std::time::Duration) -> Option<i32> {
+    let start = std::time::Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a live int for `waitpid` to fill.
+        let waited = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if waited == pid {
+            return Some(libc::WEXITSTATUS(status));
+        }
+        if start.elapsed() > limit {
+            // SAFETY: the caller's own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // SAFETY: as above; reaps it.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
