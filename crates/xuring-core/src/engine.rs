@@ -37,7 +37,9 @@ use crate::ops::OpKind;
 use crate::pool::{TaskList, TaskPool, TaskRef};
 use crate::ready::ReadyQueue;
 use crate::ring::RingStats;
-use crate::task::{BACKGROUND, CANCELLING, FALLBACK, NOT_A_TASK, OWNS, THREAD_MAIL, TaskState};
+use crate::task::{
+    BACKGROUND, CANCELLING, FALLBACK, NOT_A_TASK, OWNS, RESUBMITTED, THREAD_MAIL, TaskState,
+};
 use crate::{Backend, BufferPool, Context, Op, OpResult, Task, TaskHandle, TaskId, Timespec};
 
 /// A ring's state. Lives in its own heap allocation, owned by a [`Ring`] handle (see
@@ -96,10 +98,11 @@ pub(crate) struct Engine<B: Backend> {
     pub(crate) kernel_cancels: u32,
 }
 
-/// How many kernel-made cancels in a row the ring resubmits before it delivers one: a bound
-/// for a kernel that keeps cancelling (say, one that can never create an io-wq worker), so
+/// How many kernel-made cancels the ring resubmits, with none of its resubmitted ops getting
+/// through in between, before it delivers one: a bound for a kernel that keeps cancelling
+/// (say, one that can never create an io-wq worker, about 20 attempts a second there), so
 /// that the loop ends with an error instead of spinning.
-pub(crate) const KERNEL_CANCEL_RETRIES: u32 = 10_000;
+pub(crate) const KERNEL_CANCEL_RETRIES: u32 = 1_000;
 
 impl<B: Backend> Engine<B> {
     pub(crate) fn new(
@@ -468,18 +471,24 @@ impl<B: Backend> Engine<B> {
             if t.has(BACKGROUND) {
                 *background_in_flight -= 1;
             }
-            if c.res == -libc::ECANCELED && !t.has(CANCELLING) && !*shut {
+            if c.res == -libc::ECANCELED
+                && !t.has(CANCELLING)
+                && !*shut
+                && t.kind.get().retries_kernel_cancel()
+            {
                 if *kernel_cancels < KERNEL_CANCEL_RETRIES {
                     // Nobody asked for this cancel: the kernel's (before about 6.2, io-wq
                     // cancels work it could not create a worker for, as under a signal
                     // storm). The op never ran, and is submitted again.
                     *kernel_cancels += 1;
                     stats.resubmitted += 1;
+                    t.mark(RESUBMITTED);
                     t.state.set(TaskState::Queued);
                     submission_q.push_back(task);
                     return;
                 }
-            } else {
+            } else if t.has(RESUBMITTED) {
+                // A resubmitted op got through: the kernel is making progress again.
                 *kernel_cancels = 0;
             }
             t.state.set(TaskState::Ready);

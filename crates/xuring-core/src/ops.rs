@@ -980,6 +980,45 @@ impl OpKind {
     pub(crate) fn is_cancel(self) -> bool {
         matches!(self, OpKind::Cancel | OpKind::CancelAll)
     }
+
+    /// Whether an `ECANCELED` nobody asked for is the kernel's own cancel of work that never
+    /// ran (io-wq failing to create a worker, before about 6.2), which the ring submits again.
+    /// Not for ops whose `ECANCELED` can be the op's own answer (a read of a `timerfd` with
+    /// `TFD_TIMER_CANCEL_ON_SET` after the clock was set), nor for those that never go to
+    /// io-wq or that act when admitted (a mailbox send).
+    pub(crate) const fn retries_kernel_cancel(self) -> bool {
+        match self {
+            OpKind::Write
+            | OpKind::Writev
+            | OpKind::Send
+            | OpKind::Splice
+            | OpKind::Open
+            | OpKind::Openat2
+            | OpKind::Close
+            | OpKind::Fsync
+            | OpKind::Fallocate
+            | OpKind::Fadvise
+            | OpKind::Stat
+            | OpKind::Unlink
+            | OpKind::Rename
+            | OpKind::Mkdir
+            | OpKind::Symlink
+            | OpKind::Link
+            | OpKind::Socket
+            | OpKind::Connect
+            | OpKind::Shutdown => true,
+            OpKind::Noop
+            | OpKind::Timer
+            | OpKind::Read
+            | OpKind::Readv
+            | OpKind::Recv
+            | OpKind::Accept
+            | OpKind::Poll
+            | OpKind::MsgRing
+            | OpKind::Cancel
+            | OpKind::CancelAll => false,
+        }
+    }
 }
 
 /// Every opcode an op may submit whose kernel version is at or below [`xuring_sys::FLOOR`]:

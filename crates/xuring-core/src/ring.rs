@@ -152,7 +152,9 @@ impl<B: Backend> Ring<B> {
     /// Tasks handed to the backend's executor (the kernel) and not yet completed.
     pub fn in_flight(&self) -> u32 {
         let engine = self.engine_ref();
-        engine.in_flight - engine.backend.retractable()
+        engine
+            .in_flight
+            .saturating_sub(engine.backend.retractable())
     }
 
     /// Tasks queued whose ops the executor has not seen yet: those waiting on the ring's own

@@ -287,10 +287,20 @@ impl<B: Backend> Engine<B> {
             return self.enter(1, Some(deadline));
         }
         if self.wake.is_none_or(|(_, at)| at > deadline) {
+            if self.backend.space() == 0 {
+                // Ops pushed at queue time can fill the SQ with nothing on the ring's own
+                // queue: submit them first, or the timer would wait behind them.
+                self.enter(0, None)?;
+            }
             let wake = self.queue(crate::ops::Timer::wake(deadline).into(), Context::default());
             self.set_background(wake);
             self.wake = Some((wake.id(), deadline));
             self.flush();
+        }
+        if !self.submission_q.is_empty() {
+            // Something (the timer perhaps) is still waiting for room: submit without
+            // waiting; the run loop comes back here once it is in.
+            return self.enter(0, None);
         }
         self.enter(1, None)
     }

@@ -369,3 +369,31 @@ fn attach_wq_to_an_fd_that_is_not_a_ring_falls_back_to_a_private_io_wq() {
         assert_eq!(results(), [OpResult::Noop(Ok(()))]);
     }
 }
+
+/// Below 5.11 a deadline wait needs a timer in the SQ. Ops pushed at queue time can fill the
+/// SQ with nothing on the ring's own queue; the run must still get its timer in, and return.
+#[test]
+fn a_deadline_run_returns_when_queued_ops_filled_the_sq() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (r, _w) = pipe();
+        let mut ring = Ring::builder(2)
+            .kernel_level(KernelLevel::V5_6)
+            .build()
+            .expect("ring");
+        for _ in 0..2 {
+            ring.read(r.raw(), vec![0u8; 8], Offset::File, Context::default());
+        }
+        let ran = ring.run(RunCondition::For(Duration::from_millis(20)));
+        let _ = done.send((ran, ring.in_flight()));
+    });
+    // A bound only for a run that never returns (the failure this test is about).
+    let (ran, in_flight) = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the deadline run returned");
+    assert!(ran.is_ok(), "{ran:?}");
+    assert_eq!(
+        in_flight, 2,
+        "both reads submitted and still waiting; the timer fired"
+    );
+}

@@ -52,7 +52,7 @@ impl<B: Backend + 'static> ReadFile<B> {
         error: Option<Error>,
     ) -> Progress<Result<Vec<u8>, Error>, B> {
         self.error = error;
-        Progress::Wait(ring.close(self.fd, step.ctx(CLOSE)))
+        Progress::closing(ring.close(self.fd, step.ctx(CLOSE)))
     }
 
     fn read_more(&mut self, ring: &mut Ring<B>, step: &Step<B, Self>) -> TaskHandle<B> {
@@ -228,7 +228,7 @@ impl<B: Backend + 'static> WriteFile<B> {
         error: Option<Error>,
     ) -> Progress<Written, B> {
         self.error = error;
-        Progress::Wait(ring.close(self.fd, step.ctx(CLOSE_WRITTEN)))
+        Progress::closing(ring.close(self.fd, step.ctx(CLOSE_WRITTEN)))
     }
 
     fn finish(&mut self, status: Result<(), Error>) -> Progress<Written, B> {
@@ -360,11 +360,11 @@ impl<B: Backend + 'static> CopyFile<B> {
         self.pipe = None;
         if self.dst >= 0 {
             let fd = core::mem::replace(&mut self.dst, -1);
-            return Progress::Wait(ring.close(fd, step.ctx(CLOSE_DST)));
+            return Progress::closing(ring.close(fd, step.ctx(CLOSE_DST)));
         }
         if self.src >= 0 {
             let fd = core::mem::replace(&mut self.src, -1);
-            return Progress::Wait(ring.close(fd, step.ctx(CLOSE_SRC)));
+            return Progress::closing(ring.close(fd, step.ctx(CLOSE_SRC)));
         }
         Progress::Finish(match self.error {
             Some(e) => Err(e),

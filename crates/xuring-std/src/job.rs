@@ -192,10 +192,21 @@ struct Job<M, B: Backend> {
 pub(crate) enum Progress<T, B: Backend> {
     /// Submitted its next op; nothing to report yet.
     Wait(TaskHandle<B>),
+    /// Submitted a close of what the job made ([`Progress::closing`]); nothing to report
+    /// yet. A cancel of the job leaves it alone: a close taken back before it ran would leave
+    /// the descriptor open.
+    Closing,
     /// Report this, and keep going: the next op is in flight.
     Emit(T, TaskHandle<B>),
     /// Report this; the job is over.
     Finish(T),
+}
+
+impl<T, B: Backend> Progress<T, B> {
+    /// [`Progress::Closing`], for the close just submitted.
+    pub(crate) fn closing(_close: TaskHandle<B>) -> Self {
+        Progress::Closing
+    }
 }
 
 /// What a step knows about its job besides the machine: how to address its next op, and
@@ -294,6 +305,11 @@ fn drive<B: Backend + 'static, M: Machine<B>>(
     let result = match progress {
         Progress::Wait(next) => {
             job.current = Some(next);
+            Slab::<Job<M, B>>::with(|slab| slab.park(token, job));
+            return Ok(());
+        }
+        Progress::Closing => {
+            job.current = None;
             Slab::<Job<M, B>>::with(|slab| slab.park(token, job));
             return Ok(());
         }

@@ -69,7 +69,7 @@ impl<B: Backend + 'static> Machine<B> for Connect<B> {
                 Ok(fd) => {
                     self.fd = fd;
                     if step.cancelled() {
-                        return Progress::Wait(self.close(ring, step, Errno::ECANCELED));
+                        return Progress::closing(self.close(ring, step, Errno::ECANCELED));
                     }
                     Progress::Wait(ring.connect(fd, self.addr, step.ctx(CONNECT)))
                 }
@@ -77,8 +77,8 @@ impl<B: Backend + 'static> Machine<B> for Connect<B> {
             },
             CONNECT => match unit(task.result) {
                 Ok(()) if !step.cancelled() => Progress::Finish(Ok(self.fd)),
-                Ok(()) => Progress::Wait(self.close(ring, step, Errno::ECANCELED)),
-                Err(e) => Progress::Wait(self.close(ring, step, e)),
+                Ok(()) => Progress::closing(self.close(ring, step, Errno::ECANCELED)),
+                Err(e) => Progress::closing(self.close(ring, step, e)),
             },
             // CLOSE: the socket is gone (a failed close still released the fd), report.
             _ => Progress::Finish(Err(self.error)),

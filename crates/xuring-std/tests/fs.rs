@@ -394,3 +394,34 @@ fn cancelling_a_file_job_before_it_runs_reports_ecanceled() {
     assert_eq!(open_fds_settled(before), before);
     let _ = std::fs::remove_file(&path);
 }
+
+/// A cancel that arrives while a job closes what it opened leaves the close alone: taken
+/// back before it ran, it would leave the descriptor open. Cancelled at every step in turn
+/// (the close is one of them), the job never leaks a descriptor.
+#[test]
+fn cancelling_a_job_at_any_step_leaks_no_descriptor() {
+    let _serial = serial();
+    let path = temp_path("cancel-at-each-step");
+    std::fs::write(&path, b"hello").expect("write");
+    for step in 0..6 {
+        let before = open_fds();
+        let mut ring = ring();
+        let handle = fs::read_file(&mut ring, c_path(&path), Then::new(keep_cb));
+        for _ in 0..step {
+            if handle.is_active() {
+                ring.run(RunCondition::Once).expect("run");
+            }
+        }
+        let _ = handle.cancel(&mut ring);
+        run_bounded(&mut ring);
+        assert!(!handle.is_active());
+        assert_eq!(kept::<Result<Vec<u8>, Error>>().len(), 1, "one report");
+        drop(ring);
+        assert_eq!(
+            open_fds_settled(before),
+            before,
+            "cancelled after {step} steps"
+        );
+    }
+    let _ = std::fs::remove_file(&path);
+}

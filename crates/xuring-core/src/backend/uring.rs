@@ -88,6 +88,10 @@ unsafe impl Backend for Uring {
 
     #[inline]
     fn retractable(&self) -> u32 {
+        if self.forked() {
+            // The published tail moves with the parent; the child never pushes.
+            return 0;
+        }
         self.ring_sq().unpublished()
     }
 
