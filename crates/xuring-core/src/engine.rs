@@ -93,8 +93,8 @@ pub(crate) struct Engine<B: Backend> {
     pub(crate) mailbox_ctx: Option<Context<B>>,
     /// The ring's mailbox, once it talks to threads (real kernel only).
     pub(crate) mailbox: Option<std::sync::Arc<crate::Mailbox>>,
-    /// Completions in a row that the kernel cancelled on its own and the ring resubmitted
-    /// (see `reap`); at [`KERNEL_CANCEL_RETRIES`] the next one is delivered as it is.
+    /// Kernel-made cancels the ring resubmitted since one of its resubmitted ops last got
+    /// through (see `reap`); at [`KERNEL_CANCEL_RETRIES`] the next one is delivered as it is.
     pub(crate) kernel_cancels: u32,
 }
 
@@ -166,7 +166,6 @@ impl<B: Backend> Engine<B> {
 
     #[inline(always)]
     fn handle(&self, task: TaskRef<B>) -> TaskHandle<B> {
-        // SAFETY: the pool's pointers are valid for the engine's life.
         let id = task.get().id.get();
         TaskHandle::new(task.as_ptr(), id, self.serial)
     }
@@ -286,7 +285,6 @@ impl<B: Backend> Engine<B> {
     }
 
     fn make_ready(&mut self, task: TaskRef<B>) {
-        // SAFETY: the pool's pointers are valid for the engine's life.
         task.get().state.set(TaskState::Ready);
         self.completions.push_back(task);
     }
@@ -417,7 +415,6 @@ impl<B: Backend> Engine<B> {
     /// Queues `op`, marked so that [`Op::missing`] decides at submission.
     pub(crate) fn queue_marked(&mut self, op: Op, ctx: Context<B>) -> TaskHandle<B> {
         let task = self.new_task(op, ctx);
-        // SAFETY: the pool's pointers are valid for the engine's life.
         task.get().mark(FALLBACK);
         self.enqueue(task, false);
         self.handle(task)
@@ -518,7 +515,6 @@ impl<B: Backend> Engine<B> {
     /// `result` stays: the next completion of the slot overwrites it before anything reads it.
     #[inline(always)]
     pub(crate) fn recycle(&mut self, task: TaskRef<B>) {
-        // SAFETY: the pool's pointers are valid for the engine's life.
         if task.get().has(OWNS) {
             self.recycle_owning(task);
         } else {
@@ -542,7 +538,6 @@ impl<B: Backend> Engine<B> {
     #[inline(always)]
     fn put(&mut self, task: TaskRef<B>) {
         #[cfg(xuring_canary)]
-        // SAFETY: the pool's pointers are valid for the engine's life.
         let stale_id = task.get().id.get();
         self.pool.put(task);
         // Canary (`RUSTFLAGS="--cfg xuring_canary"`, see xuring-mock's `tests/canary.rs`): a
@@ -550,7 +545,6 @@ impl<B: Backend> Engine<B> {
         // reuses its predecessor's `TaskId`. The mock's invariant checks must catch it. Never
         // enable it anywhere else.
         #[cfg(xuring_canary)]
-        // SAFETY: as above.
         task.get().id.set(stale_id);
     }
 }
