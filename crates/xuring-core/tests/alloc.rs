@@ -2,7 +2,7 @@
 //! writes (with buffers taken back and resubmitted) allocate nothing.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use xuring_core::{Context, Offset, OpResult, Ring, RingError, RunCondition, Task, Timespec};
 
@@ -10,9 +10,13 @@ mod common;
 
 struct Counting;
 
-static COUNTING: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// Counting on this thread: only the ring's own thread is measured, so the test harness
+    /// printing another test's result meanwhile does not count.
+    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-/// The counter and its switch are global: the tests of this file measure one at a time.
+/// The counter is global: the tests of this file measure one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -24,7 +28,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counting() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, passed on as is.
@@ -35,12 +39,17 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counting() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: as in `dealloc`, and the caller upholds `realloc`'s contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
+}
+
+/// Whether this thread counts (false while its thread-locals are torn down).
+fn counting() -> bool {
+    COUNTING.try_with(std::cell::Cell::get).unwrap_or(false)
 }
 
 #[global_allocator]
@@ -139,14 +148,14 @@ fn measure(name: &str, cb: xuring_core::Callback, fd: i32, pool: bool, start: St
         let mut bufs: Vec<Option<xuring_core::PoolBuf>> = (0..DEPTH)
             .map(|_| ring.buffers().and_then(|p| p.get()))
             .collect();
-        COUNTING.store(round == 1, Ordering::SeqCst);
+        COUNTING.with(|c| c.set(round == 1));
         ALLOCATIONS.store(0, Ordering::SeqCst);
         for slot in bufs.iter_mut() {
             let c = ctx(cb, &mut state);
             start(&mut ring, &mut state, c, slot.take());
         }
         ring.run(RunCondition::UntilDone).expect("run");
-        COUNTING.store(false, Ordering::SeqCst);
+        COUNTING.with(|c| c.set(false));
         result = ALLOCATIONS.load(Ordering::SeqCst);
         assert_eq!(state.done, OPS, "{name}: every op completed");
     }
@@ -475,7 +484,7 @@ fn other_ops_allocate_nothing() {
                     userdata: Some(std::ptr::NonNull::from(&mut state).cast()),
                 })
                 .collect();
-            COUNTING.store(round == 1, Ordering::SeqCst);
+            COUNTING.with(|c| c.set(round == 1));
             ALLOCATIONS.store(0, Ordering::SeqCst);
             for ctx in ctxs {
                 start(&mut ring, fds, ctx);
@@ -490,7 +499,7 @@ fn other_ops_allocate_nothing() {
             while state.done < ops {
                 ring.run(condition).expect("run");
             }
-            COUNTING.store(false, Ordering::SeqCst);
+            COUNTING.with(|c| c.set(false));
             counted = ALLOCATIONS.load(Ordering::SeqCst);
         }
         // The chains that start with a fresh buffer allocate exactly those, once per chain.
