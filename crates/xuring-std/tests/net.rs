@@ -522,13 +522,20 @@ fn send_all_finishes_real_short_sends() {
     }
     let _serial = serial();
     let before = open_fds();
-    // Far more than loopback's socket buffers hold: the first send is short.
+    // Far more than the peer's receive buffer holds: while the peer reads nothing, the first
+    // send must come back short (how much one send takes while the peer reads is up to the
+    // kernel's scheduling: a fast reader can take 16 MiB in one send).
     let len = 16 << 20;
     PAYLOAD.set(len);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    set_rcvbuf(&listener, 64 << 10);
     let addr = listener.local_addr().expect("addr");
+    let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
     let peer = thread::spawn(move || {
         let (mut s, _) = listener.accept().expect("accept");
+        // Bounded: if the ring never reports a short send, read anyway and let the
+        // assertions below say what happened.
+        let _ = wait_for_go.recv_timeout(Duration::from_secs(20));
         s.set_read_timeout(TIMEOUT).expect("timeout");
         let mut got = Vec::with_capacity(len);
         let mut buf = vec![0u8; 64 * 1024];
@@ -536,14 +543,23 @@ fn send_all_finishes_real_short_sends() {
             let n = s.read(&mut buf).expect("read");
             assert!(n > 0, "early EOF after {}", got.len());
             got.extend_from_slice(&buf[..n]);
-            if got.len() % (1 << 20) < n {
-                thread::sleep(Duration::from_millis(1));
-            }
         }
         got
     });
     let mut ring = ring();
     net::tcp_connect_to_addr(&mut ring, addr, Then::new(on_connected));
+    // Run until the first send came back short and `send_all` queued the rest: each turn
+    // waits for a completion, and the peer reads nothing until then.
+    for _ in 0..64 {
+        let second_send = START
+            .get()
+            .is_some_and(|start| ring.stats().submitted - start.submitted >= 2);
+        if second_send {
+            break;
+        }
+        ring.run(xuring_core::RunCondition::Once).expect("run");
+    }
+    go.send(()).expect("the peer waits");
     run_bounded(&mut ring);
     let got = peer.join().expect("peer");
     assert!(got == pattern(len), "every byte arrived, in order");
@@ -558,6 +574,24 @@ fn send_all_finishes_real_short_sends() {
     assert!(sends >= 2, "the kernel sent it in {sends} pieces");
     drop(ring);
     assert_eq!(open_fds_settled(before), before);
+}
+
+/// Caps the receive buffer of the connections `listener` accepts (they inherit it), so a
+/// peer that reads nothing stops a sender after a known amount.
+fn set_rcvbuf(listener: &TcpListener, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live local for the
+    // duration of the call; the fd is the listener's, open for the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&raw const bytes).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
 }
 
 #[test]
@@ -577,20 +611,38 @@ fn recv_exact_finishes_real_short_receives_and_reports_an_early_eof() {
         let addr = listener.local_addr().expect("addr");
         let data = pattern(total);
         let sent = data.clone();
+        let count = pieces.len();
         let pieces = pieces.to_vec();
+        let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
         let peer = thread::spawn(move || {
             let (mut s, _) = listener.accept().expect("accept");
             let mut at = 0;
             for piece in pieces {
-                // Give the ring time to take each piece on its own.
-                thread::sleep(Duration::from_millis(30));
+                // Each piece only once the ring took the one before on its own (bounded:
+                // on a timeout it writes anyway and the assertions say what happened).
+                let _ = wait_for_go.recv_timeout(Duration::from_secs(20));
                 s.write_all(&sent[at..at + piece]).expect("write");
                 at += piece;
             }
             // Closing the stream is the EOF.
         });
         let mut ring = ring();
+        START.set(None);
         net::tcp_connect_to_addr(&mut ring, addr, Then::new(on_connected));
+        for k in 1..=count {
+            go.send(()).expect("the peer waits");
+            // Until piece `k` arrived and the ring queued what comes next (another receive,
+            // or the close once the transfer ended); each turn waits for a completion.
+            for _ in 0..64 {
+                let taken = START
+                    .get()
+                    .is_some_and(|start| ring.stats().submitted - start.submitted > k as u64);
+                if taken {
+                    break;
+                }
+                ring.run(xuring_core::RunCondition::Once).expect("run");
+            }
+        }
         run_bounded(&mut ring);
         peer.join().expect("peer");
         let m = one::<Measured>();
