@@ -2,7 +2,7 @@
 
 use std::os::fd::RawFd;
 
-use xuring_sys::{KernelLevel, SetupOptions};
+use xuring_sys::{ExecutorChoice, KernelLevel, SetupOptions};
 
 use crate::engine::Engine;
 use crate::pool::TaskPool;
@@ -20,6 +20,7 @@ pub struct RingBuilder {
     level: Option<KernelLevel>,
     attach_wq: Option<RawFd>,
     teardown_timeout: core::time::Duration,
+    executor: Option<ExecutorChoice>,
 }
 
 impl RingBuilder {
@@ -37,6 +38,7 @@ impl RingBuilder {
             level: None,
             attach_wq: None,
             teardown_timeout: core::time::Duration::from_secs(5),
+            executor: None,
         }
     }
 
@@ -100,6 +102,32 @@ impl RingBuilder {
         self
     }
 
+    /// Which executor runs the ring (default: `XURING_BACKEND`, else
+    /// [`ExecutorChoice::Auto`]: io_uring, or the readiness executor over `epoll` where a
+    /// seccomp filter or `kernel.io_uring_disabled` forbids io_uring or the kernel lacks it).
+    /// [`ExecutorChoice::IoUring`] makes setup fail there instead, for programs that need
+    /// io_uring's latency; [`Ring::executor`] tells which one a ring got.
+    ///
+    /// ```no_run
+    /// use xuring_core::{ExecutorChoice, Ring};
+    ///
+    /// let ring = Ring::builder(64).executor(ExecutorChoice::IoUring).build()?;
+    /// assert_eq!(ring.executor(), xuring_core::Executor::IoUring);
+    /// # Ok::<(), xuring_core::RingError>(())
+    /// ```
+    pub fn executor(mut self, choice: ExecutorChoice) -> Self {
+        self.executor = Some(choice);
+        self
+    }
+
+    /// The executor choice these options select.
+    pub fn executor_choice(&self) -> Result<ExecutorChoice, RingError> {
+        match self.executor {
+            Some(choice) => Ok(choice),
+            None => Ok(ExecutorChoice::from_env()?.unwrap_or_default()),
+        }
+    }
+
     /// The kernel level these options select.
     pub fn level(&self) -> Result<KernelLevel, RingError> {
         match self.level {
@@ -108,7 +136,8 @@ impl RingBuilder {
         }
     }
 
-    /// Creates the ring on the real kernel.
+    /// Creates the ring on the real kernel (or, where the executor choice allows, on the
+    /// readiness executor: see [`executor`](Self::executor)).
     pub fn build(self) -> Result<Ring<Uring>, RingError> {
         if self.entries == 0 {
             return Err(RingError::InvalidOptions("a ring needs at least one entry"));
@@ -120,6 +149,7 @@ impl RingBuilder {
         }
         options.attach_wq = self.attach_wq;
         options.required_ops = crate::ops::FLOOR_OPCODES;
+        options.executor = self.executor_choice()?;
         let backend = Uring::new(&options)?;
         self.build_with(backend)
     }
@@ -146,7 +176,10 @@ impl RingBuilder {
 
 impl Ring<Uring> {
     /// A ring of `entries` SQ entries on the real kernel, with default options (the kernel
-    /// level from `XURING_KERNEL_LEVEL`, if set).
+    /// level from `XURING_KERNEL_LEVEL`, the executor from `XURING_BACKEND`, if set). Where
+    /// io_uring is forbidden (a seccomp filter, as in Docker's default profile;
+    /// `kernel.io_uring_disabled`) or missing, the ring runs on the readiness executor
+    /// (`epoll`) with the same API; [`Ring::executor`] tells which.
     pub fn init(entries: u32) -> Result<Ring<Uring>, RingError> {
         RingBuilder::new(entries).build()
     }

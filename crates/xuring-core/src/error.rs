@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use xuring_sys::{Errno, InvalidKernelLevel, SetupError};
+use xuring_sys::{Errno, InvalidExecutor, InvalidKernelLevel, SetupError};
 
 /// An error of the ring or of a callback.
 ///
@@ -18,6 +18,8 @@ pub enum RingError {
     Setup(SetupError),
     /// `XURING_KERNEL_LEVEL` holds a value that names no level.
     KernelLevel(InvalidKernelLevel),
+    /// `XURING_BACKEND` holds a value that names no executor.
+    Executor(InvalidExecutor),
     /// The ring's options are inconsistent (e.g. zero entries).
     InvalidOptions(&'static str),
     /// `io_uring_enter` failed with an error other than the retried `EINTR`, `EAGAIN` and
@@ -66,6 +68,7 @@ impl fmt::Display for RingError {
         match self {
             Self::Setup(e) => write!(f, "ring setup failed: {e}"),
             Self::KernelLevel(e) => e.fmt(f),
+            Self::Executor(e) => e.fmt(f),
             Self::InvalidOptions(what) => write!(f, "invalid ring options: {what}"),
             Self::Enter(e) => write!(f, "io_uring_enter failed: {e}"),
             Self::Os { call, errno } => write!(f, "{call} failed: {errno}"),
@@ -95,6 +98,7 @@ impl std::error::Error for RingError {
         match self {
             Self::Setup(e) => Some(e),
             Self::KernelLevel(e) => Some(e),
+            Self::Executor(e) => Some(e),
             Self::Enter(e) | Self::Os { errno: e, .. } => Some(e),
             Self::Callback(e) => Some(&**e),
             _ => None,
@@ -111,6 +115,12 @@ impl From<SetupError> for RingError {
 impl From<InvalidKernelLevel> for RingError {
     fn from(e: InvalidKernelLevel) -> Self {
         RingError::KernelLevel(e)
+    }
+}
+
+impl From<InvalidExecutor> for RingError {
+    fn from(e: InvalidExecutor) -> Self {
+        RingError::Executor(e)
     }
 }
 

@@ -92,9 +92,17 @@ pub struct Ring<B: Backend = Uring> {
 }
 
 impl Ring<Uring> {
-    /// The ring's file descriptor.
+    /// The ring's file descriptor (on the readiness executor, a descriptor of its `epoll`
+    /// instance).
     pub fn fd(&self) -> RawFd {
         self.engine_ref().backend.fd()
+    }
+
+    /// What runs this ring's operations: the kernel's io_uring, or the readiness executor
+    /// (`epoll`) where io_uring is forbidden or missing (see
+    /// [`RingBuilder::executor`](crate::RingBuilder::executor)).
+    pub fn executor(&self) -> xuring_sys::Executor {
+        self.engine_ref().backend.executor()
     }
 }
 

@@ -40,7 +40,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! `unsafe` is denied crate-wide except in the modules `syscall`, `mmap`, `queue` and `setup`,
+//! Where io_uring is forbidden or missing, [`RawRing::new`] can hand out a ring that the
+//! readiness executor (`emulated`: `epoll`, with file and filesystem operations run
+//! synchronously) runs in user space behind the same queues: see [`ExecutorChoice`].
+//!
+//! `unsafe` is denied crate-wide except in the modules `syscall`, `mmap`, `queue`, `setup`
+//! and `emulated`,
 //! each of which opens with a `# Safety` preamble.
 
 #![deny(unsafe_code)]
@@ -48,7 +53,10 @@
 
 pub mod abi;
 pub mod compat;
+#[allow(unsafe_code)]
+mod emulated;
 mod errno;
+mod executor;
 mod features;
 mod flags;
 #[allow(unsafe_code)]
@@ -64,6 +72,7 @@ pub mod syscall;
 mod version;
 
 pub use errno::Errno;
+pub use executor::{BACKEND_ENV, Executor, ExecutorChoice, InvalidExecutor};
 pub use features::Features;
 pub use flags::{
     AcceptFlags, CancelFlags, CqRingFlags, CqeFlags, EnterFlags, FeatureFlags, FlagInfo,

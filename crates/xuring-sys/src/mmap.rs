@@ -1,4 +1,5 @@
-//! RAII mappings of the ring memory the kernel shares with us.
+//! RAII mappings of the ring memory the kernel shares with us (or, for an emulated ring,
+//! that user space keeps for itself).
 //!
 //! # Safety
 //!
@@ -31,6 +32,28 @@ impl Mmap {
                 libc::MAP_SHARED | libc::MAP_POPULATE,
                 fd,
                 offset as libc::off_t,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(Errno::ENOMEM)?;
+        Ok(Mmap { ptr, len })
+    }
+
+    /// `len` bytes of private anonymous memory, zeroed: the rings of a ring that user space
+    /// executes itself (the `emulated` module), laid out as the kernel lays out its own.
+    pub(crate) fn anonymous(len: usize) -> Result<Mmap, Errno> {
+        // SAFETY: a fresh private anonymous mapping chosen by the kernel (null hint) overlaps
+        // no memory that Rust owns.
+        let ptr = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
             )
         };
         if ptr == libc::MAP_FAILED {

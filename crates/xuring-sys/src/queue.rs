@@ -282,6 +282,41 @@ impl SubmissionQueue {
         unsafe { self.tail.as_ref() }.store(self.local_tail, Ordering::Release);
     }
 
+    /// The executor's side, for a ring that user space executes (the `emulated` module):
+    /// hands every published SQE, at most `max`, to `f` in order and moves the head past
+    /// them, as the kernel does when it consumes entries. Returns how many.
+    pub(crate) fn consume(&mut self, max: u32, mut f: impl FnMut(io_uring_sqe)) -> u32 {
+        // SAFETY: `head` points into the live SQ mapping; the executor is its only writer.
+        let head_ref = unsafe { self.head.as_ref() };
+        let mut head = head_ref.load(Ordering::Relaxed);
+        // Acquire pairs with `publish`'s Release: the entries below the tail are written.
+        // SAFETY: `tail` points into the live SQ mapping.
+        let tail = unsafe { self.tail.as_ref() }.load(Ordering::Acquire);
+        let mut taken = 0;
+        while head != tail && taken < max {
+            // SAFETY: `head & mask < entries`, inside the SQE array; the entry is published
+            // (below the tail) and not yet consumed, so the submitter no longer writes it.
+            let sqe = unsafe { self.sqes.add((head & self.mask) as usize).read() };
+            head = head.wrapping_add(1);
+            // Release: the entry was read before its slot may be reused.
+            head_ref.store(head, Ordering::Release);
+            taken += 1;
+            f(sqe);
+        }
+        taken
+    }
+
+    /// The executor's side: sets or clears SQ ring flags (`CQ_OVERFLOW`), as the kernel does.
+    pub(crate) fn set_flag(&self, flag: SqRingFlags, on: bool) {
+        // SAFETY: `flags` points into the live SQ mapping; it is accessed atomically.
+        let word = unsafe { self.flags.as_ref() };
+        if on {
+            word.fetch_or(flag.bits(), Ordering::Release);
+        } else {
+            word.fetch_and(!flag.bits(), Ordering::Release);
+        }
+    }
+
     /// The kernel's SQ ring flags.
     #[inline]
     pub fn flags(&self) -> SqRingFlags {
@@ -404,6 +439,26 @@ impl CompletionQueue {
         }
         drop(publish);
         count
+    }
+
+    /// The executor's side, for a ring that user space executes: posts `cqe` at the tail;
+    /// false (nothing written) if the ring is full.
+    pub(crate) fn post(&mut self, cqe: io_uring_cqe) -> bool {
+        // SAFETY: `head` (the consumer's, Acquire: it read the entries below it) and `tail`
+        // (ours) point into the live CQ mapping.
+        let head = unsafe { self.head.as_ref() }.load(Ordering::Acquire);
+        // SAFETY: as above.
+        let tail_ref = unsafe { self.tail.as_ref() };
+        let tail = tail_ref.load(Ordering::Relaxed);
+        if tail.wrapping_sub(head) >= self.entries {
+            return false;
+        }
+        // SAFETY: `tail & mask < entries`, inside the CQE array; the slot is at or past the
+        // tail, so the consumer does not read it until the store below.
+        unsafe { self.cqes.add((tail & self.mask) as usize).write(cqe) };
+        // Release: the entry is written before the consumer sees the new tail.
+        tail_ref.store(tail.wrapping_add(1), Ordering::Release);
+        true
     }
 
     /// Completions the kernel dropped because the ring was full (only without

@@ -3,14 +3,18 @@
 //!
 //! # Safety
 //!
-//! The one `unsafe` operation here pushes the cancel-flags probe SQE, which names no memory.
+//! The `unsafe` operations here push the cancel-flags probe SQE, which names no memory, and
+//! write the size words of an emulated ring's fresh private mappings.
 
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::abi::{
-    IORING_OFF_CQ_RING, IORING_OFF_SQ_RING, IORING_OFF_SQES, io_uring_params, io_uring_sqe,
+    IORING_OFF_CQ_RING, IORING_OFF_SQ_RING, IORING_OFF_SQES, __kernel_timespec, io_uring_params,
+    io_uring_sqe,
 };
+use crate::emulated::Emulator;
+use crate::executor::{Executor, ExecutorChoice};
 use crate::mmap::Mmap;
 use crate::queue::{CompletionQueue, RingLayout, SubmissionQueue};
 use crate::{
@@ -50,6 +54,9 @@ pub struct SetupOptions {
     /// Map the SQ and CQ rings separately even where `FEAT_SINGLE_MMAP` allows one mapping,
     /// as kernels before 5.4 require. Only useful to test that path.
     pub split_mmap: bool,
+    /// Which executor may run the ring: io_uring, the readiness executor, or io_uring with
+    /// the readiness executor where io_uring is forbidden or missing (the default).
+    pub executor: ExecutorChoice,
 }
 
 impl SetupOptions {
@@ -71,6 +78,7 @@ impl SetupOptions {
             attach_wq: None,
             level,
             split_mmap: false,
+            executor: ExecutorChoice::Auto,
         }
     }
 }
@@ -239,6 +247,9 @@ pub struct RawRing {
     cq: CompletionQueue,
     features: Features,
     params: io_uring_params,
+    /// The readiness executor, for a ring that user space runs itself; `None` for the
+    /// kernel's.
+    emulator: Option<Box<Emulator>>,
     // The views above point into these mappings; fields drop in declaration order, so the
     // views are gone before the memory is unmapped.
     _sqes: Mmap,
@@ -253,7 +264,121 @@ impl RawRing {
     ///
     /// Flags outside [`SetupFlags::DRIVEN`] in `wanted` or `required` fail with
     /// [`SetupError::UnsupportedFlags`] before anything is created.
+    ///
+    /// With [`ExecutorChoice::Auto`], a kernel that forbids io_uring ([`SetupError::PermissionDenied`])
+    /// or lacks it ([`SetupError::NotSupported`]) gets a ring run by the readiness executor
+    /// instead ([`RawRing::executor`] tells which).
     pub fn new(options: &SetupOptions) -> Result<RawRing, SetupError> {
+        match options.executor {
+            ExecutorChoice::Epoll => RawRing::emulated(options),
+            ExecutorChoice::IoUring => RawRing::kernel(options),
+            ExecutorChoice::Auto => match RawRing::kernel(options) {
+                Err(SetupError::NotSupported | SetupError::PermissionDenied { .. }) => {
+                    RawRing::emulated(options)
+                }
+                other => other,
+            },
+        }
+    }
+
+    /// A ring that the readiness executor runs: the kernel's layout in private memory, the
+    /// opcodes the executor implements, `NODROP` and `EXT_ARG` semantics, every cancel flag.
+    pub fn emulated(options: &SetupOptions) -> Result<RawRing, SetupError> {
+        let os = |call| move |errno| SetupError::Os { call, errno };
+        let entries = options.entries.clamp(1, MAX_ENTRIES).next_power_of_two();
+        let cq_entries = options
+            .cq_entries
+            .unwrap_or(entries * 2)
+            .clamp(entries, MAX_ENTRIES * 2)
+            .next_power_of_two();
+        let (emulator, fd) = Emulator::new(entries).map_err(os("epoll_create1"))?;
+        let mut params = io_uring_params {
+            sq_entries: entries,
+            cq_entries,
+            ..io_uring_params::default()
+        };
+        // The kernel's field order, each ring's entries from byte 64.
+        params.sq_off.head = 0;
+        params.sq_off.tail = 4;
+        params.sq_off.ring_mask = 8;
+        params.sq_off.ring_entries = 12;
+        params.sq_off.flags = 16;
+        params.sq_off.dropped = 20;
+        params.sq_off.array = 64;
+        params.cq_off.head = 0;
+        params.cq_off.tail = 4;
+        params.cq_off.ring_mask = 8;
+        params.cq_off.ring_entries = 12;
+        params.cq_off.overflow = 16;
+        params.cq_off.flags = 20;
+        params.cq_off.cqes = 64;
+        let sq_map = Mmap::anonymous(64 + entries as usize * 4).map_err(os("mmap sq ring"))?;
+        let cq_len = 64 + cq_entries as usize * size_of::<crate::abi::io_uring_cqe>();
+        let cq_map = Mmap::anonymous(cq_len).map_err(os("mmap cq ring"))?;
+        let sqes_len = entries as usize * size_of::<crate::abi::io_uring_sqe>();
+        let sqes = Mmap::anonymous(sqes_len).map_err(os("mmap sqes"))?;
+        let words = [
+            (&sq_map, 8, entries - 1),
+            (&sq_map, 12, entries),
+            (&cq_map, 8, cq_entries - 1),
+            (&cq_map, 12, cq_entries),
+        ];
+        for (map, offset, value) in words {
+            let word = map
+                .at::<core::sync::atomic::AtomicU32>(offset, 1)
+                .ok_or(SetupError::BadLayout { field: "ring size" })?;
+            // SAFETY: `at` checked the word lies inside the fresh mapping, which nothing else
+            // uses yet.
+            unsafe { word.as_ref() }.store(value, core::sync::atomic::Ordering::Relaxed);
+        }
+        let maps = RingMaps::Split {
+            sq: sq_map,
+            cq: cq_map,
+        };
+        let (sq_ring, cq_ring) = match &maps {
+            RingMaps::Single(m) => (m, m),
+            RingMaps::Split { sq, cq } => (sq, cq),
+        };
+        let layout = RingLayout {
+            sq_ring,
+            cq_ring,
+            sqes: &sqes,
+            params: &params,
+        };
+        let bad = |e: crate::queue::BadOffset| SetupError::BadLayout { field: e.0 };
+        let sq = SubmissionQueue::new(&layout).map_err(bad)?;
+        let cq = CompletionQueue::new(&layout).map_err(bad)?;
+        let ops = crate::emulated::OPS;
+        if let Some(missing) = options.required_ops.iter().find(|op| !ops.contains(*op)) {
+            return Err(SetupError::KernelTooOld {
+                missing: missing.c_name(),
+            });
+        }
+        let flags = FeatureFlags::NODROP
+            | FeatureFlags::SUBMIT_STABLE
+            | FeatureFlags::RW_CUR_POS
+            | FeatureFlags::EXT_ARG;
+        let cancel = CancelFlags::ALL | CancelFlags::ANY | CancelFlags::FD;
+        Ok(RawRing {
+            sq,
+            cq,
+            features: Features::from_probe(
+                flags,
+                ops,
+                SetupFlags::empty(),
+                cancel,
+                options.level,
+            ),
+            params,
+            emulator: Some(Box::new(emulator)),
+            _sqes: sqes,
+            _maps: maps,
+            fd,
+        })
+    }
+
+    /// A ring on the kernel's io_uring (see [`new`](Self::new)).
+    pub fn kernel(options: &SetupOptions) -> Result<RawRing, SetupError> {
         // The queues below hard-code the SQE and CQE sizes and the standard layout, and the
         // layers above never wake an SQ poll thread, poll or enable a ring: a flag that needs
         // any of that would give a ring that misreads its queues or never completes.
@@ -394,6 +519,7 @@ impl RawRing {
                 level,
             ),
             params,
+            emulator: None,
             _sqes: sqes,
             _maps: maps,
             fd,
@@ -442,7 +568,42 @@ impl RawRing {
         })
     }
 
-    /// The ring's file descriptor.
+    /// What executes this ring.
+    #[inline]
+    pub fn executor(&self) -> Executor {
+        if self.emulator.is_some() {
+            Executor::Epoll
+        } else {
+            Executor::IoUring
+        }
+    }
+
+    /// `io_uring_enter(2)` on this ring (see [`syscall::io_uring_enter`]), or its readiness
+    /// executor's equivalent: submits `to_submit` published SQEs and waits for `min_complete`
+    /// completions (with `EnterFlags::GETEVENTS`), at most `timeout` (relative; `ETIME`).
+    /// Returns the number of SQEs consumed.
+    pub fn enter(
+        &mut self,
+        to_submit: u32,
+        min_complete: u32,
+        flags: EnterFlags,
+        timeout: Option<&__kernel_timespec>,
+    ) -> Result<u32, Errno> {
+        match &mut self.emulator {
+            None => syscall::io_uring_enter(self.as_fd(), to_submit, min_complete, flags, timeout),
+            Some(emulator) => emulator.enter(
+                &mut self.sq,
+                &mut self.cq,
+                to_submit,
+                min_complete,
+                flags,
+                timeout,
+            ),
+        }
+    }
+
+    /// The ring's file descriptor (for a ring the readiness executor runs, a descriptor of
+    /// its epoll instance: it names the ring, but `io_uring_*` calls on it fail).
     #[inline]
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()

@@ -1,4 +1,6 @@
-//! `Uring`: the backend that runs operations on the kernel's io_uring.
+//! `Uring`: the backend that runs operations on the kernel's io_uring, or, where io_uring is
+//! forbidden or missing, on the readiness executor behind the same queues (`xuring-sys`'s
+//! [`RawRing::emulated`]: `epoll`, files and filesystem operations synchronously).
 //!
 //! # Safety
 //!
@@ -11,9 +13,10 @@
 use core::ptr::NonNull;
 
 use xuring_sys::abi::register;
-use xuring_sys::syscall::{self, io_uring_enter};
+use xuring_sys::syscall;
 use xuring_sys::{
-    EnterFlags, Errno, Features, RawRing, SetupError, SetupFlags, SetupOptions, SqFull, SqRingFlags,
+    EnterFlags, Errno, Executor, Features, RawRing, SetupError, SetupFlags, SetupOptions, SqFull,
+    SqRingFlags,
 };
 
 use super::{Backend, Completion};
@@ -45,6 +48,11 @@ impl Uring {
     /// The ring's file descriptor (for `msg_ring` targets and `ATTACH_WQ`).
     pub fn fd(&self) -> std::os::fd::RawFd {
         self.ring.fd()
+    }
+
+    /// What executes this backend's ring: the kernel's io_uring or the readiness executor.
+    pub fn executor(&self) -> Executor {
+        self.ring.executor()
     }
 
     /// The sys-layer ring.
@@ -128,14 +136,9 @@ unsafe impl Backend for Uring {
         sq.publish();
         let to_submit = sq.pending();
         let ts = timeout.map(Timespec::to_kernel);
-        io_uring_enter(
-            self.ring.as_fd(),
-            to_submit,
-            min_complete,
-            EnterFlags::GETEVENTS,
-            ts.as_ref(),
-        )
-        .map(|_| ())
+        self.ring
+            .enter(to_submit, min_complete, EnterFlags::GETEVENTS, ts.as_ref())
+            .map(|_| ())
     }
 
     #[inline]
@@ -172,6 +175,10 @@ unsafe impl Backend for Uring {
     }
 
     fn register_buffers(&mut self, pool: &BufferPool) -> Result<bool, Errno> {
+        if self.ring.executor() == Executor::Epoll {
+            // Nothing to register with: the pool's buffers go through plain reads and writes.
+            return Ok(false);
+        }
         let iovecs: Vec<libc::iovec> = pool
             .iovecs()
             .map(|(base, len)| libc::iovec {

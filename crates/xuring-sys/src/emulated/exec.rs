@@ -1,0 +1,449 @@
+//! One attempt at an SQE's work, as the kernel's io_uring would do it, with the plain system
+//! calls: without blocking where the descriptor can be waited for (sockets, pipes, eventfds),
+//! synchronously where it cannot (regular files, directories, the filesystem).
+//!
+//! # Safety
+//!
+//! Every address an SQE carries (buffers, iovec arrays, paths, socket addresses, timespecs,
+//! `statx` and `open_how` buffers, the accepted address's length) is valid for the access its
+//! opcode makes until the entry's completion is posted: that is
+//! [`SubmissionQueue::push`](crate::SubmissionQueue::push)'s contract with whoever executes
+//! the ring, the kernel or this module. An attempt that waits leaves the memory alone until
+//! it is retried or cancelled, and never posts before it is done with it.
+
+use std::os::fd::RawFd;
+
+use crate::abi::io_uring_sqe;
+use crate::{OpSet, Opcode};
+
+/// The `off` (or offset address) meaning "no offset": the file position, or none.
+const NO_OFFSET: u64 = u64::MAX;
+
+/// What an attempt came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Attempt {
+    /// Finished: the completion's `res`.
+    Done(i32),
+    /// Would block: try again once `fd` reports one of `events` (`EPOLL*` bits).
+    Wait {
+        /// The descriptor to wait for.
+        fd: RawFd,
+        /// What to wait for.
+        events: u32,
+    },
+}
+
+/// The opcodes [`attempt`] executes (timers and cancels are the caller's). `MSG_RING` is not
+/// among them: there is no kernel ring to post into, so the layers above take their
+/// eventfd route, as on kernels before 5.18.
+pub(crate) const OPS: OpSet = OpSet::EMPTY
+    .with(Opcode::Nop)
+    .with(Opcode::Readv)
+    .with(Opcode::Writev)
+    .with(Opcode::Fsync)
+    .with(Opcode::ReadFixed)
+    .with(Opcode::WriteFixed)
+    .with(Opcode::PollAdd)
+    .with(Opcode::Timeout)
+    .with(Opcode::TimeoutRemove)
+    .with(Opcode::Accept)
+    .with(Opcode::AsyncCancel)
+    .with(Opcode::Connect)
+    .with(Opcode::Fallocate)
+    .with(Opcode::Openat)
+    .with(Opcode::Close)
+    .with(Opcode::Statx)
+    .with(Opcode::Read)
+    .with(Opcode::Write)
+    .with(Opcode::Fadvise)
+    .with(Opcode::Send)
+    .with(Opcode::Recv)
+    .with(Opcode::Openat2)
+    .with(Opcode::Splice)
+    .with(Opcode::Shutdown)
+    .with(Opcode::Renameat)
+    .with(Opcode::Unlinkat)
+    .with(Opcode::Mkdirat)
+    .with(Opcode::Symlinkat)
+    .with(Opcode::Linkat)
+    .with(Opcode::Socket);
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// A system call's return as a completion's `res`.
+fn res(rc: isize) -> i32 {
+    if rc < 0 {
+        -errno()
+    } else {
+        rc.min(i32::MAX as isize) as i32
+    }
+}
+
+/// Whether `fd` is ready for reading (or writing) right now; an error or hang-up counts as
+/// ready, so that the call that follows reports it.
+fn ready(fd: RawFd, events: i16) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one live `pollfd`, a zero timeout.
+    let rc = unsafe { libc::poll(&raw mut pfd, 1, 0) };
+    rc != 0
+}
+
+/// A path argument: null stays null (the kernel's `EFAULT`).
+fn path(addr: u64) -> *const libc::c_char {
+    addr as usize as *const libc::c_char
+}
+
+/// One attempt at `sqe`. `progress` carries what earlier attempts of the same entry did (bytes
+/// moved under `MSG_WAITALL`, a connect under way); `may_block` says the descriptor cannot be
+/// waited for (epoll refused it: a regular file), so the call may block and must finish.
+/// Timers and cancels are not handled here.
+pub(super) fn attempt(sqe: &mut io_uring_sqe, progress: &mut u32, may_block: bool) -> Attempt {
+    let Some(opcode) = Opcode::from_u8(sqe.opcode) else {
+        return Attempt::Done(-libc::EINVAL);
+    };
+    match opcode {
+        Opcode::Nop => Attempt::Done(0),
+        Opcode::Read | Opcode::ReadFixed => rw(sqe, false, false, may_block),
+        Opcode::Write | Opcode::WriteFixed => rw(sqe, true, false, may_block),
+        Opcode::Readv => rw(sqe, false, true, may_block),
+        Opcode::Writev => rw(sqe, true, true, may_block),
+        Opcode::Recv => transfer(sqe, progress, false),
+        Opcode::Send => transfer(sqe, progress, true),
+        Opcode::Accept => accept(sqe),
+        Opcode::Connect => connect(sqe, progress),
+        Opcode::PollAdd => poll_add(sqe),
+        Opcode::Splice => splice(sqe, may_block),
+        _ => Attempt::Done(sync(opcode, sqe)),
+    }
+}
+
+/// Reads and writes: `preadv2`/`pwritev2` with `RWF_NOWAIT` first, the plain call where the
+/// file cannot say "would block" (or may block).
+fn rw(sqe: &io_uring_sqe, write: bool, vectored: bool, may_block: bool) -> Attempt {
+    let single = libc::iovec {
+        iov_base: sqe.addr as usize as *mut libc::c_void,
+        iov_len: sqe.len as usize,
+    };
+    let (iov, count) = if vectored {
+        (sqe.addr as usize as *const libc::iovec, sqe.len as i32)
+    } else {
+        (&raw const single, 1)
+    };
+    let mut offset: i64 = if sqe.off == NO_OFFSET {
+        -1
+    } else {
+        sqe.off as i64
+    };
+    let flags = sqe.op_flags as i32;
+    let events = if write { libc::EPOLLOUT } else { libc::EPOLLIN } as u32;
+    let call = |offset: i64, flags: i32| -> i32 {
+        // SAFETY: `iov` points at `count` iovecs (the SQE's array, or `single`) naming memory
+        // the submitter keeps valid until this entry completes (the module's contract).
+        let rc = unsafe {
+            if write {
+                libc::pwritev2(sqe.fd, iov, count, offset, flags)
+            } else {
+                libc::preadv2(sqe.fd, iov, count, offset, flags)
+            }
+        };
+        res(rc)
+    };
+    loop {
+        let r = if may_block {
+            call(offset, flags)
+        } else {
+            call(offset, flags | libc::RWF_NOWAIT)
+        };
+        match -r {
+            libc::EAGAIN if !may_block => return Attempt::Wait { fd: sqe.fd, events },
+            libc::EOPNOTSUPP if !may_block => {
+                // This file cannot be asked not to wait: ask it whether it would.
+                let poll = if write { libc::POLLOUT } else { libc::POLLIN };
+                if ready(sqe.fd, poll) {
+                    return Attempt::Done(call(offset, flags));
+                }
+                return Attempt::Wait { fd: sqe.fd, events };
+            }
+            // A stream (pipe, socket) has no offset: io_uring ignores it there.
+            libc::ESPIPE if offset != -1 => offset = -1,
+            _ => return Attempt::Done(r),
+        }
+    }
+}
+
+/// `recv`/`send` with `MSG_DONTWAIT`; under `MSG_WAITALL` the rest is asked for again until
+/// all of it moved, as io_uring does for stream sockets.
+fn transfer(sqe: &mut io_uring_sqe, progress: &mut u32, send: bool) -> Attempt {
+    let flags = sqe.op_flags as i32;
+    let wait_all = flags & libc::MSG_WAITALL != 0;
+    let call_flags = (flags & !libc::MSG_WAITALL) | libc::MSG_DONTWAIT;
+    loop {
+        let buf = sqe.addr as usize as *mut libc::c_void;
+        let len = sqe.len as usize;
+        // SAFETY: `buf` names `len` bytes the submitter keeps valid until this entry
+        // completes (the module's contract); they advance within it only by what moved.
+        let rc = unsafe {
+            if send {
+                libc::send(sqe.fd, buf, len, call_flags)
+            } else {
+                libc::recv(sqe.fd, buf, len, call_flags)
+            }
+        };
+        let r = res(rc);
+        if r > 0 && wait_all && (r as u32) < sqe.len {
+            *progress += r as u32;
+            sqe.addr += r as u64;
+            sqe.len -= r as u32;
+            continue;
+        }
+        return match r {
+            n if n >= 0 => Attempt::Done((*progress + n as u32).min(i32::MAX as u32) as i32),
+            n if -n == libc::EAGAIN => Attempt::Wait {
+                fd: sqe.fd,
+                events: if send { libc::EPOLLOUT } else { libc::EPOLLIN } as u32,
+            },
+            _ if *progress > 0 => Attempt::Done(*progress as i32),
+            n => Attempt::Done(n),
+        };
+    }
+}
+
+/// Runs `f` with `O_NONBLOCK` set on `fd`'s file, restoring its flags after: `accept` and
+/// `connect` have no per-call way not to wait.
+fn nonblocking(fd: RawFd, f: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: `fcntl` on a caller's descriptor with no pointer arguments.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return -errno();
+    }
+    if flags & libc::O_NONBLOCK != 0 {
+        return f();
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return -errno();
+    }
+    let r = f();
+    // SAFETY: as above. A failure leaves the file non-blocking; nothing better to do.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
+    r
+}
+
+fn accept(sqe: &io_uring_sqe) -> Attempt {
+    let addr = sqe.addr as usize as *mut libc::sockaddr;
+    let len = sqe.off as usize as *mut libc::socklen_t;
+    let flags = sqe.op_flags as i32;
+    let r = nonblocking(sqe.fd, || {
+        // SAFETY: `addr`/`len` are null or name the SQE's address buffer and its length,
+        // valid until completion (the module's contract).
+        res(unsafe { libc::accept4(sqe.fd, addr, len, flags) } as isize)
+    });
+    if r == -libc::EAGAIN {
+        return Attempt::Wait {
+            fd: sqe.fd,
+            events: libc::EPOLLIN as u32,
+        };
+    }
+    Attempt::Done(r)
+}
+
+/// `progress` 1: the connect is under way, and finishes when the socket becomes writable.
+fn connect(sqe: &io_uring_sqe, progress: &mut u32) -> Attempt {
+    let wait = Attempt::Wait {
+        fd: sqe.fd,
+        events: libc::EPOLLOUT as u32,
+    };
+    if *progress == 1 {
+        if !ready(sqe.fd, libc::POLLOUT) {
+            return wait;
+        }
+        let mut error: libc::c_int = 0;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `error`/`len` are live locals of the sizes given.
+        let rc = unsafe {
+            libc::getsockopt(
+                sqe.fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&raw mut error).cast(),
+                &raw mut len,
+            )
+        };
+        return Attempt::Done(if rc < 0 { -errno() } else { -error });
+    }
+    let addr = sqe.addr as usize as *const libc::sockaddr;
+    let len = sqe.off as libc::socklen_t;
+    let r = nonblocking(sqe.fd, || {
+        // SAFETY: `addr` names `len` bytes of socket address, valid until completion.
+        res(unsafe { libc::connect(sqe.fd, addr, len) } as isize)
+    });
+    match -r {
+        libc::EINPROGRESS => {
+            *progress = 1;
+            wait
+        }
+        // A full Unix listener's backlog: try again when there is room.
+        libc::EAGAIN => wait,
+        _ => Attempt::Done(r),
+    }
+}
+
+fn poll_add(sqe: &io_uring_sqe) -> Attempt {
+    // `poll32_events`: the poll bits are the low 16 (POLLRDHUP included).
+    let events = (sqe.op_flags & 0xffff) as i16;
+    let mut pfd = libc::pollfd {
+        fd: sqe.fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one live `pollfd`, a zero timeout.
+    let rc = unsafe { libc::poll(&raw mut pfd, 1, 0) };
+    if rc < 0 {
+        return Attempt::Done(-errno());
+    }
+    if pfd.revents & libc::POLLNVAL != 0 {
+        return Attempt::Done(-libc::EBADF);
+    }
+    if pfd.revents != 0 {
+        return Attempt::Done(i32::from(pfd.revents as u16));
+    }
+    // The epoll bits have the poll bits' values.
+    Attempt::Wait {
+        fd: sqe.fd,
+        events: u32::from(events as u16),
+    }
+}
+
+fn splice(sqe: &io_uring_sqe, may_block: bool) -> Attempt {
+    let fd_in = sqe.splice_fd_in;
+    let fd_out = sqe.fd;
+    // A blocking socket end would block the loop even with SPLICE_F_NONBLOCK (which covers
+    // the pipe ends only): wait until both ends are ready.
+    if !may_block {
+        if !ready(fd_in, libc::POLLIN) {
+            return Attempt::Wait {
+                fd: fd_in,
+                events: libc::EPOLLIN as u32,
+            };
+        }
+        if !ready(fd_out, libc::POLLOUT) {
+            return Attempt::Wait {
+                fd: fd_out,
+                events: libc::EPOLLOUT as u32,
+            };
+        }
+    }
+    // io_uring reads the offsets and never writes them back: copies go to the call.
+    let mut off_in = sqe.addr as i64;
+    let mut off_out = sqe.off as i64;
+    let p_in = if sqe.addr == NO_OFFSET {
+        core::ptr::null_mut()
+    } else {
+        &raw mut off_in
+    };
+    let p_out = if sqe.off == NO_OFFSET {
+        core::ptr::null_mut()
+    } else {
+        &raw mut off_out
+    };
+    let flags = sqe.op_flags | libc::SPLICE_F_NONBLOCK;
+    // SAFETY: the offset pointers are null or point at live locals.
+    let rc = unsafe { libc::splice(fd_in, p_in, fd_out, p_out, sqe.len as usize, flags) };
+    let r = res(rc);
+    if r == -libc::EAGAIN && !may_block {
+        return Attempt::Wait {
+            fd: fd_in,
+            events: libc::EPOLLIN as u32,
+        };
+    }
+    Attempt::Done(r)
+}
+
+/// The ops that never wait for readiness: run to the end, now.
+fn sync(opcode: Opcode, sqe: &io_uring_sqe) -> i32 {
+    let fd = sqe.fd;
+    // SAFETY (every call below): paths, `statx`/`open_how` buffers and addresses come from
+    // the SQE and are valid until completion (the module's contract); the rest are integers.
+    unsafe {
+        match opcode {
+            Opcode::Openat => res(libc::openat(
+                fd,
+                path(sqe.addr),
+                sqe.op_flags as i32,
+                sqe.len as libc::c_uint,
+            ) as isize),
+            Opcode::Openat2 => res(libc::syscall(
+                libc::SYS_openat2,
+                fd,
+                path(sqe.addr),
+                sqe.off as usize as *mut libc::c_void,
+                sqe.len as usize,
+            ) as isize),
+            Opcode::Close => res(libc::close(fd) as isize),
+            Opcode::Fsync => {
+                let datasync = sqe.op_flags & crate::FsyncFlags::DATASYNC.bits() != 0;
+                res(if datasync {
+                    libc::fdatasync(fd)
+                } else {
+                    libc::fsync(fd)
+                } as isize)
+            }
+            Opcode::Fallocate => res(libc::fallocate(
+                fd,
+                sqe.len as i32,
+                sqe.off as libc::off_t,
+                sqe.addr as libc::off_t,
+            ) as isize),
+            // posix_fadvise returns the error number itself.
+            Opcode::Fadvise => -libc::posix_fadvise(
+                fd,
+                sqe.off as libc::off_t,
+                sqe.len as libc::off_t,
+                sqe.op_flags as i32,
+            ),
+            Opcode::Statx => res(libc::statx(
+                fd,
+                path(sqe.addr),
+                sqe.op_flags as i32,
+                sqe.len,
+                sqe.off as usize as *mut libc::statx,
+            ) as isize),
+            Opcode::Unlinkat => {
+                res(libc::unlinkat(fd, path(sqe.addr), sqe.op_flags as i32) as isize)
+            }
+            Opcode::Renameat => res(libc::syscall(
+                libc::SYS_renameat2,
+                fd,
+                path(sqe.addr),
+                sqe.len as i32,
+                path(sqe.off),
+                sqe.op_flags,
+            ) as isize),
+            Opcode::Mkdirat => {
+                res(libc::mkdirat(fd, path(sqe.addr), sqe.len as libc::mode_t) as isize)
+            }
+            Opcode::Symlinkat => res(libc::symlinkat(path(sqe.addr), fd, path(sqe.off)) as isize),
+            Opcode::Linkat => res(libc::linkat(
+                fd,
+                path(sqe.addr),
+                sqe.len as i32,
+                path(sqe.off),
+                sqe.op_flags as i32,
+            ) as isize),
+            Opcode::Socket => {
+                res(libc::socket(fd, sqe.off as i32, sqe.len as i32) as isize)
+            }
+            Opcode::Shutdown => res(libc::shutdown(fd, sqe.len as i32) as isize),
+            // Not executed here (see `OPS`): the kernel's answer to an opcode it lacks.
+            _ => -libc::EINVAL,
+        }
+    }
+}

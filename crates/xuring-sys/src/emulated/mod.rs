@@ -1,0 +1,514 @@
+//! The readiness executor: an io_uring that user space executes itself, over `epoll`, for
+//! machines where the kernel's is blocked (a seccomp filter, `kernel.io_uring_disabled`) or
+//! missing.
+//!
+//! The ring keeps the kernel's layout (the same [`SubmissionQueue`] and [`CompletionQueue`]
+//! over private memory), so whoever fills SQEs and reaps CQEs does exactly what it does with
+//! the kernel's ring, and pays nothing for the choice; only `enter` differs. There,
+//! [`Emulator::enter`] consumes the published SQEs in order and, for each, does what the
+//! kernel would: an attempt without blocking (`exec.rs`), and on "would block" a wait for the
+//! descriptor's readiness (`EPOLLONESHOT`, armed again each time something waits) or for a
+//! timer's deadline, then another attempt. Files that epoll cannot wait for (regular files,
+//! directories) and the filesystem ops run synchronously, inside `enter`. Completions go to
+//! the CQ in the order the work finished; when it is full they wait in an overflow list, as
+//! with `IORING_FEAT_NODROP`.
+//!
+//! # Safety
+//!
+//! The executor reads and writes the memory SQEs name, under the contract of
+//! [`SubmissionQueue::push`]: valid until the entry's completion is posted. It posts a
+//! completion only once it is done with the entry's memory, and keeps a waiting entry's SQE
+//! (with its addresses) to itself until then. Dropping the executor drops waiting entries
+//! without touching their memory, and the layer above reaps or gives up on everything in
+//! flight before it drops a ring, as it must with the kernel's.
+
+mod exec;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+pub(crate) use exec::OPS;
+use exec::{Attempt, attempt};
+
+use crate::abi::{__kernel_timespec, io_uring_cqe, io_uring_sqe};
+use crate::{
+    CancelFlags, CompletionQueue, EnterFlags, Errno, Opcode, SqRingFlags, SubmissionQueue,
+    TimeoutFlags,
+};
+
+
+/// An entry that is waiting, kept with the SQE it came from.
+#[derive(Clone, Copy, Debug)]
+struct Parked {
+    sqe: io_uring_sqe,
+    /// What earlier attempts did (see [`attempt`]).
+    progress: u32,
+    /// Bumped when the slot is freed, so that a stale timer in the heap misses.
+    generation: u32,
+    wait: Wait,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    Free,
+    Fd { fd: RawFd, events: u32 },
+    Timer { deadline: u64 },
+}
+
+/// Who waits on one descriptor, and what epoll was last armed with for it.
+#[derive(Debug, Default)]
+struct Watch {
+    waiters: Vec<u32>,
+    /// The events the one-shot registration is armed with; 0 once it fired (or nothing
+    /// waits), so that the next waiter arms it again.
+    armed: u32,
+}
+
+/// The executor of one emulated ring.
+#[derive(Debug)]
+pub(crate) struct Emulator {
+    epoll: OwnedFd,
+    parked: Vec<Parked>,
+    free: Vec<u32>,
+    /// By descriptor number.
+    watches: Vec<Watch>,
+    /// `(deadline, slot, generation)`, earliest first.
+    timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// Completions that did not fit the CQ, oldest first.
+    overflow: VecDeque<io_uring_cqe>,
+    incoming: Vec<io_uring_sqe>,
+    events: Vec<libc::epoll_event>,
+    scratch: Vec<u32>,
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds, the clock io_uring's timeouts use.
+fn now_ns() -> u64 {
+    let ts = crate::syscall::monotonic_now().unwrap_or(__kernel_timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    });
+    ns(&ts)
+}
+
+fn ns(ts: &__kernel_timespec) -> u64 {
+    (ts.tv_sec.max(0) as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec.max(0) as u64)
+}
+
+impl Emulator {
+    /// A new executor with its epoll instance; the returned fd stands for the ring.
+    pub(crate) fn new(entries: u32) -> Result<(Emulator, OwnedFd), Errno> {
+        // SAFETY: no pointer arguments; the result is a new descriptor we own, or -1.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: `fd` was just created and nothing else owns it.
+        let epoll: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
+        let ring_fd = crate::syscall::dup_cloexec(std::os::fd::AsFd::as_fd(&epoll))?;
+        let room = entries as usize;
+        Ok((
+            Emulator {
+                epoll,
+                parked: Vec::with_capacity(room),
+                free: Vec::with_capacity(room),
+                watches: Vec::new(),
+                timers: BinaryHeap::with_capacity(room),
+                overflow: VecDeque::new(),
+                incoming: Vec::with_capacity(room),
+                events: Vec::with_capacity(room.clamp(16, 1024)),
+                scratch: Vec::with_capacity(16),
+            },
+            ring_fd,
+        ))
+    }
+
+    /// `io_uring_enter` for this ring: consumes up to `to_submit` published SQEs, then (with
+    /// `GETEVENTS`) waits until the CQ holds `min_complete` completions or `timeout` (relative)
+    /// has passed (`ETIME`). Interrupted by a signal: `EINTR`, as the kernel's.
+    pub(crate) fn enter(
+        &mut self,
+        sq: &mut SubmissionQueue,
+        cq: &mut CompletionQueue,
+        to_submit: u32,
+        min_complete: u32,
+        flags: EnterFlags,
+        timeout: Option<&__kernel_timespec>,
+    ) -> Result<u32, Errno> {
+        self.flush_overflow(sq, cq);
+        let mut incoming = core::mem::take(&mut self.incoming);
+        let submitted = sq.consume(to_submit, |sqe| incoming.push(sqe));
+        for sqe in incoming.drain(..) {
+            self.submit(sqe, sq, cq);
+        }
+        self.incoming = incoming;
+        let deadline = timeout.map(|t| now_ns().saturating_add(ns(t)));
+        let wait = flags.contains(EnterFlags::GETEVENTS) && min_complete > 0;
+        loop {
+            let now = now_ns();
+            self.expire_timers(now, sq, cq);
+            self.flush_overflow(sq, cq);
+            let available = cq.ready() + self.overflow.len() as u32;
+            if !wait || available >= min_complete {
+                // Without waiting, still take what became ready since the last look.
+                if !wait {
+                    self.wait_events(Some(0), sq, cq)?;
+                    self.flush_overflow(sq, cq);
+                }
+                return Ok(submitted);
+            }
+            let mut wait_ns = self.next_timer().map(|t| t.saturating_sub(now));
+            if let Some(deadline) = deadline {
+                if now >= deadline {
+                    return if submitted > 0 {
+                        Ok(submitted)
+                    } else {
+                        Err(Errno::ETIME)
+                    };
+                }
+                let left = deadline - now;
+                wait_ns = Some(wait_ns.map_or(left, |w| w.min(left)));
+            }
+            match self.wait_events(wait_ns, sq, cq) {
+                Ok(()) => {}
+                Err(Errno::EINTR) if submitted > 0 => return Ok(submitted),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The earliest live timer's deadline.
+    fn next_timer(&mut self) -> Option<u64> {
+        while let Some(&Reverse((deadline, slot, generation))) = self.timers.peek() {
+            let p = &self.parked[slot as usize];
+            if p.generation == generation && matches!(p.wait, Wait::Timer { .. }) {
+                return Some(deadline);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// One `epoll_wait` (`None`: no time limit), then another attempt for every entry whose
+    /// descriptor became ready.
+    fn wait_events(
+        &mut self,
+        wait_ns: Option<u64>,
+        sq: &mut SubmissionQueue,
+        cq: &mut CompletionQueue,
+    ) -> Result<(), Errno> {
+        // Rounded up: a timer must never fire early.
+        let ms = match wait_ns {
+            None => -1,
+            Some(n) => n.div_ceil(1_000_000).min(i32::MAX as u64) as i32,
+        };
+        let cap = self.events.capacity().max(16);
+        self.events.clear();
+        // SAFETY: the buffer holds `cap` uninitialised entries; the kernel writes at most that
+        // many and returns how many, which is then set as the length.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                cap as i32,
+                ms,
+            )
+        };
+        if n < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: the kernel initialised the first `n <= cap` entries.
+        unsafe { self.events.set_len(n as usize) };
+        for i in 0..n as usize {
+            let event = self.events[i];
+            let fd = event.u64 as RawFd;
+            self.wake(fd, event.events, sq, cq);
+        }
+        Ok(())
+    }
+
+    /// `fd` reported `revents`: every entry waiting for one of them tries again.
+    fn wake(&mut self, fd: RawFd, revents: u32, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
+        let Some(watch) = self.watches.get_mut(fd as usize) else {
+            return;
+        };
+        // The one-shot registration fired: whatever still waits arms it again.
+        watch.armed = 0;
+        let mut waiters = core::mem::replace(&mut watch.waiters, core::mem::take(&mut self.scratch));
+        let failure = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+        for &slot in &waiters {
+            let Wait::Fd { events, .. } = self.parked[slot as usize].wait else {
+                continue;
+            };
+            if events & revents == 0 && revents & failure == 0 {
+                // Not what it waits for: it stays.
+                self.watches[fd as usize].waiters.push(slot);
+                continue;
+            }
+            self.retry(slot, sq, cq);
+        }
+        waiters.clear();
+        self.scratch = waiters;
+        self.arm(fd, sq, cq);
+    }
+
+    /// Takes a new entry.
+    fn submit(&mut self, sqe: io_uring_sqe, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
+        match Opcode::from_u8(sqe.opcode) {
+            Some(Opcode::Timeout) => self.timeout(sqe, sq, cq),
+            Some(Opcode::TimeoutRemove) => {
+                let found = self.cancel(sq, cq, |p| {
+                    matches!(p.wait, Wait::Timer { .. }) && p.sqe.user_data == sqe.addr
+                }, false);
+                self.post(sqe.user_data, if found > 0 { 0 } else { -libc::ENOENT }, sq, cq);
+            }
+            Some(Opcode::AsyncCancel) => {
+                let flags = CancelFlags::from_bits_retain(sqe.op_flags);
+                let all = flags.contains(CancelFlags::ALL);
+                let found = if flags.contains(CancelFlags::ANY) {
+                    self.cancel(sq, cq, |_| true, all)
+                } else if flags.contains(CancelFlags::FD) {
+                    self.cancel(sq, cq, |p| p.sqe.fd == sqe.fd, all)
+                } else {
+                    self.cancel(sq, cq, |p| p.sqe.user_data == sqe.addr, all)
+                };
+                let res = match (found, all) {
+                    (0, _) => -libc::ENOENT,
+                    (n, true) => n as i32,
+                    (_, false) => 0,
+                };
+                self.post(sqe.user_data, res, sq, cq);
+            }
+            _ => {
+                let slot = self.slot(sqe);
+                self.retry(slot, sq, cq);
+            }
+        }
+    }
+
+    /// A pure timer (no completion count), relative or absolute.
+    fn timeout(&mut self, sqe: io_uring_sqe, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
+        if sqe.len != 1 || sqe.off != 0 || sqe.addr == 0 {
+            // Counted timeouts are not emulated.
+            self.post(sqe.user_data, -libc::EINVAL, sq, cq);
+            return;
+        }
+        // SAFETY: `addr` names the entry's timespec, valid until its completion (the module's
+        // contract); it is read once, here.
+        let ts = unsafe { (sqe.addr as usize as *const __kernel_timespec).read_unaligned() };
+        let flags = TimeoutFlags::from_bits_retain(sqe.op_flags);
+        let deadline = if flags.contains(TimeoutFlags::ABS) {
+            ns(&ts)
+        } else {
+            now_ns().saturating_add(ns(&ts))
+        };
+        let slot = self.slot(sqe);
+        let p = &mut self.parked[slot as usize];
+        p.wait = Wait::Timer { deadline };
+        self.timers.push(Reverse((deadline, slot, p.generation)));
+    }
+
+    fn expire_timers(&mut self, now: u64, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
+        while let Some(&Reverse((deadline, slot, generation))) = self.timers.peek() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let p = self.parked[slot as usize];
+            if p.generation == generation && matches!(p.wait, Wait::Timer { .. }) {
+                self.release(slot);
+                self.post(p.sqe.user_data, -libc::ETIME, sq, cq);
+            }
+        }
+    }
+
+    /// Completes the waiting entries `matches` selects (the first only, without `all`) with
+    /// `ECANCELED`; returns how many.
+    fn cancel(
+        &mut self,
+        sq: &mut SubmissionQueue,
+        cq: &mut CompletionQueue,
+        matches: impl Fn(&Parked) -> bool,
+        all: bool,
+    ) -> u32 {
+        let mut found = 0;
+        for slot in 0..self.parked.len() as u32 {
+            let p = self.parked[slot as usize];
+            if p.wait == Wait::Free || !matches(&p) {
+                continue;
+            }
+            if let Wait::Fd { fd, .. } = p.wait
+                && let Some(watch) = self.watches.get_mut(fd as usize)
+            {
+                watch.waiters.retain(|&s| s != slot);
+                if watch.waiters.is_empty() {
+                    // A registration armed for nobody: the next waiter arms it again.
+                    watch.armed = 0;
+                }
+            }
+            self.release(slot);
+            self.post(p.sqe.user_data, -libc::ECANCELED, sq, cq);
+            found += 1;
+            if !all {
+                break;
+            }
+        }
+        found
+    }
+
+    /// A slot for `sqe`.
+    fn slot(&mut self, sqe: io_uring_sqe) -> u32 {
+        let entry = |generation| Parked {
+            sqe,
+            progress: 0,
+            generation,
+            wait: Wait::Free,
+        };
+        match self.free.pop() {
+            Some(slot) => {
+                let p = &mut self.parked[slot as usize];
+                *p = entry(p.generation);
+                slot
+            }
+            None => {
+                self.parked.push(entry(0));
+                (self.parked.len() - 1) as u32
+            }
+        }
+    }
+
+    fn release(&mut self, slot: u32) {
+        let p = &mut self.parked[slot as usize];
+        p.wait = Wait::Free;
+        p.generation = p.generation.wrapping_add(1);
+        self.free.push(slot);
+    }
+
+    /// Another attempt at the entry in `slot`: it completes, or waits again.
+    fn retry(&mut self, slot: u32, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
+        let mut may_block = false;
+        loop {
+            let p = &mut self.parked[slot as usize];
+            match attempt(&mut p.sqe, &mut p.progress, may_block) {
+                Attempt::Done(res) => {
+                    let user_data = p.sqe.user_data;
+                    self.release(slot);
+                    self.post(user_data, res, sq, cq);
+                    return;
+                }
+                Attempt::Wait { fd, events } => match self.park(slot, fd, events) {
+                    Ok(()) => return,
+                    // Epoll cannot wait for it (a regular file): it does not block for long.
+                    Err(Errno::EPERM) => may_block = true,
+                    Err(e) => {
+                        let user_data = self.parked[slot as usize].sqe.user_data;
+                        self.release(slot);
+                        self.post(user_data, -e.raw(), sq, cq);
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Makes `slot` wait for `events` on `fd`.
+    fn park(&mut self, slot: u32, fd: RawFd, events: u32) -> Result<(), Errno> {
+        if fd < 0 {
+            return Err(Errno::EBADF);
+        }
+        let index = fd as usize;
+        if self.watches.len() <= index {
+            self.watches.resize_with(index + 1, Watch::default);
+        }
+        let watch = &self.watches[index];
+        let want = watch.armed | events;
+        if watch.armed & events != events || watch.waiters.is_empty() {
+            self.register(fd, want)?;
+        }
+        let watch = &mut self.watches[index];
+        watch.armed = want;
+        watch.waiters.push(slot);
+        self.parked[slot as usize].wait = Wait::Fd { fd, events };
+        Ok(())
+    }
+
+    /// Arms `fd` again for what its waiters wait for, if any wait.
+    fn arm(&mut self, fd: RawFd, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
+        let Some(watch) = self.watches.get(fd as usize) else {
+            return;
+        };
+        let want = watch
+            .waiters
+            .iter()
+            .map(|&s| match self.parked[s as usize].wait {
+                Wait::Fd { events, .. } => events,
+                _ => 0,
+            })
+            .fold(0, |a, b| a | b);
+        if want == 0 || watch.armed & want == want {
+            return;
+        }
+        if self.register(fd, want).is_ok() {
+            self.watches[fd as usize].armed = want;
+            return;
+        }
+        // The descriptor went away under its waiters (closed while they waited): each gets
+        // its next attempt's answer (`EBADF`, from the call or from parking again).
+        let watch = &mut self.watches[fd as usize];
+        watch.armed = 0;
+        let waiters = core::mem::take(&mut watch.waiters);
+        for &slot in &waiters {
+            self.retry(slot, sq, cq);
+        }
+    }
+
+    /// `EPOLL_CTL_MOD` (or `ADD` for a descriptor epoll does not know yet), one-shot.
+    fn register(&self, fd: RawFd, events: u32) -> Result<(), Errno> {
+        let mut event = libc::epoll_event {
+            events: events | libc::EPOLLONESHOT as u32,
+            u64: fd as u64,
+        };
+        let epoll = self.epoll.as_raw_fd();
+        // SAFETY: `event` is a live local for the call.
+        let rc = unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_MOD, fd, &raw mut event) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = Errno::last();
+        if e != Errno::ENOENT {
+            return Err(e);
+        }
+        // SAFETY: as above.
+        let rc = unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &raw mut event) };
+        if rc == 0 { Ok(()) } else { Err(Errno::last()) }
+    }
+
+    /// Posts a completion, or keeps it in the overflow list while the CQ is full (or older
+    /// ones wait there).
+    fn post(&mut self, user_data: u64, res: i32, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
+        let cqe = io_uring_cqe {
+            user_data,
+            res,
+            flags: 0,
+        };
+        if !self.overflow.is_empty() || !cq.post(cqe) {
+            self.overflow.push_back(cqe);
+            sq.set_flag(SqRingFlags::CQ_OVERFLOW, true);
+        }
+    }
+
+    fn flush_overflow(&mut self, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
+        if self.overflow.is_empty() {
+            return;
+        }
+        while let Some(&cqe) = self.overflow.front() {
+            if !cq.post(cqe) {
+                return;
+            }
+            self.overflow.pop_front();
+        }
+        sq.set_flag(SqRingFlags::CQ_OVERFLOW, false);
+    }
+}
