@@ -163,6 +163,8 @@ fn rw(sqe: &io_uring_sqe, write: bool, vectored: bool, may_block: bool) -> Attem
             call(offset, flags | libc::RWF_NOWAIT)
         };
         match -r {
+            // The caller's own RWF_NOWAIT: "would block" is the answer.
+            libc::EAGAIN if flags & libc::RWF_NOWAIT != 0 => return Attempt::Done(r),
             libc::EAGAIN if !may_block => return Attempt::Wait { fd: sqe.fd, events },
             libc::EOPNOTSUPP if !may_block => {
                 // This file cannot be asked not to wait: ask it whether it would.
@@ -206,6 +208,8 @@ fn transfer(sqe: &mut io_uring_sqe, progress: &mut u32, send: bool) -> Attempt {
         }
         return match r {
             n if n >= 0 => Attempt::Done((*progress + n as u32).min(i32::MAX as u32) as i32),
+            // The caller's own MSG_DONTWAIT: "would block" is the answer, as with io_uring.
+            n if -n == libc::EAGAIN && flags & libc::MSG_DONTWAIT != 0 => Attempt::Done(n),
             n if -n == libc::EAGAIN => Attempt::Wait {
                 fd: sqe.fd,
                 events: if send { libc::EPOLLOUT } else { libc::EPOLLIN } as u32,
@@ -325,21 +329,13 @@ fn poll_add(sqe: &io_uring_sqe) -> Attempt {
 fn splice(sqe: &io_uring_sqe, may_block: bool) -> Attempt {
     let fd_in = sqe.splice_fd_in;
     let fd_out = sqe.fd;
-    // A blocking socket end would block the loop even with SPLICE_F_NONBLOCK (which covers
-    // the pipe ends only): wait until both ends are ready.
-    if !may_block {
-        if !ready(fd_in, libc::POLLIN) {
-            return Attempt::Wait {
-                fd: fd_in,
-                events: libc::EPOLLIN as u32,
-            };
-        }
-        if !ready(fd_out, libc::POLLOUT) {
-            return Attempt::Wait {
-                fd: fd_out,
-                events: libc::EPOLLOUT as u32,
-            };
-        }
+    // SPLICE_F_NONBLOCK keeps the pipe ends from waiting, and a socket being written to,
+    // but not a blocking socket being read from: wait until that one has data.
+    if !may_block && !ready(fd_in, libc::POLLIN) && is_socket(fd_in) {
+        return Attempt::Wait {
+            fd: fd_in,
+            events: libc::EPOLLIN as u32,
+        };
     }
     // io_uring reads the offsets and never writes them back: copies go to the call.
     let mut off_in = sqe.addr as i64;
@@ -359,12 +355,27 @@ fn splice(sqe: &io_uring_sqe, may_block: bool) -> Attempt {
     let rc = unsafe { libc::splice(fd_in, p_in, fd_out, p_out, sqe.len as usize, flags) };
     let r = res(rc);
     if r == -libc::EAGAIN && !may_block {
+        // Whichever end is not ready.
+        if !ready(fd_in, libc::POLLIN) {
+            return Attempt::Wait {
+                fd: fd_in,
+                events: libc::EPOLLIN as u32,
+            };
+        }
         return Attempt::Wait {
-            fd: fd_in,
-            events: libc::EPOLLIN as u32,
+            fd: fd_out,
+            events: libc::EPOLLOUT as u32,
         };
     }
     Attempt::Done(r)
+}
+
+fn is_socket(fd: RawFd) -> bool {
+    // SAFETY: `st` is a live local the call fills.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    let rc = unsafe { libc::fstat(fd, &raw mut st) };
+    rc == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
 }
 
 /// The ops that never wait for readiness: run to the end, now.
