@@ -462,7 +462,10 @@ fn spawn_out_of_fds() {
         (
             2,
             RingError::Setup(xuring_sys::SetupError::Os {
-                call: "io_uring_setup",
+                call: match ring.executor() {
+                    xuring_core::Executor::IoUring => "io_uring_setup",
+                    xuring_core::Executor::Epoll => "epoll_create1",
+                },
                 errno: xuring_core::Errno::EMFILE,
             }),
         ),

@@ -10,7 +10,7 @@ use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::abi::{
-    IORING_OFF_CQ_RING, IORING_OFF_SQ_RING, IORING_OFF_SQES, __kernel_timespec, io_uring_params,
+    __kernel_timespec, IORING_OFF_CQ_RING, IORING_OFF_SQ_RING, IORING_OFF_SQES, io_uring_params,
     io_uring_sqe,
 };
 use crate::emulated::Emulator;
@@ -284,6 +284,9 @@ impl RawRing {
     /// A ring that the readiness executor runs: the kernel's layout in private memory, the
     /// opcodes the executor implements, `NODROP` and `EXT_ARG` semantics, every cancel flag.
     pub fn emulated(options: &SetupOptions) -> Result<RawRing, SetupError> {
+        // The executor ignores setup flags, but a caller asking for one the queues cannot
+        // drive gets the same refusal on either executor.
+        refuse_undriven(options)?;
         let os = |call| move |errno| SetupError::Os { call, errno };
         let entries = options.entries.clamp(1, MAX_ENTRIES).next_power_of_two();
         let cq_entries = options
@@ -362,13 +365,7 @@ impl RawRing {
         Ok(RawRing {
             sq,
             cq,
-            features: Features::from_probe(
-                flags,
-                ops,
-                SetupFlags::empty(),
-                cancel,
-                options.level,
-            ),
+            features: Features::from_probe(flags, ops, SetupFlags::empty(), cancel, options.level),
             params,
             emulator: Some(Box::new(emulator)),
             _sqes: sqes,
@@ -383,11 +380,7 @@ impl RawRing {
         // layers above never wake an SQ poll thread, poll or enable a ring: a flag that needs
         // any of that would give a ring that misreads its queues or never completes.
         // On the raw bits, so that bits no flag names (newer kernels' flags) count too.
-        let asked = options.wanted.bits() | options.required.bits();
-        let refused = SetupFlags::from_bits_retain(asked & !SetupFlags::DRIVEN.bits());
-        if !refused.is_empty() {
-            return Err(SetupError::UnsupportedFlags { flags: refused });
-        }
+        refuse_undriven(options)?;
         // CQSIZE and ATTACH_WQ come from their options only: without a size or an fd the
         // kernel would read a CQ size of 0 or the fd 0.
         let from_options = SetupFlags::CQSIZE | SetupFlags::ATTACH_WQ;
@@ -652,6 +645,18 @@ impl RawRing {
     #[inline]
     pub fn queues(&mut self) -> (&mut SubmissionQueue, &mut CompletionQueue) {
         (&mut self.sq, &mut self.cq)
+    }
+}
+
+/// [`SetupError::UnsupportedFlags`] for flags outside [`SetupFlags::DRIVEN`].
+fn refuse_undriven(options: &SetupOptions) -> Result<(), SetupError> {
+    // On the raw bits, so that bits no flag names (newer kernels' flags) count too.
+    let asked = options.wanted.bits() | options.required.bits();
+    let refused = SetupFlags::from_bits_retain(asked & !SetupFlags::DRIVEN.bits());
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(SetupError::UnsupportedFlags { flags: refused })
     }
 }
 

@@ -180,9 +180,20 @@ impl Drop for Sysctl {
 
 /// One setup with the sysctl at `value`, restored right after (the sysctl is system-wide: the
 /// window is one `io_uring_setup` call).
+/// The kernel ring's setup under `io_uring_disabled=value`; checks on the way that the default
+/// executor choice gets a ring anyway (the readiness executor where io_uring is refused).
 fn setup_with_disabled(value: &str) -> Option<Result<RawRing, SetupError>> {
     let guard = Sysctl::set(value)?;
-    let outcome = RawRing::new(&SetupOptions::new(8, KernelLevel::Native));
+    let options = SetupOptions::new(8, KernelLevel::Native);
+    let outcome = RawRing::kernel(&options);
+    let auto = RawRing::new(&options).expect("the default choice always gets a ring");
+    let expected = if outcome.is_ok() {
+        xuring_sys::Executor::IoUring
+    } else {
+        xuring_sys::Executor::Epoll
+    };
+    assert_eq!(auto.executor(), expected);
+    drop(auto);
     drop(guard);
     Some(outcome)
 }

@@ -1,4 +1,5 @@
-//! `ENOSYS` and `EPERM` from `io_uring_setup` map to the errors that explain them.
+//! `ENOSYS` and `EPERM` from `io_uring_setup` map to the errors that explain them, and the
+//! default executor choice gets a working ring on the readiness executor there.
 //!
 //! Each case runs in a child process (this test binary re-executed) that installs a seccomp
 //! filter making `io_uring_setup` fail with that errno. A child process, not a `fork` of the
@@ -6,7 +7,8 @@
 
 use std::process::{Command, Stdio};
 
-use xuring_sys::{KernelLevel, RawRing, SetupError, SetupOptions};
+use xuring_sys::abi::io_uring_sqe;
+use xuring_sys::{EnterFlags, Executor, KernelLevel, Opcode, RawRing, SetupError, SetupOptions};
 
 const CHILD_ENV: &str = "XURING_SECCOMP_CHILD_ERRNO";
 
@@ -64,8 +66,23 @@ fn deny_io_uring_setup(errno: u32) {
 
 fn child(errno: u32) {
     deny_io_uring_setup(errno);
-    let err = RawRing::new(&SetupOptions::new(8, KernelLevel::Native))
-        .expect_err("the filter makes setup fail");
+    let options = SetupOptions::new(8, KernelLevel::Native);
+    let err = RawRing::kernel(&options).expect_err("the filter makes setup fail");
+    // The default choice runs the ring on the readiness executor instead, and it works.
+    let mut ring = RawRing::new(&options).expect("the readiness executor");
+    assert_eq!(ring.executor(), Executor::Epoll);
+    let sqe = io_uring_sqe {
+        opcode: Opcode::Nop as u8,
+        user_data: 7,
+        ..io_uring_sqe::ZEROED
+    };
+    // SAFETY: a NOP names no memory.
+    unsafe { ring.sq().push(&sqe) }.expect("room");
+    ring.sq().publish();
+    assert_eq!(ring.enter(1, 1, EnterFlags::GETEVENTS, None), Ok(1));
+    let mut seen = Vec::new();
+    ring.cq().reap(|cqe| seen.push((cqe.user_data, cqe.res)));
+    assert_eq!(seen, [(7, 0)]);
     let message = err.to_string();
     match errno as i32 {
         libc::ENOSYS => {

@@ -449,9 +449,7 @@ fn sync(opcode: Opcode, sqe: &io_uring_sqe) -> i32 {
                 path(sqe.off),
                 sqe.op_flags as i32,
             ) as isize),
-            Opcode::Socket => {
-                res(libc::socket(fd, sqe.off as i32, sqe.len as i32) as isize)
-            }
+            Opcode::Socket => res(libc::socket(fd, sqe.off as i32, sqe.len as i32) as isize),
             Opcode::Shutdown => res(libc::shutdown(fd, sqe.len as i32) as isize),
             // Not executed here (see `OPS`): the kernel's answer to an opcode it lacks.
             _ => -libc::EINVAL,

@@ -26,7 +26,7 @@ mod exec;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 
 pub(crate) use exec::OPS;
 use exec::{Attempt, attempt};
@@ -36,7 +36,6 @@ use crate::{
     CancelFlags, CompletionQueue, EnterFlags, Errno, Opcode, SqRingFlags, SubmissionQueue,
     TimeoutFlags,
 };
-
 
 /// An entry that is waiting, kept with the SQE it came from.
 #[derive(Clone, Copy, Debug)]
@@ -68,7 +67,8 @@ struct Watch {
 /// The executor of one emulated ring.
 #[derive(Debug)]
 pub(crate) struct Emulator {
-    epoll: OwnedFd,
+    /// The epoll instance, owned by the ring's fd (see [`Emulator::new`]).
+    epoll: RawFd,
     parked: Vec<Parked>,
     free: Vec<u32>,
     /// By descriptor number.
@@ -98,7 +98,9 @@ fn ns(ts: &__kernel_timespec) -> u64 {
 }
 
 impl Emulator {
-    /// A new executor with its epoll instance; the returned fd stands for the ring.
+    /// A new executor with its epoll instance, which the returned fd owns: it stands for the
+    /// ring, and whoever holds it keeps it open as long as the executor (`RawRing` drops the
+    /// executor first).
     pub(crate) fn new(entries: u32) -> Result<(Emulator, OwnedFd), Errno> {
         // SAFETY: no pointer arguments; the result is a new descriptor we own, or -1.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -106,12 +108,11 @@ impl Emulator {
             return Err(Errno::last());
         }
         // SAFETY: `fd` was just created and nothing else owns it.
-        let epoll: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
-        let ring_fd = crate::syscall::dup_cloexec(std::os::fd::AsFd::as_fd(&epoll))?;
+        let owned: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
         let room = entries as usize;
         Ok((
             Emulator {
-                epoll,
+                epoll: fd,
                 parked: Vec::with_capacity(room),
                 free: Vec::with_capacity(room),
                 watches: Vec::new(),
@@ -121,7 +122,7 @@ impl Emulator {
                 events: Vec::with_capacity(room.clamp(16, 1024)),
                 scratch: Vec::with_capacity(16),
             },
-            ring_fd,
+            owned,
         ))
     }
 
@@ -208,14 +209,7 @@ impl Emulator {
         self.events.clear();
         // SAFETY: the buffer holds `cap` uninitialised entries; the kernel writes at most that
         // many and returns how many, which is then set as the length.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epoll.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                cap as i32,
-                ms,
-            )
-        };
+        let n = unsafe { libc::epoll_wait(self.epoll, self.events.as_mut_ptr(), cap as i32, ms) };
         if n < 0 {
             return Err(Errno::last());
         }
@@ -230,13 +224,20 @@ impl Emulator {
     }
 
     /// `fd` reported `revents`: every entry waiting for one of them tries again.
-    fn wake(&mut self, fd: RawFd, revents: u32, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
+    fn wake(
+        &mut self,
+        fd: RawFd,
+        revents: u32,
+        sq: &mut SubmissionQueue,
+        cq: &mut CompletionQueue,
+    ) {
         let Some(watch) = self.watches.get_mut(fd as usize) else {
             return;
         };
         // The one-shot registration fired: whatever still waits arms it again.
         watch.armed = 0;
-        let mut waiters = core::mem::replace(&mut watch.waiters, core::mem::take(&mut self.scratch));
+        let mut waiters =
+            core::mem::replace(&mut watch.waiters, core::mem::take(&mut self.scratch));
         let failure = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
         for &slot in &waiters {
             let Wait::Fd { events, .. } = self.parked[slot as usize].wait else {
@@ -259,10 +260,18 @@ impl Emulator {
         match Opcode::from_u8(sqe.opcode) {
             Some(Opcode::Timeout) => self.timeout(sqe, sq, cq),
             Some(Opcode::TimeoutRemove) => {
-                let found = self.cancel(sq, cq, |p| {
-                    matches!(p.wait, Wait::Timer { .. }) && p.sqe.user_data == sqe.addr
-                }, false);
-                self.post(sqe.user_data, if found > 0 { 0 } else { -libc::ENOENT }, sq, cq);
+                let found = self.cancel(
+                    sq,
+                    cq,
+                    |p| matches!(p.wait, Wait::Timer { .. }) && p.sqe.user_data == sqe.addr,
+                    false,
+                );
+                self.post(
+                    sqe.user_data,
+                    if found > 0 { 0 } else { -libc::ENOENT },
+                    sq,
+                    cq,
+                );
             }
             Some(Opcode::AsyncCancel) => {
                 let flags = CancelFlags::from_bits_retain(sqe.op_flags);
@@ -470,7 +479,7 @@ impl Emulator {
             events: events | libc::EPOLLONESHOT as u32,
             u64: fd as u64,
         };
-        let epoll = self.epoll.as_raw_fd();
+        let epoll = self.epoll;
         // SAFETY: `event` is a live local for the call.
         let rc = unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_MOD, fd, &raw mut event) };
         if rc == 0 {
@@ -487,7 +496,13 @@ impl Emulator {
 
     /// Posts a completion, or keeps it in the overflow list while the CQ is full (or older
     /// ones wait there).
-    fn post(&mut self, user_data: u64, res: i32, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
+    fn post(
+        &mut self,
+        user_data: u64,
+        res: i32,
+        sq: &mut SubmissionQueue,
+        cq: &mut CompletionQueue,
+    ) {
         let cqe = io_uring_cqe {
             user_data,
             res,
