@@ -1,5 +1,6 @@
-//! The generic behaviour suite (`tests/behaviour`) on the real kernel. The mock runs the same
-//! suite in `xuring-mock/tests/behaviour.rs`.
+//! The generic behaviour suite (`tests/behaviour`) on the real kernel: on io_uring (or what
+//! `XURING_BACKEND` selects), and in `epoll::` on the readiness executor. The mock runs the
+//! same suite in `xuring-mock/tests/behaviour.rs`.
 #![cfg(not(miri))]
 
 mod behaviour;
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use behaviour::Fixture;
-use xuring_core::{Ring, RingBuilder, Uring};
+use xuring_core::{ExecutorChoice, Ring, RingBuilder, Uring};
 
 /// An empty pipe whose write end stays open: reads wait in flight until cancelled.
 fn stuck_fd(_ring: &mut Ring<Uring>) -> (RawFd, Box<dyn Any>) {
@@ -77,6 +78,16 @@ const URING: Fixture<Uring> = Fixture {
     ring_fd: Ring::fd,
 };
 
+/// The same, on the readiness executor whatever the environment says.
+const EPOLL: Fixture<Uring> = Fixture {
+    build: |options| {
+        let ring = options.executor(ExecutorChoice::Epoll).build()?;
+        assert_eq!(ring.executor(), xuring_core::Executor::Epoll);
+        Ok(ring)
+    },
+    ..URING
+};
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         $(
@@ -85,6 +96,14 @@ macro_rules! suite {
                 behaviour::$name(&URING);
             }
         )*
+        mod epoll {
+            $(
+                #[test]
+                fn $name() {
+                    super::behaviour::$name(&super::EPOLL);
+                }
+            )*
+        }
     };
 }
 

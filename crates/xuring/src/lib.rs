@@ -20,10 +20,10 @@ pub mod io_uring {
     // What only a backend implementation needs (`Op`, `Completion`, the op argument structs)
     // stays in `xuring_core`.
     pub use xuring_core::{
-        Accepted, Backend, BufferPool, CPath, Callback, Context, Errno, Features, Handler, IoBuf,
-        IoVecs, KernelLevel, Mail, Message, Offset, OpKind, OpResult, Peer, PoolBuf, Ring,
-        RingBuilder, RingError, RingStats, RunCondition, Stat, Task, TaskHandle, TaskId, TaskState,
-        Thread, Timespec, Uring, leaked_tasks,
+        Accepted, Backend, BufferPool, CPath, Callback, Context, Errno, Executor, ExecutorChoice,
+        Features, Handler, IoBuf, IoVecs, KernelLevel, Mail, Message, Offset, OpKind, OpResult,
+        Peer, PoolBuf, Ring, RingBuilder, RingError, RingStats, RunCondition, Stat, Task,
+        TaskHandle, TaskId, TaskState, Thread, Timespec, Uring, leaked_tasks,
     };
     pub use xuring_mock::{Mock, MockRingExt};
 }
