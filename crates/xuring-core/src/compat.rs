@@ -51,8 +51,9 @@ fn operations() -> String {
          are submitted without a check (a ring is refused on a kernel missing one of those \
          opcodes); newer ones are checked each time they are queued, and take their fallback, \
          or complete with `EOPNOTSUPP` without reaching the kernel, where the opcode is \
-         missing.\n\n| op | methods | opcode | since | where the opcode is missing (and notes) |\n\
-         |---|---|---|---|---|\n"
+         missing. The last column says how the readiness executor (`epoll`, where io_uring is \
+         blocked) runs the op.\n\n| op | methods | opcode | since | where the opcode is missing \
+         (and notes) | on the readiness executor |\n|---|---|---|---|---|---|\n"
     );
     for &kind in OpKind::ALL {
         let methods: Vec<String> = kind.methods().iter().map(|m| format!("`{m}`")).collect();
@@ -65,14 +66,20 @@ fn operations() -> String {
         if let Some(note) = kind.note() {
             missing = format!("{missing} ({note})");
         }
+        let epoll = match (xuring_sys::emulation(kind.opcode()), kind.fallback()) {
+            (Some(how), _) => how.to_owned(),
+            (None, Some(fallback)) => fallback.to_owned(),
+            (None, None) => "`EOPNOTSUPP`".to_owned(),
+        };
         let _ = writeln!(
             out,
-            "| `{}` | {} | `{}` | {} | {} |",
+            "| `{}` | {} | `{}` | {} | {} | {} |",
             kind.name(),
             methods,
             kind.opcode().c_name(),
             kind.opcode().since(),
-            missing
+            missing,
+            epoll
         );
     }
     out

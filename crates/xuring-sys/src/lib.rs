@@ -55,6 +55,7 @@ pub mod abi;
 pub mod compat;
 #[allow(unsafe_code)]
 mod emulated;
+pub use emulated::emulation;
 mod errno;
 mod executor;
 mod features;

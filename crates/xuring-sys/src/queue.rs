@@ -294,9 +294,11 @@ impl SubmissionQueue {
         let tail = unsafe { self.tail.as_ref() }.load(Ordering::Acquire);
         let mut taken = 0;
         while head != tail && taken < max {
-            // SAFETY: `head & mask < entries`, inside the SQE array; the entry is published
-            // (below the tail) and not yet consumed, so the submitter no longer writes it.
-            let sqe = unsafe { self.sqes.add((head & self.mask) as usize).read() };
+            // SAFETY: `head & mask < entries`, inside the SQE array.
+            let slot = unsafe { self.sqes.add((head & self.mask) as usize) };
+            // SAFETY: the entry is published (below the tail) and not yet consumed, so the
+            // submitter no longer writes it.
+            let sqe = unsafe { slot.read() };
             head = head.wrapping_add(1);
             // Release: the entry was read before its slot may be reused.
             head_ref.store(head, Ordering::Release);
@@ -453,9 +455,11 @@ impl CompletionQueue {
         if tail.wrapping_sub(head) >= self.entries {
             return false;
         }
-        // SAFETY: `tail & mask < entries`, inside the CQE array; the slot is at or past the
-        // tail, so the consumer does not read it until the store below.
-        unsafe { self.cqes.add((tail & self.mask) as usize).write(cqe) };
+        // SAFETY: `tail & mask < entries`, inside the CQE array.
+        let slot = unsafe { self.cqes.add((tail & self.mask) as usize) };
+        // SAFETY: the slot is at or past the tail, so the consumer does not read it until the
+        // store below.
+        unsafe { slot.write(cqe) };
         // Release: the entry is written before the consumer sees the new tail.
         tail_ref.store(tail.wrapping_add(1), Ordering::Release);
         true

@@ -33,40 +33,66 @@ pub(super) enum Attempt {
     },
 }
 
-/// The opcodes [`attempt`] executes (timers and cancels are the caller's). `MSG_RING` is not
-/// among them: there is no kernel ring to post into, so the layers above take their
-/// eventfd route, as on kernels before 5.18.
-pub(crate) const OPS: OpSet = OpSet::EMPTY
-    .with(Opcode::Nop)
-    .with(Opcode::Readv)
-    .with(Opcode::Writev)
-    .with(Opcode::Fsync)
-    .with(Opcode::ReadFixed)
-    .with(Opcode::WriteFixed)
-    .with(Opcode::PollAdd)
-    .with(Opcode::Timeout)
-    .with(Opcode::TimeoutRemove)
-    .with(Opcode::Accept)
-    .with(Opcode::AsyncCancel)
-    .with(Opcode::Connect)
-    .with(Opcode::Fallocate)
-    .with(Opcode::Openat)
-    .with(Opcode::Close)
-    .with(Opcode::Statx)
-    .with(Opcode::Read)
-    .with(Opcode::Write)
-    .with(Opcode::Fadvise)
-    .with(Opcode::Send)
-    .with(Opcode::Recv)
-    .with(Opcode::Openat2)
-    .with(Opcode::Splice)
-    .with(Opcode::Shutdown)
-    .with(Opcode::Renameat)
-    .with(Opcode::Unlinkat)
-    .with(Opcode::Mkdirat)
-    .with(Opcode::Symlinkat)
-    .with(Opcode::Linkat)
-    .with(Opcode::Socket);
+/// How the readiness executor runs `opcode`, for `docs/kernel-compat.md`; `None` where it does
+/// not (the ring then takes the op's fallback, or completes it with `EOPNOTSUPP`, as on a
+/// kernel without the opcode). `MSG_RING` is not run: there is no kernel ring to post into,
+/// so the layers above take their eventfd route, as on kernels before 5.18.
+pub const fn emulation(opcode: Opcode) -> Option<&'static str> {
+    const WAIT_RW: &str = "`preadv2`/`pwritev2` with `RWF_NOWAIT`, then a wait for readiness; \
+        a file epoll cannot wait for (regular file) is read or written synchronously";
+    const SYNC: &str = "the system call, synchronously";
+    Some(match opcode {
+        Opcode::Nop => "completes at once",
+        Opcode::Read | Opcode::Write | Opcode::Readv | Opcode::Writev => WAIT_RW,
+        Opcode::ReadFixed | Opcode::WriteFixed => {
+            "as `READ`/`WRITE` (nothing is registered: the pool's buffers are plain memory)"
+        }
+        Opcode::Recv | Opcode::Send => {
+            "`recv`/`send` with `MSG_DONTWAIT`, then a wait for readiness (`MSG_WAITALL`: \
+             until all of it moved)"
+        }
+        Opcode::Accept => "`accept4` with the listener non-blocking for the call, then a wait",
+        Opcode::Connect => "a non-blocking `connect`, then a wait for writability and `SO_ERROR`",
+        Opcode::PollAdd => "`poll` with no timeout, then a wait for readiness (one-shot)",
+        Opcode::Splice => {
+            "`splice` with `SPLICE_F_NONBLOCK`, after a wait for a socket it reads from"
+        }
+        Opcode::Timeout => "a timer heap bounding `epoll_wait` (pure timers; counted: `EINVAL`)",
+        Opcode::TimeoutRemove | Opcode::AsyncCancel => {
+            "cancels what waits (a readiness wait or a timer); work that runs synchronously is \
+             never in flight"
+        }
+        Opcode::Fsync
+        | Opcode::Fallocate
+        | Opcode::Openat
+        | Opcode::Openat2
+        | Opcode::Close
+        | Opcode::Statx
+        | Opcode::Fadvise
+        | Opcode::Shutdown
+        | Opcode::Renameat
+        | Opcode::Unlinkat
+        | Opcode::Mkdirat
+        | Opcode::Symlinkat
+        | Opcode::Linkat
+        | Opcode::Socket => SYNC,
+        _ => return None,
+    })
+}
+
+/// The opcodes the readiness executor runs (those [`emulation`] describes).
+pub(crate) const OPS: OpSet = {
+    let mut set = OpSet::EMPTY;
+    let mut i = 0;
+    while i < Opcode::TABLE.len() {
+        let op = Opcode::TABLE[i].opcode;
+        if emulation(op).is_some() {
+            set = set.with(op);
+        }
+        i += 1;
+    }
+    set
+};
 
 fn errno() -> i32 {
     std::io::Error::last_os_error()
@@ -145,14 +171,14 @@ fn rw(sqe: &io_uring_sqe, write: bool, vectored: bool, may_block: bool) -> Attem
     let flags = sqe.op_flags as i32;
     let events = if write { libc::EPOLLOUT } else { libc::EPOLLIN } as u32;
     let call = |offset: i64, flags: i32| -> i32 {
-        // SAFETY: `iov` points at `count` iovecs (the SQE's array, or `single`) naming memory
-        // the submitter keeps valid until this entry completes (the module's contract).
-        let rc = unsafe {
-            if write {
-                libc::pwritev2(sqe.fd, iov, count, offset, flags)
-            } else {
-                libc::preadv2(sqe.fd, iov, count, offset, flags)
-            }
+        let rc = if write {
+            // SAFETY: `iov` points at `count` iovecs (the SQE's array, or `single`) naming
+            // memory the submitter keeps valid until this entry completes (the module's
+            // contract).
+            unsafe { libc::pwritev2(sqe.fd, iov, count, offset, flags) }
+        } else {
+            // SAFETY: as above; the memory is writable (the submitter's read buffers).
+            unsafe { libc::preadv2(sqe.fd, iov, count, offset, flags) }
         };
         res(rc)
     };
@@ -190,14 +216,13 @@ fn transfer(sqe: &mut io_uring_sqe, progress: &mut u32, send: bool) -> Attempt {
     loop {
         let buf = sqe.addr as usize as *mut libc::c_void;
         let len = sqe.len as usize;
-        // SAFETY: `buf` names `len` bytes the submitter keeps valid until this entry
-        // completes (the module's contract); they advance within it only by what moved.
-        let rc = unsafe {
-            if send {
-                libc::send(sqe.fd, buf, len, call_flags)
-            } else {
-                libc::recv(sqe.fd, buf, len, call_flags)
-            }
+        let rc = if send {
+            // SAFETY: `buf` names `len` bytes the submitter keeps valid until this entry
+            // completes (the module's contract); they advance within it only by what moved.
+            unsafe { libc::send(sqe.fd, buf, len, call_flags) }
+        } else {
+            // SAFETY: as above; the memory is writable (the submitter's receive buffer).
+            unsafe { libc::recv(sqe.fd, buf, len, call_flags) }
         };
         let r = res(rc);
         if r > 0 && wait_all && (r as u32) < sqe.len {
@@ -378,81 +403,77 @@ fn is_socket(fd: RawFd) -> bool {
     rc == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
 }
 
-/// The ops that never wait for readiness: run to the end, now.
+/// The ops that never wait for readiness: run to the end, now. Paths, `statx` and
+/// `open_how` buffers come from the SQE and are valid until completion (the module's
+/// contract); every other argument is an integer.
 fn sync(opcode: Opcode, sqe: &io_uring_sqe) -> i32 {
     let fd = sqe.fd;
-    // SAFETY (every call below): paths, `statx`/`open_how` buffers and addresses come from
-    // the SQE and are valid until completion (the module's contract); the rest are integers.
-    unsafe {
-        match opcode {
-            Opcode::Openat => res(libc::openat(
-                fd,
-                path(sqe.addr),
-                sqe.op_flags as i32,
-                sqe.len as libc::c_uint,
-            ) as isize),
-            Opcode::Openat2 => res(libc::syscall(
-                libc::SYS_openat2,
-                fd,
-                path(sqe.addr),
-                sqe.off as usize as *mut libc::c_void,
-                sqe.len as usize,
-            ) as isize),
-            Opcode::Close => res(libc::close(fd) as isize),
-            Opcode::Fsync => {
-                let datasync = sqe.op_flags & crate::FsyncFlags::DATASYNC.bits() != 0;
-                res(if datasync {
-                    libc::fdatasync(fd)
-                } else {
-                    libc::fsync(fd)
-                } as isize)
-            }
-            Opcode::Fallocate => res(libc::fallocate(
-                fd,
-                sqe.len as i32,
-                sqe.off as libc::off_t,
-                sqe.addr as libc::off_t,
-            ) as isize),
-            // posix_fadvise returns the error number itself.
-            Opcode::Fadvise => -libc::posix_fadvise(
-                fd,
-                sqe.off as libc::off_t,
-                sqe.len as libc::off_t,
-                sqe.op_flags as i32,
-            ),
-            Opcode::Statx => res(libc::statx(
-                fd,
-                path(sqe.addr),
-                sqe.op_flags as i32,
-                sqe.len,
-                sqe.off as usize as *mut libc::statx,
-            ) as isize),
-            Opcode::Unlinkat => {
-                res(libc::unlinkat(fd, path(sqe.addr), sqe.op_flags as i32) as isize)
-            }
-            Opcode::Renameat => res(libc::syscall(
-                libc::SYS_renameat2,
-                fd,
-                path(sqe.addr),
-                sqe.len as i32,
-                path(sqe.off),
-                sqe.op_flags,
-            ) as isize),
-            Opcode::Mkdirat => {
-                res(libc::mkdirat(fd, path(sqe.addr), sqe.len as libc::mode_t) as isize)
-            }
-            Opcode::Symlinkat => res(libc::symlinkat(path(sqe.addr), fd, path(sqe.off)) as isize),
-            Opcode::Linkat => res(libc::linkat(
-                fd,
-                path(sqe.addr),
-                sqe.len as i32,
-                path(sqe.off),
-                sqe.op_flags as i32,
-            ) as isize),
-            Opcode::Socket => res(libc::socket(fd, sqe.off as i32, sqe.len as i32) as isize),
-            Opcode::Shutdown => res(libc::shutdown(fd, sqe.len as i32) as isize),
-            // Not executed here (see `OPS`): the kernel's answer to an opcode it lacks.
-            _ => -libc::EINVAL,
+    let (addr, addr2) = (path(sqe.addr), path(sqe.off));
+    let rc: isize = match opcode {
+        Opcode::Openat => {
+            let (flags, mode) = (sqe.op_flags as i32, sqe.len as libc::c_uint);
+            // SAFETY: a path from the SQE (see above).
+            (unsafe { libc::openat(fd, addr, flags, mode) }) as isize
         }
-    }
+        Opcode::Openat2 => {
+            let how = sqe.off as usize as *mut libc::c_void;
+            let size = sqe.len as usize;
+            // SAFETY: a path and an `open_how` of `size` bytes from the SQE.
+            (unsafe { libc::syscall(libc::SYS_openat2, fd, addr, how, size) }) as isize
+        }
+        // SAFETY: integers only.
+        Opcode::Close => (unsafe { libc::close(fd) }) as isize,
+        Opcode::Fsync if sqe.op_flags & crate::FsyncFlags::DATASYNC.bits() != 0 => {
+            // SAFETY: integers only.
+            (unsafe { libc::fdatasync(fd) }) as isize
+        }
+        // SAFETY: integers only.
+        Opcode::Fsync => (unsafe { libc::fsync(fd) }) as isize,
+        Opcode::Fallocate => {
+            let (mode, offset, len) = (sqe.len as i32, sqe.off as i64, sqe.addr as i64);
+            // SAFETY: integers only.
+            (unsafe { libc::fallocate(fd, mode, offset, len) }) as isize
+        }
+        Opcode::Fadvise => {
+            let (offset, len) = (sqe.off as i64, i64::from(sqe.len));
+            // SAFETY: integers only. It returns the error number itself.
+            let e = unsafe { libc::posix_fadvise(fd, offset, len, sqe.op_flags as i32) };
+            return -e;
+        }
+        Opcode::Statx => {
+            let (flags, mask) = (sqe.op_flags as i32, sqe.len);
+            let buf = sqe.off as usize as *mut libc::statx;
+            // SAFETY: a path and a `statx` buffer from the SQE.
+            (unsafe { libc::statx(fd, addr, flags, mask, buf) }) as isize
+        }
+        // SAFETY: a path from the SQE.
+        Opcode::Unlinkat => (unsafe { libc::unlinkat(fd, addr, sqe.op_flags as i32) }) as isize,
+        Opcode::Renameat => {
+            let (new_dir, flags) = (sqe.len as i32, sqe.op_flags);
+            // SAFETY: two paths from the SQE.
+            (unsafe { libc::syscall(libc::SYS_renameat2, fd, addr, new_dir, addr2, flags) })
+                as isize
+        }
+        Opcode::Mkdirat => {
+            // SAFETY: a path from the SQE.
+            (unsafe { libc::mkdirat(fd, addr, sqe.len as libc::mode_t) }) as isize
+        }
+        // SAFETY: two paths from the SQE.
+        Opcode::Symlinkat => (unsafe { libc::symlinkat(addr, fd, addr2) }) as isize,
+        Opcode::Linkat => {
+            let (new_dir, flags) = (sqe.len as i32, sqe.op_flags as i32);
+            // SAFETY: two paths from the SQE.
+            (unsafe { libc::linkat(fd, addr, new_dir, addr2, flags) }) as isize
+        }
+        Opcode::Socket => {
+            let (ty, protocol) = (sqe.off as i32, sqe.len as i32);
+            // SAFETY: integers only.
+            (unsafe { libc::socket(fd, ty, protocol) }) as isize
+        }
+        // SAFETY: integers only.
+        Opcode::Shutdown => (unsafe { libc::shutdown(fd, sqe.len as i32) }) as isize,
+        // Not executed here (see `emulation`): the kernel's answer to an opcode it lacks.
+        _ => return -libc::EINVAL,
+    };
+    res(rc)
 }

@@ -29,6 +29,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::os::fd::{OwnedFd, RawFd};
 
 pub(crate) use exec::OPS;
+pub use exec::emulation;
 use exec::{Attempt, attempt};
 
 use crate::abi::{__kernel_timespec, io_uring_cqe, io_uring_sqe};
