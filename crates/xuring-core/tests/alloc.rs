@@ -292,6 +292,24 @@ fn on_send_recv(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     Ok(())
 }
 
+/// A receive that waits for its data (queued before the send that brings it), each round.
+fn on_waiting_recv(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    static DATA: [u8; 64] = [9; 64];
+    let fds = chain(task).fds;
+    match task.result {
+        Some(OpResult::Send(Ok(64))) => {}
+        Some(OpResult::Recv(Ok(64))) => {
+            let buf = task.take_buf().expect("buffer back");
+            if next_round(task) {
+                ring.recv(fds[1], buf, 0, task.context());
+                ring.send(fds[0], &DATA[..], 0, task.context());
+            }
+        }
+        ref other => panic!("{other:?}"),
+    }
+    Ok(())
+}
+
 fn on_vectored(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     let bufs = task.take_iovecs().expect("buffers back");
     let fds = chain(task).fds;
@@ -382,7 +400,7 @@ fn other_ops_allocate_nothing() {
     let src = std::fs::File::open(&src_path).expect("splice source");
     let src_fd = std::os::fd::AsRawFd::as_raw_fd(&src);
 
-    let cases: [(&str, u32, xuring_core::Callback, [i32; 4], ChainStart); 8] = [
+    let cases: [(&str, u32, xuring_core::Callback, [i32; 4], ChainStart); 9] = [
         ("stat", 10_000, on_stat, [-1; 4], |ring, _, ctx| {
             ring.stat(c"/dev/null", ctx);
         }),
@@ -411,6 +429,16 @@ fn other_ops_allocate_nothing() {
             [pair[0], pair[1], -1, -1],
             |ring, fds, ctx| {
                 ring.send(fds[0], vec![7u8; 64], 0, ctx);
+            },
+        ),
+        (
+            "waiting recv",
+            10_000,
+            on_waiting_recv,
+            [pair[0], pair[1], -1, -1],
+            |ring, fds, ctx| {
+                ring.recv(fds[1], vec![0u8; 64], 0, ctx);
+                ring.send(fds[0], &[9u8; 64][..], 0, ctx);
             },
         ),
         (
@@ -456,15 +484,24 @@ fn other_ops_allocate_nothing() {
             },
         ),
     ];
-    for (name, ops, cb, fds, start) in cases {
-        let mut ring = Ring::builder(32).build().expect("ring");
+    // Each case on the ring `XURING_BACKEND` selects, and on the readiness executor.
+    let executors = [None, Some(xuring_core::ExecutorChoice::Epoll)];
+    for ((name, ops, cb, fds, start), executor) in executors
+        .into_iter()
+        .flat_map(|e| cases.into_iter().map(move |case| (case, e)))
+    {
+        let mut builder = Ring::builder(32);
+        if let Some(choice) = executor {
+            builder = builder.executor(choice);
+        }
+        let mut ring = builder.build().expect("ring");
         let unsupported = (name == "splice"
             && !ring.features().supports(xuring_sys::Opcode::Splice))
             || (name == "msg_ring" && !ring.features().supports(xuring_sys::Opcode::MsgRing));
         if unsupported {
             continue;
         }
-        let depth = if name == "msg_ring" || name == "splice" {
+        let depth = if name == "msg_ring" || name == "splice" || name == "waiting recv" {
             1
         } else {
             8
@@ -504,14 +541,14 @@ fn other_ops_allocate_nothing() {
         }
         // The chains that start with a fresh buffer allocate exactly those, once per chain.
         let expected = match name {
-            "send+recv" => u64::from(depth),
+            "send+recv" | "waiting recv" => u64::from(depth),
             // The Vec of buffers, its two buffers and the iovec array.
             "readv+writev" => 4 * u64::from(depth),
             _ => 0,
         };
         assert_eq!(
             counted, expected,
-            "{name}: {counted} allocations after warm-up"
+            "{name} ({executor:?}): {counted} allocations after warm-up"
         );
     }
     let _ = std::fs::remove_file(&path);
