@@ -95,7 +95,7 @@ fn run(side: &str, ops: u64, conns: u32, size: usize, pair: &CpuPair) -> Result<
         }
         "echo-xuring" | "echo-raw" => {
             let kind = if side == "echo-xuring" {
-                Kind::Xuring
+                Kind::Xuring(None)
             } else {
                 Kind::Raw
             };

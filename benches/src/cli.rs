@@ -3,8 +3,9 @@
 //! No command (or `tour [SCENARIO]`): the probe, then the tour of paired, calibrated runs of
 //! every scenario of [`SCENARIOS`] (or of one), ending in one table. `probe` prints only the
 //! probe. The subcommands of [`crate::commands`] (`noop`, `randread`, `echo`, `echo-server`,
-//! `msgring`, `timers`) run one case with the parameters given, on `--impl xuring|io-uring`
-//! or on both in turn, printing one record per run (`--json`: one JSON object per line).
+//! `msgring`, `timers`) run one case with the parameters given, on one side (`--impl`) or on
+//! two in turn (xuring and the raw `io-uring` crate unless `--impl A,B` names others),
+//! printing one record per run (`--json`: one JSON object per line).
 //! A tour scenario that is not a subcommand (`read4k`, `alloc`) may be named without `tour`.
 
 use std::io::Write as _;
@@ -15,6 +16,7 @@ use std::time::Instant;
 use xuring_core::KernelLevel;
 
 use crate::Config;
+use crate::backend::backends;
 use crate::commands::echo::{EchoBench, EchoOpts};
 use crate::commands::echo_server::{self, EchoServerOpts};
 use crate::commands::msgring::{MsgringBench, MsgringOpts};
@@ -71,8 +73,9 @@ pub struct Args {
     pub quick: bool,
     /// `--json` (probe and subcommands).
     pub json: bool,
-    /// `--impl` (subcommands): one implementation, or both in turn.
-    pub imp: Option<Impl>,
+    /// `--impl` (subcommands): one implementation, or two in turn; `None`: xuring and the
+    /// raw `io-uring` crate in turn.
+    pub imp: Option<Vec<Impl>>,
     /// `--runs N` (subcommands): runs per implementation.
     pub runs: Option<u32>,
 }
@@ -82,9 +85,11 @@ pub fn usage() -> String {
     let mut text = String::from(
         "usage: xuring-bench [tour [SCENARIO] | probe | SUBCOMMAND] [OPTIONS]\n\n\
          With no command: probes the kernel's io_uring, then runs the benchmark tour of xuring\n\
-         next to the raw io-uring crate and prints one table. The process pins itself to one\n\
-         CPU; variants run in turn for N rounds and the report gives medians and the median of\n\
-         paired ratios.\n\n\
+         next to the raw io-uring crate (and tokio for echo) and prints one table. xuring runs\n\
+         on io_uring, or on its readiness executor (epoll) where io_uring is blocked or\n\
+         XURING_BACKEND=epoll; the table's first line says which. The process pins itself to\n\
+         one CPU; variants run in turn for N rounds and the report gives medians and the\n\
+         median of paired ratios.\n\n\
          tour options:\n  --rounds N  paired rounds per case (default 10; 3 with --quick)\n  \
          --quick     a few-second smoke run with small counts\n\ntour scenarios:\n",
     );
@@ -92,12 +97,13 @@ pub fn usage() -> String {
         text.push_str(&format!("  {:<8}  {}\n", s.name, s.about));
     }
     text.push_str(
-        "\nsubcommands (one case; both implementations in turn unless --impl is given):\n\
+        "\nsubcommands (one case; xuring and io-uring in turn unless --impl is given):\n\
          \x20 probe                                    the probe alone\n\
          \x20 noop [--ops N] [--batch B]               NOPs through the task lifecycle, B in flight\n\
          \x20 randread [--file PATH] [--size-mib M] [--qd Q] [--secs S]\n\
          \x20                                          4 KiB random reads from a page-cached file\n\
          \x20 echo [--conns C] [--size S] [--secs T]   loopback TCP echo, server and client threads\n\
+         \x20                                          (also --impl tokio)\n\
          \x20 echo-server [--port P] [--secs S] [--max-conns M]\n\
          \x20                                          a TCP echo server on 127.0.0.1 until SIGINT,\n\
          \x20                                          SIGTERM or S seconds (--impl: xuring default)\n\
@@ -105,9 +111,13 @@ pub fn usage() -> String {
          \x20                                          ping-pong between two rings on two threads\n\
          \x20 timers [--count N] [--waves W] [--after-us U]\n\
          \x20                                          N concurrent timers armed and fired, W times\n\n\
-         subcommand options:\n  --impl xuring|io-uring  run one implementation only\n  \
-         --runs N                runs per implementation (default 5 with both, else 1)\n  \
-         --json                  one JSON object per result line\n",
+         subcommand options:\n\
+         \x20 --impl A[,B]   one side, or two run in turn: xuring (default executor), xuring-epoll,\n\
+         \x20                xuring-io_uring, io-uring (the raw crate), tokio (echo only); e.g.\n\
+         \x20                `echo --impl xuring-epoll,tokio`, `randread --impl xuring-epoll,xuring-io_uring`.\n\
+         \x20                A side that cannot run here (io_uring blocked) is left out, with a note\n\
+         \x20 --runs N       runs per side (default 5 with two sides, else 1)\n\
+         \x20 --json         one JSON object per result line\n",
     );
     text
 }
@@ -185,7 +195,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     }
     let mut opts = Options { list };
     let json = opts.flag("json")?;
-    let imp = opts.string("impl")?.map(|s| Impl::parse(&s)).transpose()?;
+    let imp = opts
+        .string("impl")?
+        .map(|s| Impl::parse_list(&s))
+        .transpose()?;
     let runs = match opts.take("runs") {
         None => None,
         Some(v) => Some(positive(v.as_deref(), "runs")?),
@@ -333,7 +346,11 @@ impl Args {
 fn run_sub(sub: &Sub, args: &Args) -> Result<(), BenchError> {
     // The main thread on one CPU; the second thread of `echo` and `msgring` on the other.
     let _ = pin_to_one_cpu();
-    let runs = args.runs.unwrap_or(if args.imp.is_some() { 1 } else { 5 });
+    let one_side = args.imp.as_ref().is_some_and(|list| list.len() == 1);
+    let runs = args.runs.unwrap_or(if one_side { 1 } else { 5 });
+    if !args.json && !matches!(sub, Sub::EchoServer(_)) {
+        println!("{}", backends().headline());
+    }
     let mut bench: Box<dyn Bench> = match sub {
         Sub::Noop(o) => Box::new(NoopBench::new(*o)?),
         Sub::Randread(o) => Box::new(RandreadBench::new(o.clone())?),
@@ -341,7 +358,16 @@ fn run_sub(sub: &Sub, args: &Args) -> Result<(), BenchError> {
         Sub::Msgring(o) => Box::new(MsgringBench::new(*o)?),
         Sub::Timers(o) => Box::new(TimersBench::new(*o)?),
         Sub::EchoServer(o) => {
-            let served = echo_server::serve(args.imp.unwrap_or(Impl::Xuring), *o)?;
+            let imp = match args.imp.as_deref() {
+                None => Impl::Xuring,
+                Some([imp]) => *imp,
+                Some(_) => {
+                    return Err(BenchError::Other(
+                        "echo-server serves with one --impl at a time".to_owned(),
+                    ));
+                }
+            };
+            let served = echo_server::serve(imp, *o)?;
             if args.json {
                 println!("{}", served.json());
             } else {
@@ -350,7 +376,7 @@ fn run_sub(sub: &Sub, args: &Args) -> Result<(), BenchError> {
             return Ok(());
         }
     };
-    run_all(bench.as_mut(), args.imp, runs, args.json)
+    run_all(bench.as_mut(), args.imp.as_deref(), runs, args.json)
 }
 
 /// Runs the command line as the binary does; returns the process's exit code.
@@ -384,7 +410,7 @@ pub fn run(args: impl IntoIterator<Item = String>) -> ExitCode {
         print!("{probe}");
     }
     if !probe.available() {
-        println!("\nio_uring is not available here (see above), so no scenario can run.",);
+        println!("\nxuring could not make a ring here (see above), so no scenario can run.");
         return ExitCode::FAILURE;
     }
     let selected: Vec<_> = match args.command {
@@ -427,7 +453,9 @@ pub fn run(args: impl IntoIterator<Item = String>) -> ExitCode {
         }
     }
     println!("\n== summary ({:.1} s)", start.elapsed().as_secs_f64());
-    print!("{}", summary_table(&rows));
+    let found = backends();
+    let notes: Vec<String> = found.raw_note().into_iter().collect();
+    print!("{}", summary_table(&found.headline(), &rows, &notes));
     for line in summary {
         println!("  {line}");
     }
@@ -490,8 +518,16 @@ mod tests {
                 batch: 8
             }))
         );
-        assert_eq!(a.imp, Some(Impl::IoUring));
+        assert_eq!(a.imp, Some(vec![Impl::IoUring]));
         assert!(a.json);
+        let a = args(&["echo", "--impl", "xuring-epoll,tokio"]).expect("parse");
+        assert_eq!(
+            a.imp,
+            Some(vec![
+                Impl::XuringOn(xuring_core::Executor::Epoll),
+                Impl::Tokio
+            ])
+        );
         let a = args(&[
             "randread", "--file", "/tmp/x", "--qd", "128", "--secs", "0.5",
         ])
@@ -562,7 +598,7 @@ mod tests {
             "an option of another command"
         );
         assert!(args(&["noop", "--ops", "many"]).is_err());
-        assert!(args(&["noop", "--impl", "tokio"]).is_err());
+        assert!(args(&["noop", "--impl", "monoio"]).is_err());
         assert!(args(&["noop", "--ops"]).is_err());
         assert!(
             args(&["--impl", "xuring"]).is_err(),

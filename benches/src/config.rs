@@ -35,6 +35,11 @@ pub struct Config {
     pub echo_sizes: Vec<usize>,
     /// Timers per wave of `timers`.
     pub timer_counts: Vec<u32>,
+    /// Whether the raw `io-uring` crate's baselines run (they cannot where io_uring is
+    /// blocked: then each scenario runs xuring's side alone).
+    pub raw: bool,
+    /// Whether tokio's echo server runs next to xuring's in `echo`.
+    pub tokio: bool,
     /// A label for the report.
     pub mode: &'static str,
 }
@@ -55,6 +60,8 @@ impl Config {
             echo_conns: vec![1, 16, 128],
             echo_sizes: vec![64, 4096],
             timer_counts: vec![1, 256],
+            raw: crate::backend::raw_available(),
+            tokio: true,
             mode: "full",
         }
     }

@@ -3,7 +3,10 @@
 //! The kernel probe and benchmark tour of xuring, run as `cargo run --release -p xuring-bench`.
 //!
 //! It prints what the running kernel's io_uring can do ([`probe`]), then runs each scenario of
-//! [`scenarios::SCENARIOS`] next to the raw `io-uring` crate doing the same work. The method
+//! [`scenarios::SCENARIOS`] next to the raw `io-uring` crate doing the same work (and, for
+//! `echo`, next to tokio). Where io_uring is blocked, xuring runs on its readiness executor
+//! (`epoll`) and the raw baselines cannot run: the tool says so ([`backend`]) and runs
+//! xuring's side alone. The method
 //! ([`method`]) is built for a small, noisy machine: the process is pinned to one CPU, the
 //! variants of a case run alternately (A, B, A, B, ...) for a number of rounds, and the report
 //! gives the median of each side and the median of the per-round paired ratios, so a drift of
@@ -31,6 +34,7 @@
 
 #[allow(unsafe_code)]
 pub mod alloc_count;
+pub mod backend;
 pub mod cli;
 #[allow(unsafe_code)]
 pub mod commands;

@@ -1,4 +1,6 @@
-//! The probe report: what this kernel's io_uring can do, as a ring at native level sees it.
+//! The probe report: which executor a ring with default options gets here (io_uring, or the
+//! readiness executor over epoll where io_uring is blocked, and then why), and what that ring
+//! can do at native level.
 //!
 //! Every capability comes from probes (feature bits, the opcode probe, the setup flags the
 //! kernel accepted). The kernel release from `uname` is printed for the reader only.
@@ -11,8 +13,8 @@
 
 use std::fmt::{self, Write as _};
 
-use xuring_core::{Features, KernelLevel, OpKind, Ring, RingError};
-use xuring_sys::{CancelFlags, FeatureFlags, KERNEL_LEVEL_ENV, Opcode, SetupFlags};
+use xuring_core::{Executor, ExecutorChoice, Features, KernelLevel, OpKind, Ring, RingError};
+use xuring_sys::{BACKEND_ENV, CancelFlags, FeatureFlags, KERNEL_LEVEL_ENV, Opcode, SetupFlags};
 
 use crate::pin::Pinning;
 
@@ -96,6 +98,12 @@ pub struct ProbeReport {
     pub kernel_release: String,
     /// The features of a ring at native level, or why none could be created.
     pub features: Result<Features, RingError>,
+    /// The executor that ring got.
+    pub executor: Option<Executor>,
+    /// Why a ring that asks for io_uring only could not be made, if it could not.
+    pub io_uring_error: Option<String>,
+    /// `XURING_BACKEND`, if set.
+    pub env_backend: Option<String>,
     /// `XURING_KERNEL_LEVEL`, if set (the scenarios' rings use it).
     pub env_level: Option<String>,
     /// Opcodes the kernel supports by the `io-uring` crate's probe, counting those newer than
@@ -112,11 +120,19 @@ pub struct ProbeReport {
 impl ProbeReport {
     /// Probes the kernel with a small ring at native level.
     pub fn collect(pinning: Option<Pinning>) -> ProbeReport {
-        let features = Ring::builder(4)
+        let ring = Ring::builder(4).kernel_level(KernelLevel::Native).build();
+        let executor = ring.as_ref().ok().map(|ring| ring.executor());
+        let features = ring.map(|ring| *ring.features());
+        let io_uring_error = Ring::builder(4)
             .kernel_level(KernelLevel::Native)
+            .executor(ExecutorChoice::IoUring)
             .build()
-            .map(|ring| *ring.features());
+            .err()
+            .map(|e| e.to_string());
         ProbeReport {
+            executor,
+            io_uring_error,
+            env_backend: std::env::var(BACKEND_ENV).ok(),
             kernel_release: kernel_release(),
             kernel_opcodes: crate::raw::kernel_opcode_count().ok(),
             features,
@@ -127,9 +143,33 @@ impl ProbeReport {
         }
     }
 
-    /// Whether io_uring is usable here.
+    /// Whether xuring can make a ring here (on either executor).
     pub fn available(&self) -> bool {
         self.features.is_ok()
+    }
+
+    /// The executor lines: which one a default ring gets, and why when it is epoll.
+    pub fn executor_lines(&self) -> Vec<String> {
+        let env = match &self.env_backend {
+            Some(v) => format!("{BACKEND_ENV}={v}"),
+            None => format!("{BACKEND_ENV} unset"),
+        };
+        let epoll = "file and filesystem ops run synchronously in the ring's thread; what \
+                     follows is what the readiness executor offers";
+        match (self.executor, &self.io_uring_error) {
+            (None, _) => vec!["none: no ring could be made (see below)".to_owned()],
+            (Some(Executor::IoUring), _) => vec![format!("io_uring (a default ring's; {env})")],
+            (Some(Executor::Epoll), Some(e)) => vec![
+                format!("epoll, the readiness executor ({env})"),
+                format!("why: io_uring refused: {e}"),
+                epoll.to_owned(),
+            ],
+            (Some(Executor::Epoll), None) => vec![
+                format!("epoll, the readiness executor ({env})"),
+                format!("why: chosen by {env}; io_uring works here"),
+                epoll.to_owned(),
+            ],
+        }
     }
 }
 
@@ -174,6 +214,12 @@ impl ProbeReport {
             .str("scenario", "probe")
             .str("kernel_release", &self.kernel_release)
             .bool("available", self.available());
+        if let Some(executor) = self.executor {
+            line = line.str("executor", executor.name());
+        }
+        if let Some(e) = &self.io_uring_error {
+            line = line.str("io_uring_error", e);
+        }
         if let Some(level) = &self.env_level {
             line = line.str("env_level", level);
         }
@@ -219,9 +265,13 @@ impl fmt::Display for ProbeReport {
             )?,
             None => writeln!(f, "  {KERNEL_LEVEL_ENV}  unset (native)")?,
         }
+        for (i, line) in self.executor_lines().iter().enumerate() {
+            let head = if i == 0 { "executor" } else { "" };
+            writeln!(f, "  {head:<20} {line}")?;
+        }
         match &self.features {
             Err(e) => {
-                writeln!(f, "  io_uring             UNAVAILABLE: {e}")?;
+                writeln!(f, "  ring                 UNAVAILABLE: {e}")?;
             }
             Ok(features) => {
                 writeln!(f, "  ring level           {}", features.level)?;

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use crate::method::CaseResult;
 
-/// One line of the tour's closing table: a case, each side's median rate and the median of
-/// the paired ratios xuring / io-uring.
+/// One line of the tour's closing table: a case, xuring's median rate, its baseline's and the
+/// median of the paired ratios xuring / baseline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SummaryRow {
     /// The scenario.
@@ -14,67 +14,73 @@ pub struct SummaryRow {
     pub params: String,
     /// xuring's median operations per second.
     pub xuring: f64,
-    /// The `io-uring` crate's.
-    pub raw: f64,
-    /// The median of the paired ratios (above 1: xuring faster).
-    pub ratio: f64,
+    /// What xuring is compared with (`raw io_uring`, `tokio`, `xuring on io_uring`).
+    pub baseline: String,
+    /// The baseline's median operations per second; `None` where it could not run here.
+    pub base: Option<f64>,
+    /// The median of the paired ratios (above 1: xuring faster); `None` without a baseline.
+    pub ratio: Option<f64>,
 }
 
-/// The row comparing variants `a` (xuring) and `b` (io-uring) of `case`, if it has both.
+/// The row comparing variant `a` (xuring) of `case` with `b` (the baseline called
+/// `baseline` in the table); without `b` in the case (it could not run here), xuring's rate
+/// alone. `None` if `case` has no variant `a`.
 pub fn summary_row(
     scenario: &str,
     params: impl Into<String>,
     case: &CaseResult,
     a: &str,
     b: &str,
+    baseline: &str,
 ) -> Option<SummaryRow> {
     Some(SummaryRow {
         scenario: scenario.to_owned(),
         params: params.into(),
         xuring: case.variant(a)?.ops_per_sec(),
-        raw: case.variant(b)?.ops_per_sec(),
-        ratio: case.ratio(a, b)?.median,
+        baseline: baseline.to_owned(),
+        base: case.variant(b).map(|v| v.ops_per_sec()),
+        ratio: case.ratio(a, b).map(|r| r.median),
     })
 }
 
-/// The tour's closing table.
-pub fn summary_table(rows: &[SummaryRow]) -> String {
+/// The tour's closing table, headed by `headline` (where xuring ran); `notes` go under it.
+pub fn summary_table(headline: &str, rows: &[SummaryRow], notes: &[String]) -> String {
     let mut out = String::new();
+    let _ = writeln!(out, "{headline}");
     if rows.is_empty() {
         return out;
     }
-    let sw = rows
-        .iter()
-        .map(|r| r.scenario.len())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    let pw = rows
-        .iter()
-        .map(|r| r.params.len())
-        .max()
-        .unwrap_or(0)
-        .max(10);
+    let width =
+        |f: fn(&SummaryRow) -> usize, min: usize| rows.iter().map(f).max().unwrap_or(0).max(min);
+    let sw = width(|r| r.scenario.len(), 8);
+    let pw = width(|r| r.params.len(), 10);
+    let bw = width(|r| r.baseline.len(), 8);
     let _ = writeln!(
         out,
-        "  {:<sw$}  {:<pw$}  {:>9}  {:>9}  {:>7}",
-        "scenario", "parameters", "xuring", "io-uring", "ratio"
+        "  {:<sw$}  {:<pw$}  {:>9}  {:<bw$}  {:>9}  {:>7}",
+        "scenario", "parameters", "xuring", "baseline", "baseline", "ratio"
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "  {:<sw$}  {:<pw$}  {:>9}  {:>9}  {:>7}",
+            "  {:<sw$}  {:<pw$}  {:>9}  {:<bw$}  {:>9}  {:>7}",
             r.scenario,
             r.params,
             rate(r.xuring),
-            rate(r.raw),
-            ratio(r.ratio)
+            r.baseline,
+            r.base.map_or_else(|| "n/a".to_owned(), rate),
+            r.ratio.map_or_else(|| "n/a".to_owned(), ratio)
         );
     }
     let _ = writeln!(
         out,
-        "  (ops/s at each side's median; ratio: median of paired rounds, xuring / io-uring)"
+        "  (operations per second, each side's median over the rounds; ratio: the median of the\n   \
+         per-round ratios xuring / baseline, each round running both sides back to back, so\n   \
+         above 1 means xuring did the same work faster on this machine)"
     );
+    for note in notes {
+        let _ = writeln!(out, "  {note}");
+    }
     out
 }
 

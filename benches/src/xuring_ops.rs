@@ -14,7 +14,8 @@ use std::ptr::NonNull;
 use std::rc::Rc;
 
 use xuring_core::{
-    Context, Features, IoBuf, Offset, OpResult, Ring, RingError, RunCondition, Task, Timespec,
+    Context, Executor, Features, IoBuf, Offset, OpResult, Ring, RingError, RunCondition, Task,
+    Timespec,
 };
 
 use crate::error::{BenchError, check_complete};
@@ -92,20 +93,44 @@ impl XuringBatch {
     /// A ring of `entries` entries (options from the environment, as `Ring::init`) running
     /// noops `batch` at a time.
     pub fn noop(entries: u32, batch: u32) -> Result<XuringBatch, BenchError> {
-        Self::new(entries, batch, BatchOp::Noop)
+        Self::new(entries, batch, BatchOp::Noop, None)
+    }
+
+    /// [`noop`](Self::noop) on `executor` (`None`: the default choice).
+    pub fn noop_on(
+        entries: u32,
+        batch: u32,
+        executor: Option<Executor>,
+    ) -> Result<XuringBatch, BenchError> {
+        Self::new(entries, batch, BatchOp::Noop, executor)
     }
 
     /// A ring of `entries` entries running relative timers of `after`, `batch` at a time.
     pub fn timer(entries: u32, batch: u32, after: Timespec) -> Result<XuringBatch, BenchError> {
-        Self::new(entries, batch, BatchOp::Timer(after))
+        Self::new(entries, batch, BatchOp::Timer(after), None)
     }
 
-    fn new(entries: u32, batch: u32, op: BatchOp) -> Result<XuringBatch, BenchError> {
+    /// [`timer`](Self::timer) on `executor` (`None`: the default choice).
+    pub fn timer_on(
+        entries: u32,
+        batch: u32,
+        after: Timespec,
+        executor: Option<Executor>,
+    ) -> Result<XuringBatch, BenchError> {
+        Self::new(entries, batch, BatchOp::Timer(after), executor)
+    }
+
+    fn new(
+        entries: u32,
+        batch: u32,
+        op: BatchOp,
+        executor: Option<Executor>,
+    ) -> Result<XuringBatch, BenchError> {
         if batch == 0 {
             return Err(BenchError::Other("batch 0".to_owned()));
         }
         Ok(XuringBatch {
-            ring: Ring::init(entries)?,
+            ring: crate::backend::builder(entries, executor).build()?,
             counter: Box::default(),
             batch,
             op,
@@ -115,6 +140,11 @@ impl XuringBatch {
     /// What the ring can do (its setup flags make the raw baseline's).
     pub fn features(&self) -> &Features {
         self.ring.features()
+    }
+
+    /// What runs the ring.
+    pub fn executor(&self) -> Executor {
+        self.ring.executor()
     }
 
     /// Runs `ops` operations; returns the callbacks run.
@@ -240,10 +270,22 @@ impl XuringIo {
         kind: IoKind,
         source: BufSource,
     ) -> Result<XuringIo, BenchError> {
+        Self::on(None, fd, offsets, qd, kind, source)
+    }
+
+    /// [`new`](Self::new) on `executor` (`None`: the default choice).
+    pub fn on(
+        executor: Option<Executor>,
+        fd: RawFd,
+        offsets: Rc<[u64]>,
+        qd: u32,
+        kind: IoKind,
+        source: BufSource,
+    ) -> Result<XuringIo, BenchError> {
         if offsets.is_empty() || qd == 0 {
             return Err(BenchError::Other("no offsets or queue depth 0".to_owned()));
         }
-        let mut builder = Ring::builder(qd);
+        let mut builder = crate::backend::builder(qd, executor);
         if source == BufSource::Pool {
             builder = builder.buffer_pool(qd as usize, BLOCK);
         }
@@ -282,6 +324,11 @@ impl XuringIo {
     /// What the ring can do.
     pub fn features(&self) -> &Features {
         self.ring.features()
+    }
+
+    /// What runs the ring.
+    pub fn executor(&self) -> Executor {
+        self.ring.executor()
     }
 
     /// Whether the buffers are registered fixed buffers (`READ_FIXED`/`WRITE_FIXED`).

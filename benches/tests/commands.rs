@@ -161,8 +161,11 @@ fn text_output_closes_with_the_comparison() {
         return;
     }
     let out = lines(&["noop", "--ops", "1000", "--batch", "10", "--runs", "1"]);
-    assert_eq!(out.len(), 3, "{out:#?}");
-    assert!(out[2].contains("xuring / io-uring ="), "{}", out[2]);
+    // Where xuring runs, the two records, the comparison.
+    assert_eq!(out.len(), 4, "{out:#?}");
+    assert!(out[0].starts_with("xuring on "), "{}", out[0]);
+    assert!(out[1].starts_with("xuring on "), "{}", out[1]);
+    assert!(out[3].contains(" / io-uring ="), "{}", out[3]);
 }
 
 #[test]
@@ -170,6 +173,11 @@ fn probe_json_is_one_object() {
     let out = lines(&["probe", "--json"]);
     assert_eq!(out.len(), 1, "{out:#?}");
     assert_eq!(field(&out[0], "scenario"), Some("probe"));
+    assert!(
+        matches!(field(&out[0], "executor"), Some("io_uring" | "epoll")),
+        "{}",
+        out[0]
+    );
     if kernel() {
         assert_eq!(field(&out[0], "available"), Some("true"));
         assert!(out[0].contains("\"ops_supported\":[\"Noop\""), "{}", out[0]);

@@ -93,9 +93,11 @@ fn echo_gets_every_message_back_intact_and_the_servers_stop() {
         config.echo_conns.len() * config.echo_sizes.len()
     );
     for c in &report.cases {
-        check_shape(&c.case, 2, 1, config.rounds);
+        check_shape(&c.case, 3, 2, config.rounds);
         assert_eq!(c.case.ops_per_run % u64::from(c.conns), 0, "whole waves");
-        for (check, first) in [(&c.xuring, true), (&c.raw, false)] {
+        let raw = c.raw.as_ref().expect("the raw server ran");
+        let tokio = c.tokio.as_ref().expect("the tokio server ran");
+        for (check, first) in [(&c.xuring, true), (raw, false), (tokio, false)] {
             assert_eq!((check.conns, check.size), (c.conns, c.size));
             assert_eq!(check.messages, ops_done(&c.case, first), "{}", c.case.label);
             assert_eq!(check.server.accepted, u64::from(c.conns));
@@ -106,11 +108,9 @@ fn echo_gets_every_message_back_intact_and_the_servers_stop() {
     }
     let output = report.output();
     assert!(output.text.starts_with("== echo"));
-    assert!(
-        output
-            .text
-            .contains("tokio current_thread and monoio are not run")
-    );
+    assert!(output.text.contains("tokio current_thread"));
+    // One row against the raw server and one against tokio, per case.
+    assert_eq!(output.rows.len(), 2 * report.cases.len());
 }
 
 #[test]

@@ -58,8 +58,17 @@ fn read4k_reads_every_block_at_every_depth() {
     let config = Config::tiny();
     let report = read4k::run(&config).expect("read4k");
     assert_eq!(report.depths.len(), config.read_depths.len());
+    // Where both executors run, the pool variant runs on the other one too, compared with
+    // the default.
+    let both = read4k::other_executor().is_some();
     for depth in &report.depths {
-        check_case(&depth.case, 4, 2, config.rounds);
+        check_case(
+            &depth.case,
+            4 + usize::from(both),
+            2 + usize::from(both),
+            config.rounds,
+        );
+        assert_eq!(depth.executors.is_some(), both);
         assert!(
             matches!(depth.fio, read4k::Fio::Skipped(_)),
             "no fio in tiny mode"
@@ -127,7 +136,9 @@ fn the_table_runs_every_scenario() {
             assert!(!output.rows.is_empty(), "{} has table rows", scenario.name);
             for row in &output.rows {
                 assert!(
-                    row.xuring > 0.0 && row.raw > 0.0 && row.ratio > 0.0,
+                    row.xuring > 0.0
+                        && row.base.is_some_and(|b| b > 0.0)
+                        && row.ratio.is_some_and(|r| r > 0.0),
                     "{row:?}"
                 );
             }
@@ -140,7 +151,12 @@ fn the_probe_reports_what_it_must() {
     let report = xuring_bench::probe::ProbeReport::collect(None);
     let text = report.to_string();
     assert!(report.task_size <= xuring_core::MAX_TASK_SIZE);
-    for line in ["kernel release", "memory per Task", "RLIMIT_MEMLOCK"] {
+    for line in [
+        "kernel release",
+        "executor",
+        "memory per Task",
+        "RLIMIT_MEMLOCK",
+    ] {
         assert!(text.contains(line), "{line} in:\n{text}");
     }
     if report.available() {

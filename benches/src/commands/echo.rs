@@ -2,7 +2,8 @@
 //! the other CPU where there is one) and, on the main thread, a load generator with `C`
 //! blocking connections sending `S`-byte messages in waves (one message per connection, then
 //! every echo read back and checked byte for byte), for `T` seconds. The server is xuring's
-//! or the raw `io-uring` one (see [`crate::echo`]). An operation is one message and its
+//! (on the executor of a default ring, or the one `--impl xuring-epoll|xuring-io_uring` names),
+//! the raw `io-uring` one or tokio's `current_thread` one (see [`crate::echo`]). An operation is one message and its
 //! echo; the latency is that of one wave.
 
 use std::time::Duration;
@@ -68,8 +69,10 @@ impl Bench for EchoBench {
     fn run(&mut self, imp: Impl) -> Result<Record, BenchError> {
         let EchoOpts { conns, size, secs } = self.opts;
         let kind = match imp {
-            Impl::Xuring => Kind::Xuring,
+            Impl::Xuring => Kind::Xuring(None),
+            Impl::XuringOn(executor) => Kind::Xuring(Some(executor)),
             Impl::IoUring => Kind::Raw,
+            Impl::Tokio => Kind::Tokio,
         };
         let server = Server::start(kind, conns, self.setup, &self.pair)?;
         let mut client = EchoClient::connect(server.addr(), conns, size)?;
@@ -86,5 +89,13 @@ impl Bench for EchoBench {
         let mut record = record(imp, "echo", params, measured, Some("wave"), false);
         record.note = format!("{}", self.pair);
         Ok(record)
+    }
+
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+
+    fn has_side(&self, _imp: Impl) -> bool {
+        true
     }
 }

@@ -130,9 +130,11 @@ impl Served {
 
     /// One JSON object.
     pub fn json(&self) -> String {
-        JsonLine::new()
-            .str("impl", self.imp.name())
-            .str("scenario", "echo-server")
+        let mut line = JsonLine::new().str("impl", self.imp.name());
+        if let Some(executor) = self.imp.executor() {
+            line = line.str("executor", executor.name());
+        }
+        line.str("scenario", "echo-server")
             .int("port", u64::from(self.port))
             .num("elapsed_secs", self.elapsed.as_secs_f64())
             .int("ops", self.stats.echoes)
@@ -151,7 +153,7 @@ impl Served {
         format!(
             "{} echo-server on 127.0.0.1:{}: {} echoes ({} bytes) in {:.1} s, {} echoes/s; \
              {} connections accepted, {} closed, {} refused, {} errors; stopped by {}",
-            self.imp.name(),
+            self.imp.label(),
             self.port,
             self.stats.echoes,
             self.stats.echoed,
@@ -173,6 +175,15 @@ pub fn serve(imp: Impl, opts: EchoServerOpts) -> Result<Served, BenchError> {
         return Err(BenchError::Other(
             "echo-server: --max-conns from 1 to 8192, --secs above 0".to_owned(),
         ));
+    }
+    if imp == Impl::Tokio {
+        return Err(super::no_side(imp, "echo-server"));
+    }
+    if let Err(why) = imp.available() {
+        return Err(BenchError::Other(format!(
+            "echo-server: {} is unavailable here ({why})",
+            imp.name()
+        )));
     }
     block_stop_signals()?;
     let stop = eventfd()?;
@@ -226,11 +237,13 @@ pub fn serve(imp: Impl, opts: EchoServerOpts) -> Result<Served, BenchError> {
     };
     let start = Instant::now();
     let result = match imp {
-        Impl::Xuring => xuring::serve(&listener, until, ready),
+        Impl::Xuring => xuring::serve(&listener, until, None, ready),
+        Impl::XuringOn(executor) => xuring::serve(&listener, until, Some(executor), ready),
         Impl::IoUring => {
             let setup = Ring::init(ring_entries(opts.max_conns))?.features().setup;
             raw::serve(&listener, until, setup, ready)
         }
+        Impl::Tokio => Err(super::no_side(imp, "echo-server")),
     };
     let elapsed = start.elapsed();
     done.store(true, Ordering::Release);

@@ -24,6 +24,8 @@ pub mod timers;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use xuring_core::Executor;
+
 use crate::alloc_count;
 use crate::error::BenchError;
 use crate::json::JsonLine;
@@ -34,21 +36,28 @@ use crate::report::{rate, ratio};
 /// Which implementation runs a scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Impl {
-    /// xuring's `Ring`, tasks and callbacks.
+    /// xuring's `Ring`, tasks and callbacks, on the executor a default ring gets.
     Xuring,
+    /// The same, on this executor.
+    XuringOn(Executor),
     /// The same work on the raw `io-uring` crate.
     IoUring,
+    /// tokio (`current_thread`): the `echo` subcommand only.
+    Tokio,
 }
 
 impl Impl {
-    /// Both, in the order of even runs.
+    /// The pair a subcommand compares unless `--impl` says otherwise.
     pub const BOTH: [Impl; 2] = [Impl::Xuring, Impl::IoUring];
 
     /// Its name on the command line and in records.
     pub fn name(self) -> &'static str {
         match self {
             Impl::Xuring => "xuring",
+            Impl::XuringOn(Executor::Epoll) => "xuring-epoll",
+            Impl::XuringOn(Executor::IoUring) => "xuring-io_uring",
             Impl::IoUring => "io-uring",
+            Impl::Tokio => "tokio",
         }
     }
 
@@ -56,10 +65,82 @@ impl Impl {
     pub fn parse(name: &str) -> Result<Impl, String> {
         match name {
             "xuring" => Ok(Impl::Xuring),
+            "xuring-epoll" => Ok(Impl::XuringOn(Executor::Epoll)),
+            "xuring-io_uring" | "xuring-io-uring" | "xuring-uring" => {
+                Ok(Impl::XuringOn(Executor::IoUring))
+            }
             "io-uring" | "io_uring" | "raw" => Ok(Impl::IoUring),
-            _ => Err(format!("--impl takes xuring or io-uring, not {name:?}")),
+            "tokio" => Ok(Impl::Tokio),
+            _ => Err(format!(
+                "--impl takes xuring, xuring-epoll, xuring-io_uring, io-uring or tokio (or two \
+                 of them, comma-separated), not {name:?}"
+            )),
         }
     }
+
+    /// `--impl`'s value: one implementation, or two separated by a comma.
+    pub fn parse_list(value: &str) -> Result<Vec<Impl>, String> {
+        let list = value
+            .split(',')
+            .map(|name| Impl::parse(name.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        match list.as_slice() {
+            [_] => Ok(list),
+            [a, b] if a != b => Ok(list),
+            _ => Err(format!(
+                "--impl takes one implementation or two different ones, not {value:?}"
+            )),
+        }
+    }
+
+    /// For a xuring side, the executor it asks for (`Some(None)`: the default choice).
+    pub fn xuring(self) -> Option<Option<Executor>> {
+        match self {
+            Impl::Xuring => Some(None),
+            Impl::XuringOn(executor) => Some(Some(executor)),
+            Impl::IoUring | Impl::Tokio => None,
+        }
+    }
+
+    /// The executor its rings run on, for a xuring side that can run here.
+    pub fn executor(self) -> Option<Executor> {
+        match self.xuring()? {
+            Some(executor) => Some(executor),
+            None => crate::backend::backends().executor(),
+        }
+    }
+
+    /// Whether it can run here; why not if it cannot.
+    pub fn available(self) -> Result<(), String> {
+        let found = crate::backend::backends();
+        match self {
+            Impl::Xuring => found.default.as_ref().map(drop).map_err(Clone::clone),
+            Impl::XuringOn(Executor::IoUring) => found.io_uring.clone(),
+            Impl::XuringOn(Executor::Epoll) | Impl::Tokio => Ok(()),
+            Impl::IoUring => found.raw.clone(),
+        }
+    }
+
+    /// Its name with the executor of a xuring side: `xuring on epoll`.
+    pub fn label(self) -> String {
+        match (self.xuring(), self.executor()) {
+            (Some(_), Some(executor)) => format!("xuring on {executor}"),
+            _ => self.name().to_owned(),
+        }
+    }
+}
+
+/// The error of a subcommand asked to run an implementation it has no side for.
+pub fn no_side(imp: Impl, scenario: &str) -> BenchError {
+    let hint = match imp {
+        Impl::XuringOn(_) => {
+            " (its xuring side runs on the default executor: set XURING_BACKEND \
+                              to choose)"
+        }
+        Impl::Tokio => " (tokio runs in echo only)",
+        _ => "",
+    };
+    BenchError::Other(format!("{scenario} has no {} side{hint}", imp.name()))
 }
 
 /// When a run stops.
@@ -87,6 +168,8 @@ pub enum Param {
 pub struct Record {
     /// Who ran it.
     pub imp: Impl,
+    /// The executor of a xuring side's rings.
+    pub executor: Option<Executor>,
     /// The subcommand.
     pub scenario: &'static str,
     /// Its parameters, in command-line order.
@@ -143,6 +226,9 @@ impl Record {
         let mut line = JsonLine::new()
             .str("impl", self.imp.name())
             .str("scenario", self.scenario);
+        if let Some(executor) = self.executor {
+            line = line.str("executor", executor.name());
+        }
         for (key, value) in &self.params {
             line = match value {
                 Param::Int(n) => line.int(key, *n),
@@ -169,9 +255,17 @@ impl Record {
         line.finish()
     }
 
+    /// Who ran it, with the executor of a xuring side: `xuring on epoll`.
+    pub fn label(&self) -> String {
+        match self.executor {
+            Some(executor) if self.imp.xuring().is_some() => format!("xuring on {executor}"),
+            _ => self.imp.name().to_owned(),
+        }
+    }
+
     /// The record as one line of text.
     pub fn text(&self) -> String {
-        let mut out = format!("{:<8} {}", self.imp.name(), self.scenario);
+        let mut out = format!("{:<16} {}", self.label(), self.scenario);
         for (key, value) in &self.params {
             let _ = match value {
                 Param::Int(n) => write!(out, " {key}={n}"),
@@ -268,33 +362,83 @@ pub fn drive(
 pub trait Bench {
     /// One run on `imp`.
     fn run(&mut self, imp: Impl) -> Result<Record, BenchError>;
+
+    /// Its name on the command line.
+    fn name(&self) -> &'static str;
+
+    /// Whether it has a side for `imp` (every subcommand has xuring's, on either executor,
+    /// and the raw `io-uring` crate's; `echo` has tokio's too).
+    fn has_side(&self, imp: Impl) -> bool {
+        imp != Impl::Tokio
+    }
 }
 
-/// The implementations of each of `runs` runs: `only` every time, or both, alternating which
-/// goes first.
-pub fn schedule(only: Option<Impl>, runs: u32) -> Vec<Impl> {
+/// The implementations of each of `runs` runs: the one side every time, or both of a pair,
+/// alternating which goes first.
+pub fn schedule(sides: &[Impl], runs: u32) -> Vec<Impl> {
     let mut order = Vec::new();
     for run in 0..runs.max(1) {
-        match only {
-            Some(imp) => order.push(imp),
-            None if run % 2 == 0 => order.extend(Impl::BOTH),
-            None => order.extend(Impl::BOTH.iter().rev()),
+        if run % 2 == 0 {
+            order.extend(sides.iter().copied());
+        } else {
+            order.extend(sides.iter().rev().copied());
         }
     }
     order
 }
 
-/// Runs `bench` on the implementations of [`schedule`], printing each record as it comes
-/// (JSON if `json`) and, in text mode with both implementations, the closing comparison.
+/// The sides to run of those asked for (`None`: [`Impl::BOTH`]): those `bench` has and this
+/// machine can run. A side that cannot run here is left out with a note, which is returned;
+/// if none is left, or `bench` has no such side, the error says why.
+pub fn sides(
+    bench: &dyn Bench,
+    asked: Option<&[Impl]>,
+) -> Result<(Vec<Impl>, Vec<String>), BenchError> {
+    let asked = asked.unwrap_or(&Impl::BOTH);
+    if let Some(imp) = asked.iter().find(|imp| !bench.has_side(**imp)) {
+        return Err(no_side(*imp, bench.name()));
+    }
+    let mut run = Vec::new();
+    let mut notes = Vec::new();
+    for &imp in asked {
+        match imp.available() {
+            Ok(()) => run.push(imp),
+            Err(why) => notes.push(format!("{}: unavailable here ({why})", imp.name())),
+        }
+    }
+    if run.is_empty() {
+        return Err(BenchError::Other(notes.join("; ")));
+    }
+    if !notes.is_empty() {
+        let alone: Vec<String> = run.iter().map(|imp| imp.label()).collect();
+        notes.push(format!("running {} alone", alone.join(", ")));
+    }
+    Ok((run, notes))
+}
+
+/// Runs `bench` on the sides asked for (`None`: xuring and the raw `io-uring` crate), as
+/// [`schedule`] orders them, printing each record as it comes (JSON if `json`) and, in text
+/// mode with two sides, the closing comparison. A side that cannot run here is left out,
+/// with a line that says so (on standard error with `json`).
 pub fn run_all(
     bench: &mut dyn Bench,
-    only: Option<Impl>,
+    asked: Option<&[Impl]>,
     runs: u32,
     json: bool,
 ) -> Result<(), BenchError> {
+    let (sides, notes) = sides(bench, asked)?;
+    if !notes.is_empty() {
+        let line = notes.join("; ");
+        if json {
+            eprintln!("xuring-bench: {line}");
+        } else {
+            println!("{line}");
+        }
+    }
     let mut records = Vec::new();
-    for imp in schedule(only, runs) {
-        let record = bench.run(imp)?;
+    for imp in schedule(&sides, runs) {
+        let mut record = bench.run(imp)?;
+        record.executor = imp.executor();
         if json {
             println!("{}", record.json());
         } else {
@@ -302,14 +446,14 @@ pub fn run_all(
         }
         records.push(record);
     }
-    if !json && only.is_none() {
-        print!("{}", comparison(&records));
+    if let (false, [a, b]) = (json, sides.as_slice()) {
+        print!("{}", comparison(&records, *a, *b));
     }
     Ok(())
 }
 
-/// Each side's median rate and the median of the per-pair ratios xuring / io-uring.
-pub fn comparison(records: &[Record]) -> String {
+/// Each side's median rate and the median of the per-pair ratios `a` / `b`.
+pub fn comparison(records: &[Record], a: Impl, b: Impl) -> String {
     let rates = |imp: Impl| -> Vec<f64> {
         records
             .iter()
@@ -317,22 +461,29 @@ pub fn comparison(records: &[Record]) -> String {
             .map(Record::ops_per_sec)
             .collect()
     };
-    let (x, raw) = (rates(Impl::Xuring), rates(Impl::IoUring));
+    let (x, y) = (rates(a), rates(b));
     let ratios: Vec<f64> = x
         .iter()
-        .zip(&raw)
+        .zip(&y)
         .filter(|(_, b)| **b > 0.0)
         .map(|(a, b)| a / b)
         .collect();
     if ratios.is_empty() {
         return String::new();
     }
+    let label = |imp: Impl| {
+        records
+            .iter()
+            .find(|r| r.imp == imp)
+            .map_or_else(|| imp.label(), Record::label)
+    };
+    let (la, lb) = (label(a), label(b));
     format!(
-        "median of {} runs each: xuring {} ops/s, io-uring {} ops/s; xuring / io-uring = {} \
-         (median of {} paired ratios, range {:.3}-{:.3})\n",
-        x.len().min(raw.len()),
+        "median of {} runs each: {la} {} ops/s, {lb} {} ops/s; {la} / {lb} = {} \
+         (median of {} paired ratios, range {:.3}-{:.3}; above 1: {la} is faster)\n",
+        x.len().min(y.len()),
         rate(median(&x)),
-        rate(median(&raw)),
+        rate(median(&y)),
         ratio(median(&ratios)),
         ratios.len(),
         ratios.iter().copied().fold(f64::INFINITY, f64::min),
@@ -351,6 +502,7 @@ pub fn record(
 ) -> Record {
     Record {
         imp,
+        executor: imp.executor(),
         scenario,
         params,
         ops: measured.ops,
@@ -370,11 +522,13 @@ mod tests {
     fn schedules_alternate_which_side_goes_first() {
         use Impl::*;
         assert_eq!(
-            schedule(None, 3),
+            schedule(&Impl::BOTH, 3),
             [Xuring, IoUring, IoUring, Xuring, Xuring, IoUring]
         );
-        assert_eq!(schedule(Some(IoUring), 2), [IoUring, IoUring]);
-        assert_eq!(schedule(Some(Xuring), 0), [Xuring]);
+        assert_eq!(schedule(&[IoUring], 2), [IoUring, IoUring]);
+        assert_eq!(schedule(&[Xuring], 0), [Xuring]);
+        let pair = [XuringOn(Executor::Epoll), Tokio];
+        assert_eq!(schedule(&pair, 2), [pair[0], Tokio, Tokio, pair[0]]);
     }
 
     #[test]
@@ -418,6 +572,7 @@ mod tests {
         latency.record(Duration::from_micros(10));
         let r = Record {
             imp: Impl::IoUring,
+            executor: None,
             scenario: "msgring",
             params: vec![("round_trips", Param::Int(1000))],
             ops: 1000,
@@ -442,9 +597,23 @@ mod tests {
     }
 
     #[test]
+    fn impl_lists_parse() {
+        assert_eq!(
+            Impl::parse_list("xuring-epoll,tokio"),
+            Ok(vec![Impl::XuringOn(Executor::Epoll), Impl::Tokio])
+        );
+        assert_eq!(Impl::parse_list("io-uring"), Ok(vec![Impl::IoUring]));
+        assert!(Impl::parse_list("tokio,tokio").is_err());
+        assert!(Impl::parse_list("xuring,io-uring,tokio").is_err());
+        assert!(Impl::parse_list("monoio").is_err());
+        assert_eq!(Impl::XuringOn(Executor::IoUring).name(), "xuring-io_uring");
+    }
+
+    #[test]
     fn the_comparison_pairs_runs() {
         let r = |imp, ms| Record {
             imp,
+            executor: None,
             scenario: "noop",
             params: Vec::new(),
             ops: 1000,
@@ -454,12 +623,16 @@ mod tests {
             allocations: None,
             note: String::new(),
         };
-        let text = comparison(&[
-            r(Impl::Xuring, 10),
-            r(Impl::IoUring, 5),
-            r(Impl::IoUring, 10),
-            r(Impl::Xuring, 10),
-        ]);
+        let text = comparison(
+            &[
+                r(Impl::Xuring, 10),
+                r(Impl::IoUring, 5),
+                r(Impl::IoUring, 10),
+                r(Impl::Xuring, 10),
+            ],
+            Impl::Xuring,
+            Impl::IoUring,
+        );
         // Pairs: 100k/200k = 0.5 and 100k/100k = 1.0; the median of two is their mean.
         assert!(text.contains("= 0.750x"), "{text}");
     }

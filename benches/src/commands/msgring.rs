@@ -7,7 +7,7 @@
 use xuring_core::{KernelLevel, Ring};
 use xuring_sys::SetupFlags;
 
-use super::{Bench, Impl, Param, Record, Stop, drive, record};
+use super::{Bench, Impl, Param, Record, Stop, drive, no_side, record};
 use crate::error::{BenchError, check_complete};
 use crate::pin::{CpuPair, cpu_pair};
 use crate::pingpong::{RING_ENTRIES, RawMsgRing, XuringPingPong};
@@ -73,6 +73,7 @@ impl Bench for MsgringBench {
                 side.finish()?;
                 measured
             }
+            Impl::XuringOn(_) | Impl::Tokio => return Err(no_side(imp, "msgring")),
         };
         let level = match (imp, self.opts.level) {
             (Impl::Xuring, KernelLevel::V5_6) => "5.6",
@@ -85,5 +86,15 @@ impl Bench for MsgringBench {
         let mut record = record(imp, "msgring", params, measured, Some("round trip"), true);
         record.note = format!("{}", self.pair);
         Ok(record)
+    }
+
+    fn name(&self) -> &'static str {
+        "msgring"
+    }
+
+    /// xuring's side runs on the default executor only: its `Thread` makes the child ring
+    /// with default options.
+    fn has_side(&self, imp: Impl) -> bool {
+        matches!(imp, Impl::Xuring | Impl::IoUring)
     }
 }

@@ -4,7 +4,7 @@
 use xuring_core::Ring;
 use xuring_sys::SetupFlags;
 
-use super::{Bench, Impl, Param, Record, Stop, drive, record};
+use super::{Bench, Impl, Param, Record, Stop, drive, no_side, record};
 use crate::error::BenchError;
 use crate::raw::RawNoop;
 use crate::xuring_ops::XuringBatch;
@@ -61,14 +61,15 @@ impl Bench for NoopBench {
         let chunk = u64::from(batch);
         let warmup = (ops / 10).max(chunk);
         let measured = match imp {
-            Impl::Xuring => {
-                let mut ring = XuringBatch::noop(self.entries, batch)?;
+            Impl::Xuring | Impl::XuringOn(_) => {
+                let mut ring = XuringBatch::noop_on(self.entries, batch, imp.executor())?;
                 drive(&mut |n| ring.run(n), chunk, warmup, Stop::Ops(ops))?
             }
             Impl::IoUring => {
                 let mut ring = RawNoop::new(self.entries, self.setup, batch)?;
                 drive(&mut |n| ring.run(n), chunk, warmup, Stop::Ops(ops))?
             }
+            Impl::Tokio => return Err(no_side(imp, "noop")),
         };
         // The operation count is the record's own `ops`.
         let params = vec![("batch", Param::Int(chunk))];
@@ -80,5 +81,9 @@ impl Bench for NoopBench {
             Some("batch round trip"),
             true,
         ))
+    }
+
+    fn name(&self) -> &'static str {
+        "noop"
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use xuring_sys::SetupFlags;
 
-use super::{Bench, Impl, Param, Record, Stop, drive, record, valid_secs};
+use super::{Bench, Impl, Param, Record, Stop, drive, no_side, record, valid_secs};
 use crate::datafile::DataFile;
 use crate::error::BenchError;
 use crate::raw::RawReader;
@@ -100,14 +100,17 @@ impl Bench for RandreadBench {
         let fd = self.file.fd();
         let offsets = self.offsets.clone();
         let measured = match imp {
-            Impl::Xuring => {
-                let mut ring = XuringIo::new(fd, offsets, qd, IoKind::Read, BufSource::Pool)?;
+            Impl::Xuring | Impl::XuringOn(_) => {
+                let executor = imp.executor();
+                let mut ring =
+                    XuringIo::on(executor, fd, offsets, qd, IoKind::Read, BufSource::Pool)?;
                 drive(&mut |n| ring.run(n), chunk, chunk, stop)?
             }
             Impl::IoUring => {
                 let mut ring = RawReader::new(fd, offsets, qd, self.setup, self.fixed)?;
                 drive(&mut |n| ring.run(n), chunk, chunk, stop)?
             }
+            Impl::Tokio => return Err(no_side(imp, "randread")),
         };
         let params = vec![
             ("file", Param::Str(self.file.path().display().to_string())),
@@ -116,7 +119,16 @@ impl Bench for RandreadBench {
             ("secs", Param::Num(self.opts.secs)),
         ];
         let mut record = record(imp, "randread", params, measured, None, true);
-        record.note = if self.fixed { "READ_FIXED" } else { "READ" }.to_owned();
+        record.note = match imp {
+            Impl::IoUring if self.fixed => "READ_FIXED",
+            Impl::IoUring => "READ",
+            _ => "pool buffers",
+        }
+        .to_owned();
         Ok(record)
+    }
+
+    fn name(&self) -> &'static str {
+        "randread"
     }
 }

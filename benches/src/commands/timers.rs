@@ -9,7 +9,7 @@ use std::time::Duration;
 use xuring_core::{Ring, Timespec};
 use xuring_sys::SetupFlags;
 
-use super::{Bench, Impl, Param, Record, Stop, drive, record};
+use super::{Bench, Impl, Param, Record, Stop, drive, no_side, record};
 use crate::error::BenchError;
 use crate::raw::RawTimers;
 use crate::xuring_ops::XuringBatch;
@@ -74,14 +74,16 @@ impl Bench for TimersBench {
         let chunk = u64::from(count);
         let stop = Stop::Ops(chunk * waves);
         let measured = match imp {
-            Impl::Xuring => {
-                let mut ring = XuringBatch::timer(self.entries, count, Timespec::from(after))?;
+            Impl::Xuring | Impl::XuringOn(_) => {
+                let after = Timespec::from(after);
+                let mut ring = XuringBatch::timer_on(self.entries, count, after, imp.executor())?;
                 drive(&mut |n| ring.run(n), chunk, chunk, stop)?
             }
             Impl::IoUring => {
                 let mut ring = RawTimers::new(self.entries, self.setup, count, after)?;
                 drive(&mut |n| ring.run(n), chunk, chunk, stop)?
             }
+            Impl::Tokio => return Err(no_side(imp, "timers")),
         };
         let params = vec![
             ("count", Param::Int(chunk)),
@@ -89,5 +91,9 @@ impl Bench for TimersBench {
             ("after_us", Param::Int(after_us)),
         ];
         Ok(record(imp, "timers", params, measured, Some("wave"), true))
+    }
+
+    fn name(&self) -> &'static str {
+        "timers"
     }
 }

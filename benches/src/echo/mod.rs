@@ -5,8 +5,9 @@
 //! the same bytes back from the same buffer, and receives again, until the peer closes; it
 //! closes each connection on its end and stops once all of them are closed. Two servers do
 //! exactly that: xuring's ([`xuring`]: callbacks, [`PoolBuf`](xuring_core::PoolBuf)s from the
-//! ring's pool, no copy) and a raw `io-uring` one ([`raw`]: a state machine over
-//! `user_data`, one page per connection).
+//! ring's pool, no copy, on either executor) and a raw `io-uring` one ([`raw`]: a state
+//! machine over `user_data`, one page per connection); a third, tokio's ([`tokio`]: a
+//! `current_thread` runtime, a task per connection), takes the same steps.
 //!
 //! The load generator ([`EchoClient`]) is the main thread with plain blocking
 //! `std::net::TcpStream`s: per wave it writes one message on each connection, then reads each
@@ -21,6 +22,7 @@
 //! local `c_int` and its exact size; see [`raw`] and [`xuring`] for theirs.
 
 pub mod raw;
+pub mod tokio;
 pub mod xuring;
 
 use std::io::{Read as _, Write as _};
@@ -30,6 +32,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use xuring_core::Executor;
 use xuring_sys::SetupFlags;
 
 use crate::error::BenchError;
@@ -48,10 +51,12 @@ pub const MAX_ACCEPT_ERRORS: u64 = 64;
 /// Which server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// xuring's.
-    Xuring,
+    /// xuring's, on this executor (`None`: the default choice).
+    Xuring(Option<Executor>),
     /// The raw `io-uring` one.
     Raw,
+    /// tokio's (`current_thread`).
+    Tokio,
 }
 
 /// When a server stops.
@@ -158,12 +163,16 @@ impl Server {
             let _ = tx.send(());
         };
         let name = match kind {
-            Kind::Xuring => "xuring-echo",
+            Kind::Xuring(_) => "xuring-echo",
             Kind::Raw => "raw-echo",
+            Kind::Tokio => "tokio-echo",
         };
         let handle = spawn_pinned(name, pair, move || match kind {
-            Kind::Xuring => xuring::serve(&listener, Until::Closed(conns), ready),
+            Kind::Xuring(executor) => {
+                xuring::serve(&listener, Until::Closed(conns), executor, ready)
+            }
             Kind::Raw => raw::serve(&listener, Until::Closed(conns), setup, ready),
+            Kind::Tokio => tokio::serve(&listener, Until::Closed(conns), ready),
         })?;
         if rx.recv().is_err() {
             // It stopped before it was ready: its error says why.

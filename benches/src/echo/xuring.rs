@@ -20,7 +20,9 @@ use std::net::TcpListener;
 use std::os::fd::{AsRawFd as _, RawFd};
 use std::ptr::NonNull;
 
-use xuring_core::{Context, IoBuf, Offset, OpResult, PoolBuf, Ring, RingError, RunCondition, Task};
+use xuring_core::{
+    Context, Executor, IoBuf, Offset, OpResult, PoolBuf, Ring, RingError, RunCondition, Task,
+};
 
 use super::{BUF_SIZE, MAX_ACCEPT_ERRORS, ServerStats, Until, ring_entries};
 use crate::error::BenchError;
@@ -239,11 +241,13 @@ fn on_close(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     Ok(())
 }
 
-/// Serves connections on `listener` until `until`, then returns what it counted. Calls
+/// Serves connections on `listener` until `until` with a ring on `executor` (`None`: the
+/// default choice), then returns what it counted. Calls
 /// `ready` once the ring exists and the first accept is queued.
 pub fn serve(
     listener: &TcpListener,
     until: Until,
+    executor: Option<Executor>,
     ready: impl FnOnce(),
 ) -> Result<ServerStats, BenchError> {
     let slots = until.slots();
@@ -266,7 +270,7 @@ pub fn serve(
         fds: RefCell::new(Vec::with_capacity(slots as usize)),
         free: RefCell::new(Vec::with_capacity(slots as usize)),
     });
-    let mut ring = Ring::builder(ring_entries(slots))
+    let mut ring = crate::backend::builder(ring_entries(slots), executor)
         .buffer_pool(slots as usize, BUF_SIZE)
         .build()?;
     let first = Context {

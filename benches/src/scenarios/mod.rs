@@ -74,6 +74,23 @@ pub const SCENARIOS: &[Scenario] = &[
     },
 ];
 
+/// The line that says `raw` did not run in `case` (io_uring is blocked here), if it did not.
+pub fn raw_note(case: Option<&crate::method::CaseResult>, raw: &str) -> Option<String> {
+    let case = case?;
+    if case.variant(raw).is_some() {
+        return None;
+    }
+    let why = crate::backend::backends()
+        .raw
+        .as_ref()
+        .err()
+        .cloned()
+        .unwrap_or_else(|| "not run".to_owned());
+    Some(format!(
+        "{raw}: unavailable here ({why}); xuring's side ran alone"
+    ))
+}
+
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.name == name)

@@ -20,12 +20,13 @@ use xuring_core::{KernelLevel, Ring};
 use xuring_sys::SetupFlags;
 
 use crate::Config;
+use crate::backend::RAW_NAME;
 use crate::error::BenchError;
 use crate::method::{CaseResult, Variant, calibrate, measure};
 use crate::pin::{CpuPair, cpu_pair};
 use crate::pingpong::{EventfdPingPong, MpscPingPong, RING_ENTRIES, RawMsgRing, XuringPingPong};
 use crate::report::{cases_table, rate, ratio, summary_row};
-use crate::scenarios::Output;
+use crate::scenarios::{Output, raw_note};
 use crate::threads::{load_average, load_note};
 
 /// xuring at native level.
@@ -38,8 +39,6 @@ pub const XURING_FALLBACK: &str = "xuring Thread (5.6 eventfd)";
 pub const EVENTFD: &str = "eventfd read/write";
 /// Context.
 pub const MPSC: &str = "std mpsc";
-/// The target of xuring native over raw `MSG_RING` (DESIGN §7).
-pub const TARGET_VS_RAW: f64 = 1.0;
 
 /// Round trips each side completed over a case, checked against its responder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,7 +76,7 @@ pub struct MsgRingReport {
 }
 
 /// The placements measured: the second thread on another CPU where there is one (the case
-/// the targets are about), then on the main thread's CPU, where every hand-off is a context
+/// the headline is about), then on the main thread's CPU, where every hand-off is a context
 /// switch and the software cost of each side shows (it is hidden behind the wake-up of an
 /// idle CPU in the first).
 pub fn placements() -> Vec<(String, CpuPair)> {
@@ -110,7 +109,11 @@ fn one_case(
 ) -> Result<(PairCase, SetupFlags), BenchError> {
     let mut native = XuringPingPong::new(KernelLevel::Native, &pair)?;
     let mut fallback = XuringPingPong::new(KernelLevel::V5_6, &pair)?;
-    let mut raw = RawMsgRing::new(setup, &pair)?;
+    let mut raw = if config.raw {
+        Some(RawMsgRing::new(setup, &pair)?)
+    } else {
+        None
+    };
     let mut eventfd = EventfdPingPong::new(&pair)?;
     let mut mpsc = MpscPingPong::new(&pair)?;
     let children_pinned = (native.child_pinned(), fallback.child_pinned());
@@ -120,31 +123,33 @@ fn one_case(
         ..config.clone()
     };
     let case = {
-        let mut variants = vec![
-            Variant::new(XURING_NATIVE, |n| native.run(n)),
-            Variant::new(RAW_MSG_RING, |n| raw.run(n)),
-            Variant::new(XURING_FALLBACK, |n| fallback.run(n)),
-            Variant::new(EVENTFD, |n| eventfd.run(n)),
-            Variant::new(MPSC, |n| mpsc.run(n)),
-        ];
+        let mut variants = vec![Variant::new(XURING_NATIVE, |n| native.run(n))];
+        if let Some(raw) = raw.as_mut() {
+            variants.push(Variant::new(RAW_MSG_RING, move |n| raw.run(n)));
+        }
+        // With the raw side, the fallback is at 2; without it, at 1.
+        let at = variants.len();
+        variants.push(Variant::new(XURING_FALLBACK, |n| fallback.run(n)));
+        variants.push(Variant::new(EVENTFD, |n| eventfd.run(n)));
+        variants.push(Variant::new(MPSC, |n| mpsc.run(n)));
+        let mut comparisons = vec![(at, at + 1), (0, at + 2)];
+        if at == 2 {
+            comparisons.insert(0, (0, 1));
+        }
         let ops = calibrate(&mut variants[0], &pair_config, 1)?;
-        measure(
-            label,
-            &mut variants,
-            &[(0, 1), (2, 3), (0, 4)],
-            config.rounds,
-            ops,
-        )?
+        measure(label, &mut variants, &comparisons, config.rounds, ops)?
     };
-    let checked = vec![
-        Checked {
-            name: XURING_NATIVE,
-            round_trips: native.round_trips(),
-        },
-        Checked {
+    let mut checked = vec![Checked {
+        name: XURING_NATIVE,
+        round_trips: native.round_trips(),
+    }];
+    if let Some(raw) = &raw {
+        checked.push(Checked {
             name: RAW_MSG_RING,
             round_trips: raw.round_trips(),
-        },
+        });
+    }
+    checked.extend([
         Checked {
             name: XURING_FALLBACK,
             round_trips: fallback.round_trips(),
@@ -157,9 +162,11 @@ fn one_case(
             name: MPSC,
             round_trips: mpsc.round_trips(),
         },
-    ];
+    ]);
     native.finish()?;
-    raw.finish()?;
+    if let Some(raw) = raw {
+        raw.finish()?;
+    }
     fallback.finish()?;
     eventfd.finish()?;
     mpsc.finish()?;
@@ -247,18 +254,15 @@ impl MsgRingReport {
             let label = &c.case.label;
             if let Some(r) = c.case.ratio(XURING_NATIVE, RAW_MSG_RING) {
                 let line = if c.pair.split() || self.split().is_none() {
-                    let verdict = if r.median >= TARGET_VS_RAW {
-                        "met"
-                    } else {
-                        "NOT met"
-                    };
                     format!(
-                        "msgring ({label}): xuring native / raw MSG_RING = {} (target >= {TARGET_VS_RAW:.1}x: {verdict})",
+                        "msgring ({label}): xuring native / raw MSG_RING = {} (above 1: xuring's \
+                         Thread is faster than the bare MSG_RING loop)",
                         ratio(r.median)
                     )
                 } else {
                     format!(
-                        "msgring ({label}): xuring native / raw MSG_RING = {} (software cost; the target is for two CPUs)",
+                        "msgring ({label}): xuring native / raw MSG_RING = {} (software cost: \
+                         every hand-off is a context switch on one CPU)",
                         ratio(r.median)
                     )
                 };
@@ -267,7 +271,7 @@ impl MsgRingReport {
             }
             if let Some(r) = c.case.ratio(XURING_FALLBACK, EVENTFD) {
                 let line = format!(
-                    "msgring ({label}): xuring 5.6 fallback / eventfd = {} (no target: context)",
+                    "msgring ({label}): xuring 5.6 fallback / eventfd = {} (context)",
                     ratio(r.median)
                 );
                 let _ = writeln!(text, "  {line}");
@@ -280,6 +284,9 @@ impl MsgRingReport {
                     v.median_ns,
                 ));
             }
+        }
+        if let Some(note) = raw_note(self.cases.first().map(|c| &c.case), RAW_MSG_RING) {
+            let _ = writeln!(text, "  {note}");
         }
         let total: u64 = self
             .cases
@@ -301,6 +308,7 @@ impl MsgRingReport {
                 &c.case,
                 XURING_NATIVE,
                 RAW_MSG_RING,
+                RAW_NAME,
             ));
             rows.extend(summary_row(
                 "msgring",
@@ -308,6 +316,7 @@ impl MsgRingReport {
                 &c.case,
                 XURING_FALLBACK,
                 EVENTFD,
+                "eventfd",
             ));
         }
         Output {

@@ -15,13 +15,16 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use xuring_core::Executor;
+
 use crate::Config;
+use crate::backend::RAW_NAME;
 use crate::datafile::DataFile;
 use crate::error::BenchError;
 use crate::method::{CaseResult, Variant, calibrate, measure};
 use crate::raw::RawReader;
 use crate::report::{cases_table, rate, ratio, summary_row};
-use crate::scenarios::Output;
+use crate::scenarios::{Output, raw_note};
 use crate::xuring_ops::{BufSource, IoKind, XuringIo};
 
 /// How many offsets the shared random sequence has before it repeats.
@@ -54,6 +57,9 @@ pub struct DepthResult {
     pub pool_fixed: bool,
     /// fio's numbers.
     pub fio: Fio,
+    /// Where both executors ran: the names of the epoll variant and of the io_uring one,
+    /// and the executor of the default rings (the other variants').
+    pub executors: Option<(String, String, Executor)>,
 }
 
 /// What `read4k` measured.
@@ -84,11 +90,30 @@ fn names(pool_fixed: bool) -> [&'static str; 4] {
     }
 }
 
+/// The executor to run a second xuring pool variant on, next to the default one, so that the
+/// two executors are compared on the same reads: epoll where the default is io_uring, and
+/// io_uring where epoll was chosen (`XURING_BACKEND`) although io_uring works; none where
+/// io_uring is blocked.
+pub fn other_executor() -> Option<Executor> {
+    let found = crate::backend::backends();
+    match found.executor()? {
+        Executor::IoUring => Some(Executor::Epoll),
+        Executor::Epoll if found.can_run(Executor::IoUring) => Some(Executor::IoUring),
+        Executor::Epoll => None,
+    }
+}
+
+/// The name of the xuring pool variant on `executor`.
+pub fn on_executor(executor: Executor) -> String {
+    format!("xuring pool on {executor}")
+}
+
 /// Creates and warms the file, then measures each queue depth.
 pub fn run(config: &Config) -> Result<Read4kReport, BenchError> {
     let file = DataFile::create(config.file_bytes)?;
     let offsets = file.random_offsets(OFFSETS, 0x4b1d);
     let mut depths = Vec::new();
+    let default = crate::backend::backends().executor();
     for &qd in &config.read_depths {
         let mut pool = XuringIo::new(
             file.fd(),
@@ -100,26 +125,80 @@ pub fn run(config: &Config) -> Result<Read4kReport, BenchError> {
         let pool_fixed = pool.fixed();
         let setup = pool.features().setup;
         let mut vec = XuringIo::new(file.fd(), offsets.clone(), qd, IoKind::Read, BufSource::Vec)?;
-        let mut raw_fixed = RawReader::new(file.fd(), offsets.clone(), qd, setup, pool_fixed)?;
-        let mut raw_plain = RawReader::new(file.fd(), offsets.clone(), qd, setup, false)?;
+        let (mut raw_fixed, mut raw_plain) = if config.raw {
+            (
+                Some(RawReader::new(
+                    file.fd(),
+                    offsets.clone(),
+                    qd,
+                    setup,
+                    pool_fixed,
+                )?),
+                Some(RawReader::new(
+                    file.fd(),
+                    offsets.clone(),
+                    qd,
+                    setup,
+                    false,
+                )?),
+            )
+        } else {
+            (None, None)
+        };
+        let other = other_executor();
+        let mut alt = match other {
+            Some(executor) => Some(XuringIo::on(
+                Some(executor),
+                file.fd(),
+                offsets.clone(),
+                qd,
+                IoKind::Read,
+                BufSource::Pool,
+            )?),
+            None => None,
+        };
         let [n0, n1, n2, n3] = names(pool_fixed);
-        let mut variants = vec![
-            Variant::new(n0, |n| pool.run(n)),
-            Variant::new(n1, |n| raw_fixed.run(n)),
-            Variant::new(n2, |n| vec.run(n)),
-            Variant::new(n3, |n| raw_plain.run(n)),
-        ];
+        let mut variants = vec![Variant::new(n0, |n| pool.run(n))];
+        let mut comparisons = Vec::new();
+        if let Some(raw) = raw_fixed.as_mut() {
+            variants.push(Variant::new(n1, move |n| raw.run(n)));
+            comparisons.push((0, 1));
+        }
+        variants.push(Variant::new(n2, |n| vec.run(n)));
+        let vec_at = variants.len() - 1;
+        if let Some(raw) = raw_plain.as_mut() {
+            variants.push(Variant::new(n3, move |n| raw.run(n)));
+            comparisons.push((vec_at, vec_at + 1));
+        }
+        let mut executors = None;
+        if let (Some(executor), Some(alt), Some(default)) = (other, alt.as_mut(), default) {
+            variants.push(Variant::new(on_executor(executor), move |n| alt.run(n)));
+            let alt_at = variants.len() - 1;
+            // Always epoll over io_uring.
+            let (epoll, uring) = if executor == Executor::Epoll {
+                (alt_at, 0)
+            } else {
+                (0, alt_at)
+            };
+            comparisons.push((epoll, uring));
+            executors = Some((
+                variants[epoll].name.clone(),
+                variants[uring].name.clone(),
+                default,
+            ));
+        }
         let ops = calibrate(&mut variants[0], config, u64::from(qd))?;
         let case = measure(
             format!("qd={qd}"),
             &mut variants,
-            &[(0, 1), (2, 3)],
+            &comparisons,
             config.rounds,
             ops,
         )?;
         drop(variants);
         let fio = match config.fio_runtime {
             None => Fio::Skipped(format!("not run in {} mode", config.mode)),
+            Some(_) if !config.raw => Fio::Skipped("io_uring is blocked here".to_owned()),
             Some(runtime) => run_fio(file.path(), file.len(), qd, runtime),
         };
         depths.push(DepthResult {
@@ -127,6 +206,7 @@ pub fn run(config: &Config) -> Result<Read4kReport, BenchError> {
             case,
             pool_fixed,
             fio,
+            executors,
         });
     }
     Ok(Read4kReport {
@@ -251,6 +331,20 @@ impl Read4kReport {
                     ratio(r.median)
                 ));
             }
+            if let Some((epoll, uring, _)) = &d.executors {
+                if let Some(r) = d.case.ratio(epoll, uring) {
+                    let line = format!(
+                        "read4k qd {}: xuring on epoll / on io_uring = {} (range {:.3}-{:.3}; \
+                         on epoll each read is a pread(2) run in the ring's thread)",
+                        d.qd,
+                        ratio(r.median),
+                        r.min,
+                        r.max
+                    );
+                    let _ = writeln!(text, "  {line}");
+                    summary.push(line);
+                }
+            }
             match &d.fio {
                 Fio::Skipped(why) => {
                     let _ = writeln!(text, "  fio qd={}: skipped: {why}", d.qd);
@@ -263,7 +357,8 @@ impl Read4kReport {
                     let x_vec = d.case.variant(vec).map_or(0.0, |v| v.ops_per_sec());
                     let line = format!(
                         "read4k qd {}: fio {} IOPS plain, {} --fixedbufs (batched, gtod_reduce); \
-                         xuring Vec/fio = {}, xuring pool/fio fixedbufs = {} (unpaired, target >= 1.0x)",
+                         xuring Vec/fio = {}, xuring pool/fio fixedbufs = {} (unpaired: fio ran \
+                         after the rounds)",
                         d.qd,
                         rate(*plain),
                         rate(*fixed),
@@ -275,14 +370,27 @@ impl Read4kReport {
                 }
             }
         }
-        let rows = self
-            .depths
-            .iter()
-            .filter_map(|d| {
-                let [a, b, _, _] = names(d.pool_fixed);
-                summary_row("randread", format!("4 KiB, QD {}", d.qd), &d.case, a, b)
-            })
-            .collect();
+        let first = self.depths.first();
+        if let Some(note) = first.and_then(|d| raw_note(Some(&d.case), names(d.pool_fixed)[1])) {
+            let _ = writeln!(text, "  {note}");
+        }
+        let mut rows = Vec::new();
+        for d in &self.depths {
+            let [a, b, _, _] = names(d.pool_fixed);
+            let params = format!("4 KiB, QD {}", d.qd);
+            rows.extend(summary_row("randread", params, &d.case, a, b, RAW_NAME));
+            if let Some((epoll, uring, _)) = &d.executors {
+                let params = format!("4 KiB, QD {}, epoll", d.qd);
+                rows.extend(summary_row(
+                    "randread",
+                    params,
+                    &d.case,
+                    epoll,
+                    uring,
+                    "xuring on io_uring",
+                ));
+            }
+        }
         Output {
             text,
             summary,

@@ -10,11 +10,12 @@ use xuring_core::{Ring, Timespec};
 use xuring_sys::SetupFlags;
 
 use crate::Config;
+use crate::backend::RAW_NAME;
 use crate::error::BenchError;
 use crate::method::{CaseResult, Variant, calibrate, measure};
 use crate::raw::RawTimers;
 use crate::report::{cases_table, ratio, summary_row};
-use crate::scenarios::Output;
+use crate::scenarios::{Output, raw_note};
 use crate::xuring_ops::XuringBatch;
 
 /// The xuring variant.
@@ -40,11 +41,15 @@ pub fn run(config: &Config) -> Result<TimersReport, BenchError> {
     for &count in &config.timer_counts {
         let count = count.max(1);
         let mut xuring = XuringBatch::timer(RING_ENTRIES, count, Timespec::from(Duration::ZERO))?;
-        let mut raw = RawTimers::new(RING_ENTRIES, setup, count, Duration::ZERO)?;
-        let mut variants = vec![
-            Variant::new(XURING, |n| xuring.run(n)),
-            Variant::new(RAW, |n| raw.run(n)),
-        ];
+        let mut raw = if config.raw {
+            Some(RawTimers::new(RING_ENTRIES, setup, count, Duration::ZERO)?)
+        } else {
+            None
+        };
+        let mut variants = vec![Variant::new(XURING, |n| xuring.run(n))];
+        if let Some(raw) = raw.as_mut() {
+            variants.push(Variant::new(RAW, move |n| raw.run(n)));
+        }
         let ops = calibrate(&mut variants[0], config, u64::from(count))?;
         let case = measure(
             format!("count={count}"),
@@ -89,7 +94,11 @@ impl TimersReport {
                 case,
                 XURING,
                 RAW,
+                RAW_NAME,
             ));
+        }
+        if let Some(note) = raw_note(self.cases.first().map(|(_, c)| c), RAW) {
+            let _ = writeln!(text, "  {note}");
         }
         Output {
             text,
