@@ -74,7 +74,7 @@ fn memlock_child(limit: u64) {
     let before = open_fds();
     drop_root_with_memlock(limit);
     for entries in [1u32, 8, 256, 4096] {
-        let outcome = match RawRing::new(&SetupOptions::new(entries, KernelLevel::Native)) {
+        let outcome = match RawRing::kernel(&SetupOptions::new(entries, KernelLevel::Native)) {
             Ok(ring) => {
                 let buffer = match register_buffer(&ring, 64 << 10) {
                     Ok(()) => "a 64 KiB fixed buffer registers".to_owned(),
@@ -136,16 +136,25 @@ fn memlock_case(test: &str, limit: u64) {
 
 #[test]
 fn memlock_limit_0() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     memlock_case("memlock_limit_0", 0);
 }
 
 #[test]
 fn memlock_limit_64_kib() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     memlock_case("memlock_limit_64_kib", 64 << 10);
 }
 
 #[test]
 fn memlock_limit_8_mib() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     memlock_case("memlock_limit_8_mib", 8 << 20);
 }
 
@@ -200,6 +209,9 @@ fn setup_with_disabled(value: &str) -> Option<Result<RawRing, SetupError>> {
 
 #[test]
 fn io_uring_disabled_2_is_a_typed_permission_error() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let _serial = serial();
     let before = open_fds();
     let Some(outcome) = setup_with_disabled("2") else {
@@ -220,13 +232,16 @@ fn io_uring_disabled_2_is_a_typed_permission_error() {
     assert_eq!(open_fds(), before, "no fd leaked");
     eprintln!("reliability: io_uring_disabled=2: {err:?}");
     // With the old value back, rings work again.
-    let ring = RawRing::new(&SetupOptions::new(8, KernelLevel::Native)).expect("ring");
+    let ring = RawRing::kernel(&SetupOptions::new(8, KernelLevel::Native)).expect("ring");
     drop(ring);
     assert_eq!(open_fds(), before);
 }
 
 #[test]
 fn io_uring_disabled_1_still_lets_root_in() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let _serial = serial();
     if !is_root() {
         eprintln!("reliability: io_uring_disabled=1 skipped: needs CAP_SYS_ADMIN");

@@ -8,8 +8,10 @@ use xuring_sys::{
     SetupError, SetupFlags, SetupOptions,
 };
 
+mod common;
+
 fn ring(entries: u32) -> RawRing {
-    RawRing::new(&SetupOptions::new(entries, KernelLevel::Native)).expect("io_uring works here")
+    RawRing::kernel(&SetupOptions::new(entries, KernelLevel::Native)).expect("io_uring works here")
 }
 
 /// Pushes `count` NOPs with user data `base..base+count`, submits and waits for them all.
@@ -38,6 +40,9 @@ fn nop_round_trip(ring: &mut RawRing, base: u64, count: u32) -> Vec<(u64, i32)> 
 
 #[test]
 fn setup_and_teardown_from_1_to_4096_entries() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let mut entries = 1;
     while entries <= 4096 {
         let mut r = ring(entries);
@@ -54,6 +59,9 @@ fn setup_and_teardown_from_1_to_4096_entries() {
 
 #[test]
 fn nop_round_trip_returns_user_data_in_order() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let mut r = ring(8);
     let done = nop_round_trip(&mut r, 1000, 8);
     assert_eq!(
@@ -70,6 +78,9 @@ fn nop_round_trip_returns_user_data_in_order() {
 
 #[test]
 fn retracted_entries_never_reach_the_kernel_and_published_ones_stay() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let mut r = ring(8);
     let nop = |user_data| io_uring_sqe {
         opcode: Opcode::Nop as u8,
@@ -120,6 +131,9 @@ fn retracted_entries_never_reach_the_kernel_and_published_ones_stay() {
 
 #[test]
 fn full_sq_refuses_the_extra_entry() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let mut r = ring(2);
     let sqe = io_uring_sqe::ZEROED;
     // SAFETY: NOPs name no memory.
@@ -144,9 +158,12 @@ fn full_sq_refuses_the_extra_entry() {
 
 #[test]
 fn split_mappings_work_like_a_single_one() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let mut options = SetupOptions::new(16, KernelLevel::Native);
     options.split_mmap = true;
-    let mut split = RawRing::new(&options).expect("setup");
+    let mut split = RawRing::kernel(&options).expect("setup");
     assert!(!split.single_mmap());
     assert!(ring(16).single_mmap(), "this kernel has FEAT_SINGLE_MMAP");
     let done = nop_round_trip(&mut split, 7, 16);
@@ -155,9 +172,12 @@ fn split_mappings_work_like_a_single_one() {
 
 #[test]
 fn cq_size_can_be_chosen() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let mut options = SetupOptions::new(4, KernelLevel::Native);
     options.cq_entries = Some(64);
-    let mut r = RawRing::new(&options).expect("setup");
+    let mut r = RawRing::kernel(&options).expect("setup");
     assert_eq!(r.cq().capacity(), 64);
     assert!(r.features().has_setup(SetupFlags::CQSIZE));
 }
@@ -176,6 +196,9 @@ fn running_version() -> KernelVersion {
 
 #[test]
 fn probe_reports_every_opcode_up_to_this_kernel() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let r = ring(4);
     let features = r.features();
     let running = running_version();
@@ -203,6 +226,9 @@ fn probe_reports_every_opcode_up_to_this_kernel() {
 
 #[test]
 fn native_setup_gets_every_wanted_flag_here() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let r = ring(4);
     let setup = r.features().setup;
     // Which flags this kernel must accept follows from its version.
@@ -222,9 +248,12 @@ fn native_setup_gets_every_wanted_flag_here() {
 
 #[test]
 fn each_level_removes_exactly_the_newer_features() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let native = *ring(4).features();
     for level in KernelLevel::ALL {
-        let r = RawRing::new(&SetupOptions::new(4, level)).expect("setup at every level");
+        let r = RawRing::kernel(&SetupOptions::new(4, level)).expect("setup at every level");
         let f = r.features();
         assert_eq!(f.level, level);
         for info in Opcode::TABLE {
@@ -273,6 +302,9 @@ fn each_level_removes_exactly_the_newer_features() {
 
 #[test]
 fn enter_with_timeout_returns_etime() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let r = ring(4);
     let ts = __kernel_timespec {
         tv_sec: 0,
@@ -287,7 +319,10 @@ fn enter_with_timeout_returns_etime() {
 
 #[test]
 fn invalid_entries_is_a_typed_error() {
-    match RawRing::new(&SetupOptions::new(0, KernelLevel::Native)) {
+    if !common::kernel_io_uring() {
+        return;
+    }
+    match RawRing::kernel(&SetupOptions::new(0, KernelLevel::Native)) {
         Err(SetupError::InvalidArgument { entries: 0, .. }) => {}
         other => panic!("expected InvalidArgument, got {other:?}"),
     }

@@ -27,7 +27,7 @@ fn undriven() -> Vec<(&'static str, SetupFlags)> {
 }
 
 fn refused(options: &SetupOptions) -> SetupError {
-    match RawRing::new(options) {
+    match RawRing::kernel(options) {
         Ok(ring) => panic!(
             "built a ring with flags {:?}",
             SetupFlags::from_bits_retain(ring.params().flags)
@@ -38,6 +38,9 @@ fn refused(options: &SetupOptions) -> SetupError {
 
 #[test]
 fn undriven_flags_are_refused_wanted_or_required_without_an_fd() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let _serial = serial();
     let before = open_fds();
     for (name, flags) in undriven() {
@@ -66,6 +69,9 @@ fn undriven_flags_are_refused_wanted_or_required_without_an_fd() {
 
 #[test]
 fn only_the_undriven_bits_are_reported() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let _serial = serial();
     let mut options = SetupOptions::new(8, KernelLevel::Native);
     options.wanted = SetupOptions::DEFAULT_WANTED | SetupFlags::CQE32;
@@ -85,10 +91,13 @@ fn only_the_undriven_bits_are_reported() {
 
 #[test]
 fn driven_flags_still_build() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let _serial = serial();
     let before = open_fds();
     // The defaults: what this kernel accepts of them is what the flags below must keep.
-    let ring = RawRing::new(&SetupOptions::new(8, KernelLevel::Native)).expect("default flags");
+    let ring = RawRing::kernel(&SetupOptions::new(8, KernelLevel::Native)).expect("default flags");
     let defaults = SetupFlags::from_bits_retain(ring.params().flags);
     drop(ring);
     // Everything accepted at once. CQSIZE and ATTACH_WQ come from `cq_entries` and
@@ -96,7 +105,7 @@ fn driven_flags_still_build() {
     // with a CQ size of 0 or the fd 0 (which would make the kernel refuse the other flags).
     let mut options = SetupOptions::new(8, KernelLevel::Native);
     options.wanted = SetupFlags::DRIVEN;
-    let ring = RawRing::new(&options).expect("every driven flag");
+    let ring = RawRing::kernel(&options).expect("every driven flag");
     let set = SetupFlags::from_bits_retain(ring.params().flags);
     assert!(set.contains(defaults), "{set:?} keeps {defaults:?}");
     if defaults.contains(SetupFlags::COOP_TASKRUN) {
@@ -112,7 +121,7 @@ fn driven_flags_still_build() {
     options.wanted = SetupFlags::DRIVEN;
     options.cq_entries = Some(64);
     options.attach_wq = Some(ring.fd());
-    let shared = RawRing::new(&options).expect("CQSIZE and ATTACH_WQ with their options");
+    let shared = RawRing::kernel(&options).expect("CQSIZE and ATTACH_WQ with their options");
     let set = SetupFlags::from_bits_retain(shared.params().flags);
     assert!(
         set.contains(SetupFlags::CQSIZE | SetupFlags::ATTACH_WQ),
@@ -126,9 +135,12 @@ fn driven_flags_still_build() {
 
 #[test]
 fn attach_wq_falls_back_without_costing_flags_or_sharing() {
+    if !common::kernel_io_uring() {
+        return;
+    }
     let _serial = serial();
     let before = open_fds();
-    let plain = RawRing::new(&SetupOptions::new(8, KernelLevel::Native)).expect("ring");
+    let plain = RawRing::kernel(&SetupOptions::new(8, KernelLevel::Native)).expect("ring");
     let plain_flags = SetupFlags::from_bits_retain(plain.params().flags);
     let pipe = {
         let mut fds = [0i32; 2];
@@ -142,7 +154,7 @@ fn attach_wq_falls_back_without_costing_flags_or_sharing() {
     for fd in [i32::MAX, pipe[0]] {
         let mut options = SetupOptions::new(8, KernelLevel::Native);
         options.attach_wq = Some(fd);
-        let ring = RawRing::new(&options).unwrap_or_else(|e| panic!("attach_wq({fd}): {e}"));
+        let ring = RawRing::kernel(&options).unwrap_or_else(|e| panic!("attach_wq({fd}): {e}"));
         let set = SetupFlags::from_bits_retain(ring.params().flags);
         assert_eq!(set, plain_flags, "fd {fd}");
     }
@@ -150,7 +162,7 @@ fn attach_wq_falls_back_without_costing_flags_or_sharing() {
     let mut options = SetupOptions::new(8, KernelLevel::Native);
     options.wanted = SetupFlags::SUBMIT_ALL | SetupFlags::DEFER_TASKRUN;
     options.attach_wq = Some(plain.fd());
-    let shared = RawRing::new(&options).expect("shared ring");
+    let shared = RawRing::kernel(&options).expect("shared ring");
     let set = SetupFlags::from_bits_retain(shared.params().flags);
     // (SUBMIT_ALL where this kernel has it: 5.18.)
     assert_eq!(
