@@ -370,3 +370,27 @@ fn unsafe_zeroed<T: Copy>() -> T {
     // SAFETY: only used for `sockaddr_storage`, for which all-zero bytes are valid.
     unsafe { core::mem::zeroed() }
 }
+
+#[test]
+fn a_receive_after_a_short_one_gets_what_arrived_in_between() {
+    for mut ring in rings(8) {
+        let (a, mut b) = pair();
+        let mut buf = [0u8; 8];
+        let recv = |user_data, buf: &mut [u8; 8]| {
+            let mut r = sqe(Opcode::Recv, a.as_raw_fd(), user_data);
+            r.addr = buf.as_mut_ptr() as u64;
+            r.len = 8;
+            r
+        };
+        b.write_all(b"abc").expect("write");
+        // SAFETY: `buf` outlives the wait below.
+        unsafe { submit(&mut ring, &[recv(1, &mut buf)]) };
+        assert_eq!(wait(&mut ring, 1), [(1, 3)], "short: the socket is empty");
+        // Data arrives while no receive waits; the next one must see it at once.
+        b.write_all(b"defgh").expect("write");
+        // SAFETY: as above.
+        unsafe { submit(&mut ring, &[recv(2, &mut buf)]) };
+        assert_eq!(wait(&mut ring, 1), [(2, 5)], "{:?}", ring.executor());
+        assert_eq!(&buf[..5], b"defgh");
+    }
+}

@@ -63,6 +63,11 @@ struct Watch {
     /// The events the one-shot registration is armed with; 0 once it fired (or nothing
     /// waits), so that the next waiter arms it again.
     armed: u32,
+    /// A receive found the socket empty (a short receive or "would block") and epoll has not
+    /// reported it readable since: the next receive waits without trying first. Only ever a
+    /// shortcut: arming the registration checks the level, so a receive that waits on a
+    /// socket that has data (this flag stale, the fd reused) is woken at once.
+    drained: bool,
 }
 
 /// The executor of one emulated ring.
@@ -237,6 +242,9 @@ impl Emulator {
         };
         // The one-shot registration fired: whatever still waits arms it again.
         watch.armed = 0;
+        if revents & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
+            watch.drained = false;
+        }
         let mut waiters =
             core::mem::replace(&mut watch.waiters, core::mem::take(&mut self.scratch));
         let failure = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
@@ -293,6 +301,10 @@ impl Emulator {
             }
             _ => {
                 let slot = self.slot(sqe);
+                if self.drained(&sqe) && self.park(slot, sqe.fd, libc::EPOLLIN as u32).is_ok() {
+                    // Nothing to receive yet: it waits, and saves a receive that would fail.
+                    return;
+                }
                 self.retry(slot, sq, cq);
             }
         }
@@ -396,14 +408,29 @@ impl Emulator {
         self.free.push(slot);
     }
 
+    /// Whether `sqe` is a receive (that may wait) on a socket a receive just emptied.
+    fn drained(&self, sqe: &io_uring_sqe) -> bool {
+        sqe.opcode == Opcode::Recv as u8
+            && sqe.op_flags & libc::MSG_DONTWAIT as u32 == 0
+            && self.watches.get(sqe.fd as usize).is_some_and(|w| w.drained)
+    }
+
     /// Another attempt at the entry in `slot`: it completes, or waits again.
     fn retry(&mut self, slot: u32, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
         let mut may_block = false;
         loop {
             let p = &mut self.parked[slot as usize];
+            let receive = p.sqe.opcode == Opcode::Recv as u8;
+            let (fd, len) = (p.sqe.fd, p.sqe.len);
             match attempt(&mut p.sqe, &mut p.progress, may_block) {
                 Attempt::Done(res) => {
                     let user_data = p.sqe.user_data;
+                    if receive && res > 0 && (res as u32) < len {
+                        // Short: the socket held no more.
+                        if let Some(w) = self.watches.get_mut(fd as usize) {
+                            w.drained = true;
+                        }
+                    }
                     self.release(slot);
                     self.post(user_data, res, sq, cq);
                     return;
@@ -439,6 +466,9 @@ impl Emulator {
         }
         let watch = &mut self.watches[index];
         watch.armed = want;
+        if self.parked[slot as usize].sqe.opcode == Opcode::Recv as u8 {
+            watch.drained = true;
+        }
         watch.waiters.push(slot);
         self.parked[slot as usize].wait = Wait::Fd { fd, events };
         Ok(())
