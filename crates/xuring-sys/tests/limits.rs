@@ -127,6 +127,10 @@ fn memlock_case(test: &str, limit: u64) {
         return;
     }
     let _serial = serial();
+    // Under the lock: its probe ring must not show up in another test's fd count.
+    if !common::kernel_io_uring() {
+        return;
+    }
     if !is_root() {
         eprintln!("reliability: memlock {limit} B skipped: dropping to nobody needs root");
         return;
@@ -136,25 +140,16 @@ fn memlock_case(test: &str, limit: u64) {
 
 #[test]
 fn memlock_limit_0() {
-    if !common::kernel_io_uring() {
-        return;
-    }
     memlock_case("memlock_limit_0", 0);
 }
 
 #[test]
 fn memlock_limit_64_kib() {
-    if !common::kernel_io_uring() {
-        return;
-    }
     memlock_case("memlock_limit_64_kib", 64 << 10);
 }
 
 #[test]
 fn memlock_limit_8_mib() {
-    if !common::kernel_io_uring() {
-        return;
-    }
     memlock_case("memlock_limit_8_mib", 8 << 20);
 }
 
@@ -209,10 +204,10 @@ fn setup_with_disabled(value: &str) -> Option<Result<RawRing, SetupError>> {
 
 #[test]
 fn io_uring_disabled_2_is_a_typed_permission_error() {
+    let _serial = serial();
     if !common::kernel_io_uring() {
         return;
     }
-    let _serial = serial();
     let before = open_fds();
     let Some(outcome) = setup_with_disabled("2") else {
         eprintln!("reliability: io_uring_disabled skipped: {DISABLED} missing or read-only");
@@ -239,10 +234,10 @@ fn io_uring_disabled_2_is_a_typed_permission_error() {
 
 #[test]
 fn io_uring_disabled_1_still_lets_root_in() {
+    let _serial = serial();
     if !common::kernel_io_uring() {
         return;
     }
-    let _serial = serial();
     if !is_root() {
         eprintln!("reliability: io_uring_disabled=1 skipped: needs CAP_SYS_ADMIN");
         return;

@@ -38,10 +38,11 @@ fn refused(options: &SetupOptions) -> SetupError {
 
 #[test]
 fn undriven_flags_are_refused_wanted_or_required_without_an_fd() {
+    let _serial = serial();
+    // Under the lock: its probe ring must not show up in another test's fd count.
     if !common::kernel_io_uring() {
         return;
     }
-    let _serial = serial();
     let before = open_fds();
     for (name, flags) in undriven() {
         let mut wanted = SetupOptions::new(8, KernelLevel::Native);
@@ -69,10 +70,11 @@ fn undriven_flags_are_refused_wanted_or_required_without_an_fd() {
 
 #[test]
 fn only_the_undriven_bits_are_reported() {
+    let _serial = serial();
+    // Under the lock: its probe ring must not show up in another test's fd count.
     if !common::kernel_io_uring() {
         return;
     }
-    let _serial = serial();
     let mut options = SetupOptions::new(8, KernelLevel::Native);
     options.wanted = SetupOptions::DEFAULT_WANTED | SetupFlags::CQE32;
     options.required = SetupFlags::CLAMP | SetupFlags::from_bits_retain(NO_SQARRAY);
@@ -91,10 +93,11 @@ fn only_the_undriven_bits_are_reported() {
 
 #[test]
 fn driven_flags_still_build() {
+    let _serial = serial();
+    // Under the lock: its probe ring must not show up in another test's fd count.
     if !common::kernel_io_uring() {
         return;
     }
-    let _serial = serial();
     let before = open_fds();
     // The defaults: what this kernel accepts of them is what the flags below must keep.
     let ring = RawRing::kernel(&SetupOptions::new(8, KernelLevel::Native)).expect("default flags");
@@ -135,10 +138,11 @@ fn driven_flags_still_build() {
 
 #[test]
 fn attach_wq_falls_back_without_costing_flags_or_sharing() {
+    let _serial = serial();
+    // Under the lock: its probe ring must not show up in another test's fd count.
     if !common::kernel_io_uring() {
         return;
     }
-    let _serial = serial();
     let before = open_fds();
     let plain = RawRing::kernel(&SetupOptions::new(8, KernelLevel::Native)).expect("ring");
     let plain_flags = SetupFlags::from_bits_retain(plain.params().flags);
