@@ -2,7 +2,9 @@
 //! (`RawRing::emulated`), with the same expectations: waits on one descriptor for different
 //! events, cancels by `user_data`, by fd and of everything, timers in deadline order and a
 //! timer removed, `enter`'s deadline, `MSG_WAITALL`, the caller's `MSG_DONTWAIT`, a CQ
-//! overflow without losing a completion, and connect/accept on blocking sockets.
+//! overflow without losing a completion, connect/accept on blocking sockets, and descriptor
+//! numbers closed and reused behind the executor's back. The tests run one at a time: one
+//! counts on getting the lowest free descriptor number.
 #![cfg(not(miri))]
 
 use std::io::Write;
@@ -95,6 +97,7 @@ fn sorted(mut v: Vec<(u64, i32)>) -> Vec<(u64, i32)> {
 
 #[test]
 fn two_waits_on_one_socket_both_complete_when_it_becomes_readable() {
+    let _serial = common::serial();
     for mut ring in rings(8) {
         let (a, mut b) = pair();
         // The receive takes 2 of the 5 bytes: the socket stays readable for the poll, whichever
@@ -126,6 +129,7 @@ fn two_waits_on_one_socket_both_complete_when_it_becomes_readable() {
 
 #[test]
 fn cancels_by_user_data_by_fd_and_of_everything() {
+    let _serial = common::serial();
     for mut ring in rings(16) {
         let (a, _a_peer) = pair();
         let (c, _c_peer) = pair();
@@ -194,6 +198,7 @@ fn cancels_by_user_data_by_fd_and_of_everything() {
 
 #[test]
 fn timers_fire_in_deadline_order_never_early_and_one_is_removed() {
+    let _serial = common::serial();
     for mut ring in rings(8) {
         let ms = |n: i64| __kernel_timespec {
             tv_sec: 0,
@@ -243,6 +248,7 @@ fn timers_fire_in_deadline_order_never_early_and_one_is_removed() {
 
 #[test]
 fn an_enter_deadline_passes_with_etime() {
+    let _serial = common::serial();
     for mut ring in rings(4) {
         let ts = __kernel_timespec {
             tv_sec: 0,
@@ -263,6 +269,7 @@ fn an_enter_deadline_passes_with_etime() {
 
 #[test]
 fn waitall_gathers_every_byte_and_dontwait_does_not_wait() {
+    let _serial = common::serial();
     for mut ring in rings(8) {
         let (a, mut b) = pair();
         let mut buf = [0u8; 10];
@@ -299,6 +306,7 @@ fn waitall_gathers_every_byte_and_dontwait_does_not_wait() {
 
 #[test]
 fn a_full_cq_loses_no_completion() {
+    let _serial = common::serial();
     for mut ring in rings(4) {
         let cq = ring.cq().capacity() as u64;
         let total = cq * 3;
@@ -320,6 +328,7 @@ fn a_full_cq_loses_no_completion() {
 
 #[test]
 fn connect_and_accept_on_blocking_sockets_leave_them_blocking() {
+    let _serial = common::serial();
     for mut ring in rings(8) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = match listener.local_addr().expect("addr") {
@@ -373,6 +382,7 @@ fn unsafe_zeroed<T: Copy>() -> T {
 
 #[test]
 fn a_receive_after_a_short_one_gets_what_arrived_in_between() {
+    let _serial = common::serial();
     for mut ring in rings(8) {
         let (a, mut b) = pair();
         let mut buf = [0u8; 8];
@@ -393,4 +403,55 @@ fn a_receive_after_a_short_one_gets_what_arrived_in_between() {
         assert_eq!(wait(&mut ring, 1), [(2, 5)], "{:?}", ring.executor());
         assert_eq!(&buf[..5], b"defgh");
     }
+}
+
+#[test]
+fn a_descriptor_number_closed_and_reused_elsewhere_still_gets_its_events() {
+    let _serial = common::serial();
+    for mut ring in rings(8) {
+        let (a, _a_peer) = pair();
+        let number = a.as_raw_fd();
+        let mut buf = [0u8; 8];
+        let mut recv = sqe(Opcode::Recv, number, 1);
+        recv.addr = buf.as_mut_ptr() as u64;
+        recv.len = 8;
+        // SAFETY: `buf` outlives every wait below.
+        unsafe { submit(&mut ring, &[recv]) };
+        let mut cancel = sqe(Opcode::AsyncCancel, -1, 2);
+        cancel.addr = 1;
+        // SAFETY: a cancel names no memory.
+        unsafe { submit(&mut ring, &[cancel]) };
+        assert_eq!(sorted(wait(&mut ring, 2)), [(1, -libc::ECANCELED), (2, 0)]);
+        // Closed outside the ring; a new socket takes the same number.
+        drop(a);
+        let (c, mut c_peer) = pair();
+        assert_eq!(c.as_raw_fd(), number, "the lowest free number is reused");
+        let mut recv = sqe(Opcode::Recv, number, 3);
+        recv.addr = buf.as_mut_ptr() as u64;
+        recv.len = 8;
+        // SAFETY: as above.
+        unsafe { submit(&mut ring, &[recv]) };
+        c_peer.write_all(b"again").expect("write");
+        assert_eq!(wait(&mut ring, 1), [(3, 5)], "{:?}", ring.executor());
+        assert_eq!(&buf[..5], b"again");
+    }
+}
+
+#[test]
+fn closing_a_descriptor_under_a_waiting_op_ends_the_wait_on_epoll() {
+    let _serial = common::serial();
+    // io_uring keeps the file open for the op (it waits on); the readiness executor cannot,
+    // and completes the op with the descriptor's error instead of waiting forever.
+    let options = SetupOptions::new(8, KernelLevel::Native);
+    let mut ring = RawRing::emulated(&options).expect("epoll");
+    let (a, _a_peer) = pair();
+    let mut buf = [0u8; 8];
+    let mut recv = sqe(Opcode::Recv, a.as_raw_fd(), 1);
+    recv.addr = buf.as_mut_ptr() as u64;
+    recv.len = 8;
+    // SAFETY: `buf` outlives the wait below.
+    unsafe { submit(&mut ring, &[recv]) };
+    nothing_more(&mut ring);
+    drop(a);
+    assert_eq!(wait(&mut ring, 1), [(1, -libc::EBADF)]);
 }

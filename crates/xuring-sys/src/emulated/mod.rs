@@ -7,7 +7,7 @@
 //! the kernel's ring, and pays nothing for the choice; only `enter` differs. There,
 //! [`Emulator::enter`] consumes the published SQEs in order and, for each, does what the
 //! kernel would: an attempt without blocking (`exec.rs`), and on "would block" a wait for the
-//! descriptor's readiness (`EPOLLONESHOT`, armed again each time something waits) or for a
+//! descriptor's readiness (an edge-triggered registration made once, see [`Watch`]) or for a
 //! timer's deadline, then another attempt. Files that epoll cannot wait for (regular files,
 //! directories) and the filesystem ops run synchronously, inside `enter`. Completions go to
 //! the CQ in the order the work finished; when it is full they wait in an overflow list, as
@@ -56,19 +56,41 @@ enum Wait {
     Timer { deadline: u64 },
 }
 
-/// Who waits on one descriptor, and what epoll was last armed with for it.
+/// Who waits on one descriptor, and what epoll said of it.
+///
+/// A descriptor is registered once, edge-triggered, for everything an op may wait for, the
+/// first time an op waits on it; an event makes its waiters try again. Epoll keys a
+/// registration by the open file, and drops it when the file is closed: a descriptor number
+/// closed and reused behind the executor's back would leave a waiter registered for nothing.
+/// So the registration is forgotten when an op of this ring closes the descriptor or a new
+/// one comes back under its number (accept, socket, open), and while ops wait without any
+/// event, it is confirmed (`EPOLL_CTL_MOD`, `ADD` if it vanished) after [`CHECK_FIRST_NS`],
+/// then at doubling intervals up to [`CHECK_MAX_NS`]: a descriptor closed and reused
+/// elsewhere costs its waiter that delay, never a hang.
 #[derive(Debug, Default)]
 struct Watch {
     waiters: Vec<u32>,
-    /// The events the one-shot registration is armed with; 0 once it fired (or nothing
-    /// waits), so that the next waiter arms it again.
-    armed: u32,
-    /// A receive found the socket empty (a short receive or "would block") and epoll has not
-    /// reported it readable since: the next receive waits without trying first. Only ever a
-    /// shortcut: arming the registration checks the level, so a receive that waits on a
-    /// socket that has data (this flag stale, the fd reused) is woken at once.
-    drained: bool,
+    registered: bool,
+    /// The events epoll reported since an attempt last found the descriptor not ready for
+    /// them; a receive waits without trying first while `EPOLLIN` is not among them.
+    ready: u32,
+    /// Events seen on this descriptor (a counter), and its value when the pending check was
+    /// scheduled: a check that finds it changed knows the registration works.
+    events_seen: u32,
+    seen_at_check: u32,
+    /// When the pending check is due (0: none), and the interval after it.
+    check_at: u64,
+    check_interval: u64,
 }
+
+/// The first confirmation of a registration that ops wait on without events.
+const CHECK_FIRST_NS: u64 = 10_000_000;
+/// The longest interval between confirmations (each costs one `EPOLL_CTL_MOD`).
+const CHECK_MAX_NS: u64 = 1_000_000_000;
+
+/// Everything a registration waits for; errors and hang-ups are always reported.
+const REGISTERED: u32 =
+    (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLPRI | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
 
 /// The executor of one emulated ring.
 #[derive(Debug)]
@@ -81,6 +103,9 @@ pub(crate) struct Emulator {
     watches: Vec<Watch>,
     /// `(deadline, slot, generation)`, earliest first.
     timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// Registration checks, `(due, fd)`, earliest first (see [`Watch`]); an entry whose time
+    /// is no longer its watch's `check_at` is stale.
+    checks: BinaryHeap<Reverse<(u64, RawFd)>>,
     /// Completions that did not fit the CQ, oldest first.
     overflow: VecDeque<io_uring_cqe>,
     incoming: Vec<io_uring_sqe>,
@@ -123,6 +148,7 @@ impl Emulator {
                 free: Vec::with_capacity(room),
                 watches: Vec::new(),
                 timers: BinaryHeap::with_capacity(room),
+                checks: BinaryHeap::with_capacity(room),
                 overflow: VecDeque::new(),
                 incoming: Vec::with_capacity(room),
                 events: Vec::with_capacity(room.clamp(16, 1024)),
@@ -156,6 +182,7 @@ impl Emulator {
         loop {
             let now = now_ns();
             self.expire_timers(now, sq, cq);
+            self.run_checks(now, sq, cq);
             self.flush_overflow(sq, cq);
             let available = cq.ready() + self.overflow.len() as u32;
             if !wait || available >= min_complete {
@@ -166,7 +193,11 @@ impl Emulator {
                 }
                 return Ok(submitted);
             }
-            let mut wait_ns = self.next_timer().map(|t| t.saturating_sub(now));
+            let next = match (self.next_timer(), self.checks.peek()) {
+                (Some(t), Some(Reverse((c, _)))) => Some(t.min(*c)),
+                (t, c) => t.or(c.map(|Reverse((c, _))| *c)),
+            };
+            let mut wait_ns = next.map(|t| t.saturating_sub(now));
             if let Some(deadline) = deadline {
                 if now >= deadline {
                     return if submitted > 0 {
@@ -240,10 +271,10 @@ impl Emulator {
         let Some(watch) = self.watches.get_mut(fd as usize) else {
             return;
         };
-        // The one-shot registration fired: whatever still waits arms it again.
-        watch.armed = 0;
-        if revents & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
-            watch.drained = false;
+        watch.ready |= revents;
+        watch.events_seen = watch.events_seen.wrapping_add(1);
+        if watch.waiters.is_empty() {
+            return;
         }
         let mut waiters =
             core::mem::replace(&mut watch.waiters, core::mem::take(&mut self.scratch));
@@ -261,7 +292,63 @@ impl Emulator {
         }
         waiters.clear();
         self.scratch = waiters;
-        self.arm(fd, sq, cq);
+    }
+
+    /// Confirms the registrations whose checks are due (see [`Watch`]).
+    fn run_checks(&mut self, now: u64, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
+        while let Some(&Reverse((due, fd))) = self.checks.peek() {
+            if due > now {
+                return;
+            }
+            self.checks.pop();
+            let Some(watch) = self.watches.get_mut(fd as usize) else {
+                continue;
+            };
+            if watch.check_at != due {
+                continue;
+            }
+            watch.check_at = 0;
+            if watch.waiters.is_empty() {
+                continue;
+            }
+            if watch.events_seen != watch.seen_at_check {
+                // Events arrived: the registration works.
+                watch.check_interval = CHECK_FIRST_NS;
+                self.schedule_check(fd, now);
+                continue;
+            }
+            watch.check_interval = (watch.check_interval * 2).min(CHECK_MAX_NS);
+            if self.register(fd, true).is_ok() {
+                self.schedule_check(fd, now);
+                continue;
+            }
+            // The descriptor is gone (closed while ops waited on it): each gets its next
+            // attempt's answer (`EBADF`, from the call or from waiting again).
+            let watch = &mut self.watches[fd as usize];
+            watch.registered = false;
+            let waiters = core::mem::take(&mut watch.waiters);
+            for &slot in &waiters {
+                self.retry(slot, sq, cq);
+            }
+        }
+    }
+
+    /// Schedules `fd`'s next registration check, `check_interval` from `now`.
+    fn schedule_check(&mut self, fd: RawFd, now: u64) {
+        let watch = &mut self.watches[fd as usize];
+        let due = now.saturating_add(watch.check_interval).max(1);
+        watch.check_at = due;
+        watch.seen_at_check = watch.events_seen;
+        self.checks.push(Reverse((due, fd)));
+    }
+
+    /// Forgets what is known of descriptor `fd`: an op of this ring closed it, or a new file
+    /// came back under its number.
+    fn forget(&mut self, fd: RawFd) {
+        if let Some(watch) = self.watches.get_mut(fd as usize) {
+            watch.registered = false;
+            watch.ready = 0;
+        }
     }
 
     /// Takes a new entry.
@@ -301,7 +388,7 @@ impl Emulator {
             }
             _ => {
                 let slot = self.slot(sqe);
-                if self.drained(&sqe) && self.park(slot, sqe.fd, libc::EPOLLIN as u32).is_ok() {
+                if self.known_empty(&sqe) && self.park(slot, sqe.fd, libc::EPOLLIN as u32).is_ok() {
                     // Nothing to receive yet: it waits, and saves a receive that would fail.
                     return;
                 }
@@ -365,10 +452,6 @@ impl Emulator {
                 && let Some(watch) = self.watches.get_mut(fd as usize)
             {
                 watch.waiters.retain(|&s| s != slot);
-                if watch.waiters.is_empty() {
-                    // A registration armed for nobody: the next waiter arms it again.
-                    watch.armed = 0;
-                }
             }
             self.release(slot);
             self.post(p.sqe.user_data, -libc::ECANCELED, sq, cq);
@@ -408,11 +491,15 @@ impl Emulator {
         self.free.push(slot);
     }
 
-    /// Whether `sqe` is a receive (that may wait) on a socket a receive just emptied.
-    fn drained(&self, sqe: &io_uring_sqe) -> bool {
+    /// Whether `sqe` is a receive (that may wait) on a registered socket that a receive
+    /// found empty, with no event since.
+    fn known_empty(&self, sqe: &io_uring_sqe) -> bool {
         sqe.opcode == Opcode::Recv as u8
             && sqe.op_flags & libc::MSG_DONTWAIT as u32 == 0
-            && self.watches.get(sqe.fd as usize).is_some_and(|w| w.drained)
+            && self
+                .watches
+                .get(sqe.fd as usize)
+                .is_some_and(|w| w.registered && w.ready & libc::EPOLLIN as u32 == 0)
     }
 
     /// Another attempt at the entry in `slot`: it completes, or waits again.
@@ -425,12 +512,14 @@ impl Emulator {
             match attempt(&mut p.sqe, &mut p.progress, may_block) {
                 Attempt::Done(res) => {
                     let user_data = p.sqe.user_data;
+                    let opcode = p.sqe.opcode;
                     if receive && res > 0 && (res as u32) < len {
                         // Short: the socket held no more.
                         if let Some(w) = self.watches.get_mut(fd as usize) {
-                            w.drained = true;
+                            w.ready &= !(libc::EPOLLIN as u32);
                         }
                     }
+                    self.forget_on_completion(opcode, fd, res);
                     self.release(slot);
                     self.post(user_data, res, sq, cq);
                     return;
@@ -450,7 +539,21 @@ impl Emulator {
         }
     }
 
-    /// Makes `slot` wait for `events` on `fd`.
+    /// What a finished op tells about descriptor numbers: a close of this ring frees its
+    /// number, and a new descriptor may reuse one whose old file was closed elsewhere.
+    fn forget_on_completion(&mut self, opcode: u8, fd: RawFd, res: i32) {
+        match Opcode::from_u8(opcode) {
+            Some(Opcode::Close) if res == 0 => self.forget(fd),
+            Some(Opcode::Accept | Opcode::Socket | Opcode::Openat | Opcode::Openat2)
+                if res >= 0 =>
+            {
+                self.forget(res);
+            }
+            _ => {}
+        }
+    }
+
+    /// Makes `slot` wait for `events` on `fd`: registers the descriptor the first time.
     fn park(&mut self, slot: u32, fd: RawFd, events: u32) -> Result<(), Errno> {
         if fd < 0 {
             return Err(Errno::EBADF);
@@ -459,69 +562,57 @@ impl Emulator {
         if self.watches.len() <= index {
             self.watches.resize_with(index + 1, Watch::default);
         }
-        let watch = &self.watches[index];
-        let want = watch.armed | events;
-        if watch.armed & events != events || watch.waiters.is_empty() {
-            self.register(fd, want)?;
+        if !self.watches[index].registered {
+            self.register(fd, false)?;
+            let watch = &mut self.watches[index];
+            watch.registered = true;
+            // Adding reports what is ready now (edge-triggered registrations start with the
+            // current state), so nothing that happened before is lost.
+            watch.ready = 0;
         }
         let watch = &mut self.watches[index];
-        watch.armed = want;
-        if self.parked[slot as usize].sqe.opcode == Opcode::Recv as u8 {
-            watch.drained = true;
-        }
+        // The attempt found it not ready for these.
+        watch.ready &= !events;
+        let first = watch.waiters.is_empty();
         watch.waiters.push(slot);
         self.parked[slot as usize].wait = Wait::Fd { fd, events };
+        if first {
+            // A new wait: confirm the registration soon if nothing happens.
+            let watch = &mut self.watches[index];
+            watch.check_interval = CHECK_FIRST_NS;
+            let now = now_ns();
+            if watch.check_at == 0 || watch.check_at > now + CHECK_FIRST_NS {
+                self.schedule_check(fd, now);
+            }
+        }
         Ok(())
     }
 
-    /// Arms `fd` again for what its waiters wait for, if any wait.
-    fn arm(&mut self, fd: RawFd, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
-        let Some(watch) = self.watches.get(fd as usize) else {
-            return;
-        };
-        let want = watch
-            .waiters
-            .iter()
-            .map(|&s| match self.parked[s as usize].wait {
-                Wait::Fd { events, .. } => events,
-                _ => 0,
-            })
-            .fold(0, |a, b| a | b);
-        if want == 0 || watch.armed & want == want {
-            return;
-        }
-        if self.register(fd, want).is_ok() {
-            self.watches[fd as usize].armed = want;
-            return;
-        }
-        // The descriptor went away under its waiters (closed while they waited): each gets
-        // its next attempt's answer (`EBADF`, from the call or from parking again).
-        let watch = &mut self.watches[fd as usize];
-        watch.armed = 0;
-        let waiters = core::mem::take(&mut watch.waiters);
-        for &slot in &waiters {
-            self.retry(slot, sq, cq);
-        }
-    }
-
-    /// `EPOLL_CTL_MOD` (or `ADD` for a descriptor epoll does not know yet), one-shot.
-    fn register(&self, fd: RawFd, events: u32) -> Result<(), Errno> {
+    /// Registers `fd` (`EPOLL_CTL_ADD`), or with `confirm` confirms its registration
+    /// (`EPOLL_CTL_MOD`, `ADD` if epoll no longer has it).
+    fn register(&self, fd: RawFd, confirm: bool) -> Result<(), Errno> {
         let mut event = libc::epoll_event {
-            events: events | libc::EPOLLONESHOT as u32,
+            events: REGISTERED,
             u64: fd as u64,
         };
-        let epoll = self.epoll;
+        let (first, second) = if confirm {
+            (libc::EPOLL_CTL_MOD, libc::EPOLL_CTL_ADD)
+        } else {
+            (libc::EPOLL_CTL_ADD, libc::EPOLL_CTL_MOD)
+        };
         // SAFETY: `event` is a live local for the call.
-        let rc = unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_MOD, fd, &raw mut event) };
+        let rc = unsafe { libc::epoll_ctl(self.epoll, first, fd, &raw mut event) };
         if rc == 0 {
             return Ok(());
         }
         let e = Errno::last();
-        if e != Errno::ENOENT {
+        // ADD of a file epoll still has (an old registration under this number for the same
+        // file), or MOD of one it dropped: the other call.
+        if !matches!(e, Errno::EEXIST | Errno::ENOENT) {
             return Err(e);
         }
         // SAFETY: as above.
-        let rc = unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &raw mut event) };
+        let rc = unsafe { libc::epoll_ctl(self.epoll, second, fd, &raw mut event) };
         if rc == 0 { Ok(()) } else { Err(Errno::last()) }
     }
 
