@@ -45,7 +45,7 @@ fn write_file_then_read_file_round_trips_every_size() {
         assert!(got == data, "len {len}: read {} bytes", got.len());
         let _ = std::fs::remove_file(&path);
     }
-    assert_eq!(open_fds_settled(before), before, "every file was closed");
+    assert!(open_fds_settled(before) <= before, "every file was closed");
 }
 
 #[test]
@@ -97,9 +97,8 @@ fn read_file_errors_are_reported_after_closing() {
         results,
         [Err(Error::Os(Errno::EISDIR)), Err(Error::Os(Errno::ENOENT))]
     );
-    assert_eq!(
-        open_fds_settled(before),
-        before,
+    assert!(
+        open_fds_settled(before) <= before,
         "the directory was opened, then closed"
     );
 }
@@ -146,7 +145,7 @@ fn write_file_errors_return_the_buffer() {
         assert_eq!(w.len, 0);
         assert_eq!(w.buf.len(), 10, "the buffer comes back");
     }
-    assert_eq!(open_fds_settled(before), before);
+    assert!(open_fds_settled(before) <= before, "no fd leaked");
 }
 
 fn copy_and_check(ring: &mut Ring, name: &str, len: usize) {
@@ -209,7 +208,7 @@ fn copy_file_falls_back_to_read_and_write_without_splice() {
     for (i, len) in [0usize, 65_535, 200_000].into_iter().enumerate() {
         copy_and_check(&mut ring, &format!("fallback-{i}"), len);
     }
-    assert_eq!(open_fds_settled(before), before);
+    assert!(open_fds_settled(before) <= before, "no fd leaked");
     // With a pool, the fallback's buffer is a pool buffer, and it goes back.
     let mut ring = Ring::builder(16)
         .kernel_level(KernelLevel::V5_6)
@@ -253,7 +252,7 @@ fn copy_file_errors_close_what_was_opened() {
     );
     run_bounded(&mut ring);
     assert_eq!(one::<Result<u64, Error>>(), Err(Error::Os(Errno::EISDIR)));
-    assert_eq!(open_fds_settled(before), before);
+    assert!(open_fds_settled(before) <= before, "no fd leaked");
     for p in [src, temp_path("dir-copy")] {
         let _ = std::fs::remove_file(p);
     }
@@ -391,7 +390,7 @@ fn cancelling_a_file_job_before_it_runs_reports_ecanceled() {
         [Err(Error::Os(Errno::ECANCELED))]
     );
     assert_eq!(one::<Written>().status, Err(Error::Os(Errno::ECANCELED)));
-    assert_eq!(open_fds_settled(before), before);
+    assert!(open_fds_settled(before) <= before, "no fd leaked");
     let _ = std::fs::remove_file(&path);
 }
 

@@ -190,7 +190,7 @@ fn cancelling_a_connect_reports_ecanceled_and_leaks_nothing() {
         "a finished job's handle is stale"
     );
     drop(listener);
-    assert_eq!(open_fds_settled(before), before);
+    assert!(open_fds_settled(before) <= before, "no fd leaked");
 }
 
 /// A job's handle cancels on the job's ring only: on another ring whose task has the same id
@@ -294,7 +294,7 @@ fn udp_round_trip(bind: &str) {
     assert_eq!(kept::<Result<(), Error>>(), [Ok(())]);
     assert_eq!(kept::<Vec<u8>>(), [b"pong".to_vec()]);
     drop(ring);
-    assert_eq!(open_fds_settled(before), before);
+    assert!(open_fds_settled(before) <= before, "no fd leaked");
 }
 
 #[test]
@@ -337,7 +337,7 @@ fn udp_to_nobody_connects_but_the_receive_is_refused() {
         [Err(Error::Os(Errno::ECONNREFUSED))]
     );
     drop(ring);
-    assert_eq!(open_fds_settled(before), before);
+    assert!(open_fds_settled(before) <= before, "no fd leaked");
 }
 
 // ----- accept loop -----
@@ -479,7 +479,7 @@ fn cancelling_the_accept_loop_stops_it_with_ok() {
     assert_eq!(kept::<bool>(), [true]);
     assert_eq!(kept::<Result<(), Errno>>(), [Ok(())]);
     drop(ring);
-    assert_eq!(open_fds_settled(before), before);
+    assert!(open_fds_settled(before) <= before, "no fd leaked");
 }
 
 // ----- transfers -----
@@ -573,7 +573,7 @@ fn send_all_finishes_real_short_sends() {
     let sends = m.end.submitted - m.start.submitted;
     assert!(sends >= 2, "the kernel sent it in {sends} pieces");
     drop(ring);
-    assert_eq!(open_fds_settled(before), before);
+    assert!(open_fds_settled(before) <= before, "no fd leaked");
 }
 
 /// Caps the receive buffer of the connections `listener` accepts (they inherit it), so a

@@ -64,8 +64,10 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").expect("procfs").count()
 }
 
-/// The open-fd count once it is back to `before`, waiting up to 2 s: a test of this binary
-/// that does not count fds may hold one for a moment. A real leak stays and is reported.
+/// The open-fd count once it is back to `before` (or below: an fd another test of this binary
+/// held when `before` was counted may be closed by now), waiting up to 2 s: a test of this
+/// binary that does not count fds may hold one for a moment. A real leak stays and is
+/// reported.
 pub fn open_fds_settled(before: usize) -> usize {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
