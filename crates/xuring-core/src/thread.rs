@@ -215,6 +215,9 @@ pub struct Mailbox {
     settled: AtomicU64,
     /// The parent of a child ring, for replies.
     parent: Option<Peer>,
+    /// Whether the receiving ring is the kernel's io_uring, which `msg_ring` can post into
+    /// (a ring the readiness executor runs takes its messages through the eventfd).
+    kernel_ring: bool,
 }
 
 /// Something that can send messages to a ring: a cheap clone of its mailbox.
@@ -246,11 +249,10 @@ impl Peer {
         }
         // The op holds the mailbox (an `Arc` clone, no allocation): its fds stay open until
         // the message has left, and `Mailbox::admit` checks again at submission.
-        let op = MsgRing::to_mailbox(
-            Arc::clone(&self.mailbox),
-            encode(id, payload),
-            ring.features().supports(Opcode::MsgRing),
-        );
+        // `msg_ring` needs it on both sides: the sender's kernel, and a receiver whose ring
+        // is the kernel's (not one the readiness executor runs).
+        let msg_ring = ring.features().supports(Opcode::MsgRing) && self.mailbox.kernel_ring;
+        let op = MsgRing::to_mailbox(Arc::clone(&self.mailbox), encode(id, payload), msg_ring);
         ring.engine().queue_marked(op.into(), ctx)
     }
 
@@ -280,6 +282,7 @@ impl Ring<Uring> {
             admitted: AtomicU64::new(0),
             settled: AtomicU64::new(0),
             parent,
+            kernel_ring: self.executor() == xuring_sys::Executor::IoUring,
         });
         // The mailbox travels in each message task's `internal`, set by the engine.
         let ctx = Context {
@@ -420,13 +423,19 @@ impl Thread {
     pub fn spawn(ring: &mut Ring, entries: u32) -> Result<Thread, RingError> {
         let parent = ring.peer()?;
         let level: KernelLevel = ring.features().level;
+        // The child runs where its parent runs: a parent on the readiness executor may be
+        // there because io_uring is blocked.
+        let executor = match ring.executor() {
+            xuring_sys::Executor::IoUring => xuring_sys::ExecutorChoice::IoUring,
+            xuring_sys::Executor::Epoll => xuring_sys::ExecutorChoice::Epoll,
+        };
         let wq = ring.fd();
         let shared = Arc::new(Shared::default());
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Peer, RingError>>(1);
         let child_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name("xuring-child".into())
-            .spawn(move || child_main(entries, level, wq, parent, child_shared, tx))
+            .spawn(move || child_main(entries, level, executor, wq, parent, child_shared, tx))
             .map_err(RingError::from)?;
         match rx.recv() {
             Ok(Ok(peer)) => Ok(Thread {
@@ -560,6 +569,7 @@ const SETTLE_POLL: std::time::Duration = std::time::Duration::from_micros(200);
 fn child_main(
     entries: u32,
     level: KernelLevel,
+    executor: xuring_sys::ExecutorChoice,
     wq: std::os::fd::RawFd,
     parent: Peer,
     shared: Arc<Shared>,
@@ -567,6 +577,7 @@ fn child_main(
 ) -> Result<(), RingError> {
     let built = Ring::builder(entries)
         .kernel_level(level)
+        .executor(executor)
         .attach_wq(wq)
         .build()
         .and_then(|mut ring| {

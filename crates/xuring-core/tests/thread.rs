@@ -55,10 +55,14 @@ fn pong(ring: &mut Ring, mail: Mail<'_>) -> Result<(), RingError> {
 }
 
 fn ping_pong(level: KernelLevel, rounds: u64) -> Duration {
+    ping_pong_on(parent(level), rounds)
+}
+
+fn ping_pong_on(mut ring: Ring, rounds: u64) -> Duration {
+    let level = ring.features().level;
     PONGS.with(|p| p.set(0));
     SUM.with(|s| s.set(0));
     TARGET.with(|t| t.set(rounds));
-    let mut ring = parent(level);
     let thread = Thread::spawn(&mut ring, 64).expect("spawn");
     CHILD.with(|c| *c.borrow_mut() = Some(thread.peer().clone()));
     let start = Instant::now();
@@ -98,6 +102,19 @@ fn a_million_round_trips_over_the_eventfd_fallback() {
     let n = rounds();
     let took = ping_pong(KernelLevel::V5_6, n);
     eprintln!("5.6: {n} round trips in {took:?}");
+}
+
+/// A parent on the readiness executor (chosen in code, whatever `XURING_BACKEND` says): the
+/// child runs there too, and its replies take the eventfd route into the parent.
+#[test]
+fn round_trips_with_a_parent_on_the_readiness_executor() {
+    let ring = Ring::builder(64)
+        .executor(xuring_core::ExecutorChoice::Epoll)
+        .build()
+        .expect("ring");
+    let n = rounds().min(20_000);
+    let took = ping_pong_on(ring, n);
+    eprintln!("epoll: {n} round trips in {took:?}");
 }
 
 // ----- stopping -----

@@ -1,5 +1,6 @@
 //! The file descriptors the runtime itself owns (a `Thread` mailbox's eventfd and ring fd
-//! duplicate, a ring's own fd), process-wide.
+//! duplicate, a ring's own fd, the epoll fd of a ring the readiness executor runs),
+//! process-wide.
 //!
 //! Fds are process-wide, so one ring's op can name another ring's private fd. Op methods that
 //! take a caller's fd check it here and refuse (`EPERM`) the runtime's own: a user `close`
@@ -41,7 +42,7 @@ fn sparse() -> std::sync::MutexGuard<'static, Vec<RawFd>> {
 /// Records `fd` as the runtime's. Called right after the fd is created, before anything else
 /// can learn its number. Private: only a [`RuntimeFd`], which owns the fd, claims and releases
 /// (a public `release` would let safe code unguard a runtime fd and close it).
-fn claim(fd: RawFd) {
+pub(crate) fn claim(fd: RawFd) {
     if let Some((word, bit)) = dense(fd) {
         DENSE_BITS[word].fetch_or(bit, Ordering::SeqCst);
         return;
@@ -53,7 +54,7 @@ fn claim(fd: RawFd) {
 
 /// Forgets `fd`. Called before closing the fd: after the close, its number may come back as
 /// someone else's.
-fn release(fd: RawFd) {
+pub(crate) fn release(fd: RawFd) {
     if let Some((word, bit)) = dense(fd) {
         DENSE_BITS[word].fetch_and(!bit, Ordering::SeqCst);
         return;

@@ -327,7 +327,7 @@ fn a_full_cq_loses_no_completion() {
 }
 
 #[test]
-fn connect_and_accept_on_blocking_sockets_leave_them_blocking() {
+fn connect_and_accept_on_blocking_sockets() {
     let _serial = common::serial();
     for mut ring in rings(8) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -366,10 +366,19 @@ fn connect_and_accept_on_blocking_sockets_leave_them_blocking() {
         assert_eq!(i32::from(peer.ss_family), libc::AF_INET);
         // SAFETY: the accepted descriptor is ours.
         drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(got[0].1) });
+        // io_uring leaves the sockets as they were; the readiness executor makes them
+        // non-blocking for good (restoring the flag would race with another ring sharing the
+        // listener).
+        let nonblocking = ring.executor() == Executor::Epoll;
         for fd in [listener.as_raw_fd(), client.as_raw_fd()] {
             // SAFETY: F_GETFL on a live descriptor.
             let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-            assert_eq!(flags & libc::O_NONBLOCK, 0, "still blocking");
+            assert_eq!(
+                flags & libc::O_NONBLOCK != 0,
+                nonblocking,
+                "{:?}",
+                ring.executor()
+            );
         }
     }
 }
@@ -454,4 +463,99 @@ fn closing_a_descriptor_under_a_waiting_op_ends_the_wait_on_epoll() {
     nothing_more(&mut ring);
     drop(a);
     assert_eq!(wait(&mut ring, 1), [(1, -libc::EBADF)]);
+}
+
+#[test]
+fn work_that_completes_at_once_does_not_starve_a_waiting_socket() {
+    let _serial = common::serial();
+    for mut ring in rings(8) {
+        let (a, mut b) = pair();
+        let mut buf = [0u8; 8];
+        let mut recv = sqe(Opcode::Recv, a.as_raw_fd(), 1);
+        recv.addr = buf.as_mut_ptr() as u64;
+        recv.len = 8;
+        // SAFETY: `buf` outlives the loop below.
+        unsafe { submit(&mut ring, &[recv]) };
+        nothing_more(&mut ring);
+        b.write_all(b"x").expect("write");
+        // A chain of NOPs, one per enter, each enough for the enter to return at once.
+        let mut seen_recv = false;
+        for i in 0..1000u64 {
+            // SAFETY: a NOP names no memory.
+            unsafe { ring.sq().push(&sqe(Opcode::Nop, -1, 100 + i)) }.expect("room");
+            ring.sq().publish();
+            let _ = ring.enter(1, 1, EnterFlags::GETEVENTS, None);
+            ring.cq().reap(|cqe| seen_recv |= cqe.user_data == 1);
+            if seen_recv {
+                break;
+            }
+        }
+        assert!(
+            seen_recv,
+            "the receive completed while NOPs kept completing"
+        );
+    }
+}
+
+#[test]
+fn waitall_on_datagrams_takes_one_datagram() {
+    let _serial = common::serial();
+    for mut ring in rings(8) {
+        let (a, b) = std::os::unix::net::UnixDatagram::pair().expect("pair");
+        b.send(b"abc").expect("send");
+        b.send(b"def").expect("send");
+        let mut buf = [0u8; 6];
+        let mut recv = sqe(Opcode::Recv, a.as_raw_fd(), 1);
+        recv.addr = buf.as_mut_ptr() as u64;
+        recv.len = 6;
+        recv.op_flags = libc::MSG_WAITALL as u32;
+        // SAFETY: `buf` outlives the wait below.
+        unsafe { submit(&mut ring, &[recv]) };
+        assert_eq!(wait(&mut ring, 1), [(1, 3)], "{:?}", ring.executor());
+        assert_eq!(&buf[..3], b"abc");
+    }
+}
+
+#[test]
+fn timers_due_together_fire_in_submission_order() {
+    let _serial = common::serial();
+    for mut ring in rings(8) {
+        let now = xuring_sys::syscall::monotonic_now().expect("clock");
+        let at = __kernel_timespec {
+            tv_sec: now.tv_sec,
+            tv_nsec: now.tv_nsec,
+        };
+        let timers: Vec<io_uring_sqe> = (1..=4)
+            .map(|id| {
+                let mut s = sqe(Opcode::Timeout, -1, id);
+                s.addr = core::ptr::from_ref(&at) as u64;
+                s.len = 1;
+                s.op_flags = TimeoutFlags::ABS.bits();
+                s
+            })
+            .collect();
+        // SAFETY: `at` outlives the wait below.
+        unsafe { submit(&mut ring, &timers) };
+        let got: Vec<u64> = wait(&mut ring, 4).iter().map(|&(id, _)| id).collect();
+        assert_eq!(got, [1, 2, 3, 4], "{:?}", ring.executor());
+    }
+}
+
+#[test]
+fn an_op_waiting_on_a_number_the_ring_closes_ends_with_ebadf_on_epoll() {
+    // io_uring keeps the op on its file; the readiness executor waits on numbers, and ends it
+    // rather than ever handing it the data of a file that reuses the number.
+    let _serial = common::serial();
+    let options = SetupOptions::new(8, KernelLevel::Native);
+    let mut ring = RawRing::emulated(&options).expect("epoll");
+    let (a, _a_peer) = pair();
+    let number = std::os::fd::IntoRawFd::into_raw_fd(a);
+    let mut buf = [0u8; 8];
+    let mut recv = sqe(Opcode::Recv, number, 1);
+    recv.addr = buf.as_mut_ptr() as u64;
+    recv.len = 8;
+    let close = sqe(Opcode::Close, number, 2);
+    // SAFETY: `buf` outlives the wait below; the close takes over `number`.
+    unsafe { submit(&mut ring, &[recv, close]) };
+    assert_eq!(sorted(wait(&mut ring, 2)), [(1, -libc::EBADF), (2, 0)]);
 }

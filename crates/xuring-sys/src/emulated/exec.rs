@@ -31,6 +31,9 @@ pub(super) enum Attempt {
         /// What to wait for.
         events: u32,
     },
+    /// Would block, and readiness will not say when to try again (a Unix `connect` into a
+    /// full backlog: the socket is writable all along): try again after a while.
+    Later,
 }
 
 /// How the readiness executor runs `opcode`, for `docs/kernel-compat.md`; `None` where it does
@@ -225,7 +228,8 @@ fn transfer(sqe: &mut io_uring_sqe, progress: &mut u32, send: bool) -> Attempt {
             unsafe { libc::recv(sqe.fd, buf, len, call_flags) }
         };
         let r = res(rc);
-        if r > 0 && wait_all && (r as u32) < sqe.len {
+        // io_uring gathers the rest only on stream and seqpacket sockets: a datagram is whole.
+        if r > 0 && wait_all && (r as u32) < sqe.len && stream_like(sqe.fd) {
             *progress += r as u32;
             sqe.addr += r as u64;
             sqe.len -= r as u32;
@@ -245,25 +249,25 @@ fn transfer(sqe: &mut io_uring_sqe, progress: &mut u32, send: bool) -> Attempt {
     }
 }
 
-/// Runs `f` with `O_NONBLOCK` set on `fd`'s file, restoring its flags after: `accept` and
-/// `connect` have no per-call way not to wait.
+/// Runs `f` with `O_NONBLOCK` set on `fd`'s file, and leaves it set: `accept`, `connect` and
+/// a splice into a socket have no per-call way not to wait, and restoring the flag afterwards
+/// would race with another ring (or process) doing the same on a shared listener, leaving
+/// one of them in a blocking call. The executor's callers see the file non-blocking from the
+/// first such op on (documented in docs/reliability.md).
 fn nonblocking(fd: RawFd, f: impl FnOnce() -> i32) -> i32 {
     // SAFETY: `fcntl` on a caller's descriptor with no pointer arguments.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     if flags < 0 {
         return -errno();
     }
-    if flags & libc::O_NONBLOCK != 0 {
-        return f();
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above.
+        let set = unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) };
+        if set < 0 {
+            return -errno();
+        }
     }
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return -errno();
-    }
-    let r = f();
-    // SAFETY: as above. A failure leaves the file non-blocking; nothing better to do.
-    unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
-    r
+    f()
 }
 
 fn accept(sqe: &io_uring_sqe) -> Attempt {
@@ -319,8 +323,8 @@ fn connect(sqe: &io_uring_sqe, progress: &mut u32) -> Attempt {
             *progress = 1;
             wait
         }
-        // A full Unix listener's backlog: try again when there is room.
-        libc::EAGAIN => wait,
+        // A full Unix listener's backlog: nothing announces room; try again later.
+        libc::EAGAIN => Attempt::Later,
         _ => Attempt::Done(r),
     }
 }
@@ -362,6 +366,15 @@ fn splice(sqe: &io_uring_sqe, may_block: bool) -> Attempt {
             events: libc::EPOLLIN as u32,
         };
     }
+    // A socket written to blocks on its own O_NONBLOCK flag, whatever SPLICE_F_NONBLOCK
+    // says: wait until it has room, and make it non-blocking (see `nonblocking`).
+    let socket_out = !may_block && is_socket(fd_out);
+    if socket_out && !ready(fd_out, libc::POLLOUT) {
+        return Attempt::Wait {
+            fd: fd_out,
+            events: libc::EPOLLOUT as u32,
+        };
+    }
     // io_uring reads the offsets and never writes them back: copies go to the call.
     let mut off_in = sqe.addr as i64;
     let mut off_out = sqe.off as i64;
@@ -376,9 +389,15 @@ fn splice(sqe: &io_uring_sqe, may_block: bool) -> Attempt {
         &raw mut off_out
     };
     let flags = sqe.op_flags | libc::SPLICE_F_NONBLOCK;
-    // SAFETY: the offset pointers are null or point at live locals.
-    let rc = unsafe { libc::splice(fd_in, p_in, fd_out, p_out, sqe.len as usize, flags) };
-    let r = res(rc);
+    let call = || {
+        // SAFETY: the offset pointers are null or point at live locals.
+        res(unsafe { libc::splice(fd_in, p_in, fd_out, p_out, sqe.len as usize, flags) })
+    };
+    let r = if socket_out {
+        nonblocking(fd_out, call)
+    } else {
+        call()
+    };
     if r == -libc::EAGAIN && !may_block {
         // Whichever end is not ready.
         if !ready(fd_in, libc::POLLIN) {
@@ -393,6 +412,47 @@ fn splice(sqe: &io_uring_sqe, may_block: bool) -> Attempt {
         };
     }
     Attempt::Done(r)
+}
+
+/// An open as io_uring does it: with `O_NONBLOCK` added (then cleared from the new file)
+/// unless the caller asked for it, so that an open that would wait (a FIFO without a peer)
+/// does not stall the ring; creating or truncating opens, which io_uring always runs
+/// blocking, and one that says "would block" anyway, run as asked.
+fn open_nonblocking(flags: i32, open: impl Fn(i32) -> isize) -> i32 {
+    let blocking = libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE;
+    if flags & (libc::O_NONBLOCK | blocking) != 0 {
+        return res(open(flags));
+    }
+    let fd = res(open(flags | libc::O_NONBLOCK));
+    if fd == -libc::EAGAIN {
+        return res(open(flags));
+    }
+    if fd >= 0 {
+        // SAFETY: `fcntl` on the descriptor just opened, no pointer arguments.
+        let now = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if now >= 0 {
+            // SAFETY: as above.
+            unsafe { libc::fcntl(fd, libc::F_SETFL, now & !libc::O_NONBLOCK) };
+        }
+    }
+    fd
+}
+
+/// Whether `fd` is a stream or seqpacket socket.
+fn stream_like(fd: RawFd) -> bool {
+    let mut ty: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `ty`/`len` are live locals of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&raw mut ty).cast(),
+            &raw mut len,
+        )
+    };
+    rc == 0 && (ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET)
 }
 
 fn is_socket(fd: RawFd) -> bool {
@@ -412,14 +472,29 @@ fn sync(opcode: Opcode, sqe: &io_uring_sqe) -> i32 {
     let rc: isize = match opcode {
         Opcode::Openat => {
             let (flags, mode) = (sqe.op_flags as i32, sqe.len as libc::c_uint);
-            // SAFETY: a path from the SQE (see above).
-            (unsafe { libc::openat(fd, addr, flags, mode) }) as isize
+            return open_nonblocking(flags, |flags| {
+                // SAFETY: a path from the SQE (see above).
+                (unsafe { libc::openat(fd, addr, flags, mode) }) as isize
+            });
         }
         Opcode::Openat2 => {
-            let how = sqe.off as usize as *mut libc::c_void;
+            let how = sqe.off as usize as *const [u64; 3];
             let size = sqe.len as usize;
-            // SAFETY: a path and an `open_how` of `size` bytes from the SQE.
-            (unsafe { libc::syscall(libc::SYS_openat2, fd, addr, how, size) }) as isize
+            if how.is_null() || size != size_of::<[u64; 3]>() {
+                // SAFETY: a path and an `open_how` of `size` bytes from the SQE (the kernel
+                // checks the size).
+                return res(
+                    unsafe { libc::syscall(libc::SYS_openat2, fd, addr, how, size) } as isize,
+                );
+            }
+            // SAFETY: the SQE's `open_how` (flags, mode, resolve), 24 bytes, read once.
+            let [flags, mode, resolve] = unsafe { how.read_unaligned() };
+            return open_nonblocking(flags as i32, |flags| {
+                let how = [flags as u32 as u64, mode, resolve];
+                // SAFETY: a path from the SQE and a live local `open_how` of `size` bytes.
+                (unsafe { libc::syscall(libc::SYS_openat2, fd, addr, &raw const how, size) })
+                    as isize
+            });
         }
         // SAFETY: integers only.
         Opcode::Close => (unsafe { libc::close(fd) }) as isize,

@@ -44,6 +44,8 @@ struct Parked {
     sqe: io_uring_sqe,
     /// What earlier attempts did (see [`attempt`]).
     progress: u32,
+    /// The last wait of an attempt that readiness cannot announce (0: none yet).
+    backoff: u64,
     /// Bumped when the slot is freed, so that a stale timer in the heap misses.
     generation: u32,
     wait: Wait,
@@ -51,10 +53,36 @@ struct Parked {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Wait {
+    /// Not waiting (a free slot, or an entry being attempted).
     Free,
-    Fd { fd: RawFd, events: u32 },
-    Timer { deadline: u64 },
+    Fd {
+        fd: RawFd,
+        events: u32,
+    },
+    /// A `TIMEOUT`: completes with `ETIME` at the deadline.
+    Timer {
+        deadline: u64,
+    },
+    /// An attempt that readiness cannot announce (a Unix `connect` into a full backlog: the
+    /// socket is writable all along): tried again at the deadline.
+    Backoff {
+        deadline: u64,
+    },
 }
+
+impl Wait {
+    fn deadline(self) -> Option<u64> {
+        match self {
+            Wait::Timer { deadline } | Wait::Backoff { deadline } => Some(deadline),
+            Wait::Free | Wait::Fd { .. } => None,
+        }
+    }
+}
+
+/// The first wait of an attempt that readiness cannot announce, doubling up to
+/// [`BACKOFF_MAX_NS`].
+const BACKOFF_FIRST_NS: u64 = 1_000_000;
+const BACKOFF_MAX_NS: u64 = 100_000_000;
 
 /// Who waits on one descriptor, and what epoll said of it.
 ///
@@ -101,8 +129,8 @@ pub(crate) struct Emulator {
     free: Vec<u32>,
     /// By descriptor number.
     watches: Vec<Watch>,
-    /// `(deadline, slot, generation)`, earliest first.
-    timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// `(deadline, sequence, slot, generation)`, earliest first (then in submission order).
+    timers: BinaryHeap<Reverse<(u64, u64, u32, u32)>>,
     /// Registration checks, `(due, fd)`, earliest first (see [`Watch`]); an entry whose time
     /// is no longer its watch's `check_at` is stale.
     checks: BinaryHeap<Reverse<(u64, RawFd)>>,
@@ -111,6 +139,25 @@ pub(crate) struct Emulator {
     incoming: Vec<io_uring_sqe>,
     events: Vec<libc::epoll_event>,
     scratch: Vec<u32>,
+    /// Entries waiting for a descriptor.
+    fd_waiters: u32,
+    /// Timer heap entries whose timer still waits (the rest are stale: cancelled).
+    live_timers: u32,
+    /// Orders timers with the same deadline by submission.
+    timer_seq: u64,
+    /// Whether `epoll_pwait2` (5.11) is there; cleared on the first `ENOSYS`/`EPERM`.
+    pwait2: bool,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        crate::runtime_fds::release(self.epoll);
+    }
+}
+
+/// Receives and sends: the ops whose partial progress a cancel reports.
+fn is_transfer(opcode: u8) -> bool {
+    opcode == Opcode::Recv as u8 || opcode == Opcode::Send as u8
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds, the clock io_uring's timeouts use.
@@ -140,6 +187,10 @@ impl Emulator {
         }
         // SAFETY: `fd` was just created and nothing else owns it.
         let owned: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
+        // The ring's own: ops refuse it (`EPERM`), as the kernel refuses to close an
+        // io_uring's fd through itself. Released when the executor drops, before the fd
+        // closes (`RawRing` drops the executor first).
+        crate::runtime_fds::claim(fd);
         let room = entries as usize;
         Ok((
             Emulator {
@@ -153,6 +204,10 @@ impl Emulator {
                 incoming: Vec::with_capacity(room),
                 events: Vec::with_capacity(room.clamp(16, 1024)),
                 scratch: Vec::with_capacity(16),
+                fd_waiters: 0,
+                live_timers: 0,
+                timer_seq: 0,
+                pwait2: true,
             },
             owned,
         ))
@@ -179,6 +234,8 @@ impl Emulator {
         self.incoming = incoming;
         let deadline = timeout.map(|t| now_ns().saturating_add(ns(t)));
         let wait = flags.contains(EnterFlags::GETEVENTS) && min_complete > 0;
+        // Whether this call has asked epoll yet.
+        let mut polled = false;
         loop {
             let now = now_ns();
             self.expire_timers(now, sq, cq);
@@ -186,13 +243,16 @@ impl Emulator {
             self.flush_overflow(sq, cq);
             let available = cq.ready() + self.overflow.len() as u32;
             if !wait || available >= min_complete {
-                // Without waiting, still take what became ready since the last look.
-                if !wait {
+                // Before returning, take what became ready since the last look: a ring whose
+                // work keeps completing at once (a chain of noops, of file reads) must not
+                // starve its sockets.
+                if !polled && self.fd_waiters > 0 {
                     self.wait_events(Some(0), sq, cq)?;
                     self.flush_overflow(sq, cq);
                 }
                 return Ok(submitted);
             }
+            polled = true;
             let next = match (self.next_timer(), self.checks.peek()) {
                 (Some(t), Some(Reverse((c, _)))) => Some(t.min(*c)),
                 (t, c) => t.or(c.map(|Reverse((c, _))| *c)),
@@ -219,14 +279,27 @@ impl Emulator {
 
     /// The earliest live timer's deadline.
     fn next_timer(&mut self) -> Option<u64> {
-        while let Some(&Reverse((deadline, slot, generation))) = self.timers.peek() {
+        while let Some(&Reverse((deadline, _, slot, generation))) = self.timers.peek() {
             let p = &self.parked[slot as usize];
-            if p.generation == generation && matches!(p.wait, Wait::Timer { .. }) {
+            if p.generation == generation && p.wait.deadline().is_some() {
                 return Some(deadline);
             }
             self.timers.pop();
         }
         None
+    }
+
+    /// Puts `slot` in the timer heap with `wait` (a `Timer` or a `Backoff`).
+    fn set_timer(&mut self, slot: u32, wait: Wait) {
+        let Some(deadline) = wait.deadline() else {
+            return;
+        };
+        let p = &mut self.parked[slot as usize];
+        p.wait = wait;
+        self.timer_seq += 1;
+        self.timers
+            .push(Reverse((deadline, self.timer_seq, slot, p.generation)));
+        self.live_timers += 1;
     }
 
     /// One `epoll_wait` (`None`: no time limit), then another attempt for every entry whose
@@ -237,20 +310,48 @@ impl Emulator {
         sq: &mut SubmissionQueue,
         cq: &mut CompletionQueue,
     ) -> Result<(), Errno> {
-        // Rounded up: a timer must never fire early.
-        let ms = match wait_ns {
-            None => -1,
-            Some(n) => n.div_ceil(1_000_000).min(i32::MAX as u64) as i32,
-        };
-        let cap = self.events.capacity().max(16);
         self.events.clear();
-        // SAFETY: the buffer holds `cap` uninitialised entries; the kernel writes at most that
-        // many and returns how many, which is then set as the length.
-        let n = unsafe { libc::epoll_wait(self.epoll, self.events.as_mut_ptr(), cap as i32, ms) };
+        let cap = self.events.capacity();
+        let buf = self.events.as_mut_ptr();
+        let mut n = -1;
+        if self.pwait2 {
+            // Nanoseconds (5.11): a timer fires on time, not at the next millisecond.
+            let ts = wait_ns.map(|n| libc::timespec {
+                tv_sec: (n / 1_000_000_000) as libc::time_t,
+                tv_nsec: (n % 1_000_000_000) as libc::c_long,
+            });
+            let ts_ptr = ts.as_ref().map_or(core::ptr::null(), core::ptr::from_ref);
+            // SAFETY: `buf` holds `cap` writable entries; `ts_ptr` is null or a live local;
+            // no signal mask.
+            n = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait2,
+                    self.epoll,
+                    buf,
+                    cap as libc::c_int,
+                    ts_ptr,
+                    core::ptr::null::<libc::sigset_t>(),
+                    0usize,
+                )
+            } as i32;
+            if n < 0 && matches!(Errno::last(), Errno::ENOSYS | Errno::EPERM) {
+                // An older kernel, or a filter that does not know the call.
+                self.pwait2 = false;
+            }
+        }
+        if !self.pwait2 {
+            // Rounded up: a timer must never fire early.
+            let ms = match wait_ns {
+                None => -1,
+                Some(n) => n.div_ceil(1_000_000).min(i32::MAX as u64) as i32,
+            };
+            // SAFETY: `buf` holds `cap` writable entries.
+            n = unsafe { libc::epoll_wait(self.epoll, buf, cap as libc::c_int, ms) };
+        }
         if n < 0 {
             return Err(Errno::last());
         }
-        // SAFETY: the kernel initialised the first `n <= cap` entries.
+        // SAFETY: the kernel initialised the first `n <= cap` entries of the buffer.
         unsafe { self.events.set_len(n as usize) };
         for i in 0..n as usize {
             let event = self.events[i];
@@ -343,12 +444,24 @@ impl Emulator {
     }
 
     /// Forgets what is known of descriptor `fd`: an op of this ring closed it, or a new file
-    /// came back under its number.
-    fn forget(&mut self, fd: RawFd) {
-        if let Some(watch) = self.watches.get_mut(fd as usize) {
-            watch.registered = false;
-            watch.ready = 0;
+    /// came back under its number. Ops still waiting on it waited on a file that is gone from
+    /// this number (io_uring would keep them on the old file; the executor waits on numbers,
+    /// not files): they complete with `EBADF`, rather than ever taking the new file's data.
+    fn forget(&mut self, fd: RawFd, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
+        let Some(watch) = self.watches.get_mut(fd as usize) else {
+            return;
+        };
+        watch.registered = false;
+        watch.ready = 0;
+        let orphans = core::mem::replace(&mut watch.waiters, core::mem::take(&mut self.scratch));
+        for &slot in &orphans {
+            let user_data = self.parked[slot as usize].sqe.user_data;
+            self.release(slot);
+            self.post(user_data, -libc::EBADF, sq, cq);
         }
+        let mut orphans = orphans;
+        orphans.clear();
+        self.scratch = orphans;
     }
 
     /// Takes a new entry.
@@ -414,23 +527,45 @@ impl Emulator {
             now_ns().saturating_add(ns(&ts))
         };
         let slot = self.slot(sqe);
-        let p = &mut self.parked[slot as usize];
-        p.wait = Wait::Timer { deadline };
-        self.timers.push(Reverse((deadline, slot, p.generation)));
+        self.set_timer(slot, Wait::Timer { deadline });
     }
 
     fn expire_timers(&mut self, now: u64, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
-        while let Some(&Reverse((deadline, slot, generation))) = self.timers.peek() {
+        while let Some(&Reverse((deadline, _, slot, generation))) = self.timers.peek() {
             if deadline > now {
                 break;
             }
             self.timers.pop();
             let p = self.parked[slot as usize];
-            if p.generation == generation && matches!(p.wait, Wait::Timer { .. }) {
-                self.release(slot);
-                self.post(p.sqe.user_data, -libc::ETIME, sq, cq);
+            if p.generation != generation {
+                continue;
+            }
+            match p.wait {
+                Wait::Timer { .. } => {
+                    self.release(slot);
+                    self.post(p.sqe.user_data, -libc::ETIME, sq, cq);
+                }
+                Wait::Backoff { .. } => {
+                    self.live_timers -= 1;
+                    self.parked[slot as usize].wait = Wait::Free;
+                    self.retry(slot, sq, cq);
+                }
+                Wait::Free | Wait::Fd { .. } => {}
             }
         }
+    }
+
+    /// Drops the heap entries of cancelled timers once they outnumber the live ones: a
+    /// cancelled hour-long timer must not hold its entry for an hour.
+    fn compact_timers(&mut self) {
+        if self.timers.len() <= 2 * self.live_timers as usize + 1024 {
+            return;
+        }
+        let parked = &self.parked;
+        self.timers.retain(|&Reverse((_, _, slot, generation))| {
+            let p = &parked[slot as usize];
+            p.generation == generation && p.wait.deadline().is_some()
+        });
     }
 
     /// Completes the waiting entries `matches` selects (the first only, without `all`) with
@@ -454,12 +589,20 @@ impl Emulator {
                 watch.waiters.retain(|&s| s != slot);
             }
             self.release(slot);
-            self.post(p.sqe.user_data, -libc::ECANCELED, sq, cq);
+            // A receive or send that already moved bytes (`MSG_WAITALL`) reports them, as
+            // io_uring does: they are gone from (or into) the stream.
+            let res = if p.progress > 0 && is_transfer(p.sqe.opcode) {
+                p.progress.min(i32::MAX as u32) as i32
+            } else {
+                -libc::ECANCELED
+            };
+            self.post(p.sqe.user_data, res, sq, cq);
             found += 1;
             if !all {
                 break;
             }
         }
+        self.compact_timers();
         found
     }
 
@@ -468,6 +611,7 @@ impl Emulator {
         let entry = |generation| Parked {
             sqe,
             progress: 0,
+            backoff: 0,
             generation,
             wait: Wait::Free,
         };
@@ -486,6 +630,11 @@ impl Emulator {
 
     fn release(&mut self, slot: u32) {
         let p = &mut self.parked[slot as usize];
+        match p.wait {
+            Wait::Fd { .. } => self.fd_waiters -= 1,
+            Wait::Timer { .. } | Wait::Backoff { .. } => self.live_timers -= 1,
+            Wait::Free => {}
+        }
         p.wait = Wait::Free;
         p.generation = p.generation.wrapping_add(1);
         self.free.push(slot);
@@ -519,9 +668,19 @@ impl Emulator {
                             w.ready &= !(libc::EPOLLIN as u32);
                         }
                     }
-                    self.forget_on_completion(opcode, fd, res);
+                    self.forget_on_completion(opcode, fd, res, sq, cq);
                     self.release(slot);
                     self.post(user_data, res, sq, cq);
+                    return;
+                }
+                Attempt::Later => {
+                    let next = match p.backoff {
+                        0 => BACKOFF_FIRST_NS,
+                        last => (last * 2).min(BACKOFF_MAX_NS),
+                    };
+                    p.backoff = next;
+                    let deadline = now_ns().saturating_add(next);
+                    self.set_timer(slot, Wait::Backoff { deadline });
                     return;
                 }
                 Attempt::Wait { fd, events } => match self.park(slot, fd, events) {
@@ -541,13 +700,20 @@ impl Emulator {
 
     /// What a finished op tells about descriptor numbers: a close of this ring frees its
     /// number, and a new descriptor may reuse one whose old file was closed elsewhere.
-    fn forget_on_completion(&mut self, opcode: u8, fd: RawFd, res: i32) {
+    fn forget_on_completion(
+        &mut self,
+        opcode: u8,
+        fd: RawFd,
+        res: i32,
+        sq: &mut SubmissionQueue,
+        cq: &mut CompletionQueue,
+    ) {
         match Opcode::from_u8(opcode) {
-            Some(Opcode::Close) if res == 0 => self.forget(fd),
+            Some(Opcode::Close) if res == 0 => self.forget(fd, sq, cq),
             Some(Opcode::Accept | Opcode::Socket | Opcode::Openat | Opcode::Openat2)
                 if res >= 0 =>
             {
-                self.forget(res);
+                self.forget(res, sq, cq);
             }
             _ => {}
         }
@@ -575,7 +741,11 @@ impl Emulator {
         watch.ready &= !events;
         let first = watch.waiters.is_empty();
         watch.waiters.push(slot);
-        self.parked[slot as usize].wait = Wait::Fd { fd, events };
+        let p = &mut self.parked[slot as usize];
+        if !matches!(p.wait, Wait::Fd { .. }) {
+            self.fd_waiters += 1;
+        }
+        p.wait = Wait::Fd { fd, events };
         if first {
             // A new wait: confirm the registration soon if nothing happens.
             let watch = &mut self.watches[index];
