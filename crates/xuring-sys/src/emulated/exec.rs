@@ -54,13 +54,20 @@ pub const fn emulation(opcode: Opcode) -> Option<&'static str> {
             "`recv`/`send` with `MSG_DONTWAIT`, then a wait for readiness (`MSG_WAITALL`: \
              until all of it moved)"
         }
-        Opcode::Accept => "`accept4` with the listener non-blocking for the call, then a wait",
-        Opcode::Connect => "a non-blocking `connect`, then a wait for writability and `SO_ERROR`",
-        Opcode::PollAdd => "`poll` with no timeout, then a wait for readiness (one-shot)",
-        Opcode::Splice => {
-            "`splice` with `SPLICE_F_NONBLOCK`, after a wait for a socket it reads from"
+        Opcode::Accept => "`accept4` on the listener made non-blocking (left so), then a wait",
+        Opcode::Connect => {
+            "`connect` on the socket made non-blocking (left so), then a wait for writability \
+             and `SO_ERROR` (a full Unix backlog: tried again after 1 ms, doubling to 100 ms)"
         }
-        Opcode::Timeout => "a timer heap bounding `epoll_wait` (pure timers; counted: `EINVAL`)",
+        Opcode::PollAdd => "`poll` with no timeout, then a wait for readiness",
+        Opcode::Splice => {
+            "`splice` with `SPLICE_F_NONBLOCK`, after a wait for a socket it reads from or \
+             writes to (a socket written to is made non-blocking, and left so)"
+        }
+        Opcode::Timeout => {
+            "a timer heap bounding `epoll_pwait2` (`epoll_wait`, to the millisecond, before \
+             5.11); pure timers only (counted: `EINVAL`)"
+        }
         Opcode::TimeoutRemove | Opcode::AsyncCancel => {
             "cancels what waits (a readiness wait or a timer); work that runs synchronously is \
              never in flight"
