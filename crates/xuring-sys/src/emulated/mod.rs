@@ -295,6 +295,10 @@ impl Emulator {
             return;
         };
         let p = &mut self.parked[slot as usize];
+        if matches!(p.wait, Wait::Fd { .. }) {
+            // From a readiness wait to a timed one (the slot left its watch's list).
+            self.fd_waiters -= 1;
+        }
         p.wait = wait;
         self.timer_seq += 1;
         self.timers
