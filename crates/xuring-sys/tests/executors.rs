@@ -559,3 +559,53 @@ fn an_op_waiting_on_a_number_the_ring_closes_ends_with_ebadf_on_epoll() {
     unsafe { submit(&mut ring, &[recv, close]) };
     assert_eq!(sorted(wait(&mut ring, 2)), [(1, -libc::EBADF), (2, 0)]);
 }
+
+#[test]
+fn polls_for_the_normal_data_bits_complete() {
+    let _serial = common::serial();
+    for mut ring in rings(8) {
+        let (a, mut b) = pair();
+        let mut rdnorm = sqe(Opcode::PollAdd, a.as_raw_fd(), 1);
+        rdnorm.op_flags = libc::POLLRDNORM as u32;
+        // SAFETY: polls name no memory.
+        unsafe { submit(&mut ring, &[rdnorm]) };
+        nothing_more(&mut ring);
+        b.write_all(b"x").expect("write");
+        let got = wait(&mut ring, 1);
+        assert_eq!(got[0].0, 1);
+        assert_ne!(
+            got[0].1 & libc::POLLRDNORM as i32,
+            0,
+            "{:?}",
+            ring.executor()
+        );
+    }
+}
+
+#[test]
+fn datagrams_received_one_by_one_all_arrive() {
+    let _serial = common::serial();
+    for mut ring in rings(8) {
+        let (a, b) = std::os::unix::net::UnixDatagram::pair().expect("pair");
+        let mut buf = [0u8; 16];
+        // A first receive waits, so the socket is registered before the burst.
+        let recv = |id: u64, buf: &mut [u8; 16]| {
+            let mut r = sqe(Opcode::Recv, a.as_raw_fd(), id);
+            r.addr = buf.as_mut_ptr() as u64;
+            r.len = 16;
+            r
+        };
+        // SAFETY: `buf` outlives every wait below.
+        unsafe { submit(&mut ring, &[recv(0, &mut buf)]) };
+        for i in 0..20u8 {
+            b.send(&[i; 3]).expect("send");
+        }
+        assert_eq!(wait(&mut ring, 1), [(0, 3)]);
+        for id in 1..20 {
+            // SAFETY: as above.
+            unsafe { submit(&mut ring, &[recv(id, &mut buf)]) };
+            assert_eq!(wait(&mut ring, 1), [(id, 3)], "{:?}", ring.executor());
+            assert_eq!(buf[..3], [id as u8; 3]);
+        }
+    }
+}

@@ -445,8 +445,21 @@ fn open_nonblocking(flags: i32, open: impl Fn(i32) -> isize) -> i32 {
     fd
 }
 
+/// Whether `fd` is a stream socket.
+pub(super) fn stream_socket(fd: RawFd) -> bool {
+    socket_type(fd) == Some(libc::SOCK_STREAM)
+}
+
 /// Whether `fd` is a stream or seqpacket socket.
 fn stream_like(fd: RawFd) -> bool {
+    matches!(
+        socket_type(fd),
+        Some(libc::SOCK_STREAM | libc::SOCK_SEQPACKET)
+    )
+}
+
+/// `SO_TYPE`, if `fd` is a socket.
+fn socket_type(fd: RawFd) -> Option<libc::c_int> {
     let mut ty: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `ty`/`len` are live locals of the sizes given.
@@ -459,7 +472,7 @@ fn stream_like(fd: RawFd) -> bool {
             &raw mut len,
         )
     };
-    rc == 0 && (ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET)
+    (rc == 0).then_some(ty)
 }
 
 fn is_socket(fd: RawFd) -> bool {

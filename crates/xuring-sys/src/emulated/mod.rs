@@ -99,6 +99,9 @@ const BACKOFF_MAX_NS: u64 = 100_000_000;
 struct Watch {
     waiters: Vec<u32>,
     registered: bool,
+    /// A stream socket (learned when registered): only there does a short receive mean the
+    /// socket is empty (a datagram, a seqpacket record or a peek may leave data behind).
+    stream: bool,
     /// The events epoll reported since an attempt last found the descriptor not ready for
     /// them; a receive waits without trying first while `EPOLLIN` is not among them.
     ready: u32,
@@ -117,8 +120,16 @@ const CHECK_FIRST_NS: u64 = 10_000_000;
 const CHECK_MAX_NS: u64 = 1_000_000_000;
 
 /// Everything a registration waits for; errors and hang-ups are always reported.
-const REGISTERED: u32 =
-    (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLPRI | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+const REGISTERED: u32 = (libc::EPOLLIN
+    | libc::EPOLLOUT
+    | libc::EPOLLPRI
+    | libc::EPOLLRDHUP
+    | libc::EPOLLRDNORM
+    | libc::EPOLLRDBAND
+    | libc::EPOLLWRNORM
+    | libc::EPOLLWRBAND
+    | libc::EPOLLMSG
+    | libc::EPOLLET) as u32;
 
 /// The executor of one emulated ring.
 #[derive(Debug)]
@@ -147,6 +158,9 @@ pub(crate) struct Emulator {
     timer_seq: u64,
     /// Whether `epoll_pwait2` (5.11) is there; cleared on the first `ENOSYS`/`EPERM`.
     pwait2: bool,
+    /// Entries backing off, and splices waiting (they use a descriptor other than the one
+    /// they wait on): `forget` looks for them only while there are any.
+    elsewhere: u32,
 }
 
 impl Drop for Emulator {
@@ -208,6 +222,7 @@ impl Emulator {
                 live_timers: 0,
                 timer_seq: 0,
                 pwait2: true,
+                elsewhere: 0,
             },
             owned,
         ))
@@ -298,6 +313,12 @@ impl Emulator {
         if matches!(p.wait, Wait::Fd { .. }) {
             // From a readiness wait to a timed one (the slot left its watch's list).
             self.fd_waiters -= 1;
+            if p.sqe.opcode == Opcode::Splice as u8 {
+                self.elsewhere -= 1;
+            }
+        }
+        if matches!(wait, Wait::Backoff { .. }) {
+            self.elsewhere += 1;
         }
         p.wait = wait;
         self.timer_seq += 1;
@@ -459,13 +480,48 @@ impl Emulator {
         watch.ready = 0;
         let orphans = core::mem::replace(&mut watch.waiters, core::mem::take(&mut self.scratch));
         for &slot in &orphans {
-            let user_data = self.parked[slot as usize].sqe.user_data;
-            self.release(slot);
-            self.post(user_data, -libc::EBADF, sq, cq);
+            self.orphan(slot, sq, cq);
         }
         let mut orphans = orphans;
         orphans.clear();
         self.scratch = orphans;
+        if self.elsewhere == 0 {
+            return;
+        }
+        // Entries that use `fd` without waiting on its watch: a connect backing off, a splice
+        // waiting on its other end.
+        for slot in 0..self.parked.len() as u32 {
+            let p = self.parked[slot as usize];
+            let splice = p.sqe.opcode == Opcode::Splice as u8;
+            let uses = p.sqe.fd == fd || (splice && p.sqe.splice_fd_in == fd);
+            let elsewhere = match p.wait {
+                Wait::Backoff { .. } => true,
+                Wait::Fd { fd: waits_on, .. } => splice && waits_on != fd,
+                Wait::Free | Wait::Timer { .. } => false,
+            };
+            if !uses || !elsewhere {
+                continue;
+            }
+            if let Wait::Fd { fd: waits_on, .. } = p.wait
+                && let Some(watch) = self.watches.get_mut(waits_on as usize)
+            {
+                watch.waiters.retain(|&s| s != slot);
+            }
+            self.orphan(slot, sq, cq);
+        }
+    }
+
+    /// Ends an entry whose descriptor is gone from its number: `EBADF`, or what a
+    /// `MSG_WAITALL` transfer already moved.
+    fn orphan(&mut self, slot: u32, sq: &mut SubmissionQueue, cq: &mut CompletionQueue) {
+        let p = self.parked[slot as usize];
+        let res = if p.progress > 0 && is_transfer(p.sqe.opcode) {
+            p.progress.min(i32::MAX as u32) as i32
+        } else {
+            -libc::EBADF
+        };
+        self.release(slot);
+        self.post(p.sqe.user_data, res, sq, cq);
     }
 
     /// Takes a new entry.
@@ -551,6 +607,7 @@ impl Emulator {
                 }
                 Wait::Backoff { .. } => {
                     self.live_timers -= 1;
+                    self.elsewhere -= 1;
                     self.parked[slot as usize].wait = Wait::Free;
                     self.retry(slot, sq, cq);
                 }
@@ -635,8 +692,17 @@ impl Emulator {
     fn release(&mut self, slot: u32) {
         let p = &mut self.parked[slot as usize];
         match p.wait {
-            Wait::Fd { .. } => self.fd_waiters -= 1,
-            Wait::Timer { .. } | Wait::Backoff { .. } => self.live_timers -= 1,
+            Wait::Fd { .. } => {
+                self.fd_waiters -= 1;
+                if p.sqe.opcode == Opcode::Splice as u8 {
+                    self.elsewhere -= 1;
+                }
+            }
+            Wait::Timer { .. } => self.live_timers -= 1,
+            Wait::Backoff { .. } => {
+                self.live_timers -= 1;
+                self.elsewhere -= 1;
+            }
             Wait::Free => {}
         }
         p.wait = Wait::Free;
@@ -649,10 +715,12 @@ impl Emulator {
     fn known_empty(&self, sqe: &io_uring_sqe) -> bool {
         sqe.opcode == Opcode::Recv as u8
             && sqe.op_flags & libc::MSG_DONTWAIT as u32 == 0
-            && self
-                .watches
-                .get(sqe.fd as usize)
-                .is_some_and(|w| w.registered && w.ready & libc::EPOLLIN as u32 == 0)
+            && self.watches.get(sqe.fd as usize).is_some_and(|w| {
+                // An end of stream or an error is something to receive, too.
+                let pending =
+                    (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+                w.registered && w.stream && w.ready & pending == 0
+            })
     }
 
     /// Another attempt at the entry in `slot`: it completes, or waits again.
@@ -661,14 +729,17 @@ impl Emulator {
         loop {
             let p = &mut self.parked[slot as usize];
             let receive = p.sqe.opcode == Opcode::Recv as u8;
+            let peek = p.sqe.op_flags & libc::MSG_PEEK as u32 != 0;
             let (fd, len) = (p.sqe.fd, p.sqe.len);
             match attempt(&mut p.sqe, &mut p.progress, may_block) {
                 Attempt::Done(res) => {
                     let user_data = p.sqe.user_data;
                     let opcode = p.sqe.opcode;
-                    if receive && res > 0 && (res as u32) < len {
-                        // Short: the socket held no more.
-                        if let Some(w) = self.watches.get_mut(fd as usize) {
+                    if receive && res > 0 && (res as u32) < len && !peek {
+                        // Short, on a stream socket: it held no more.
+                        if let Some(w) = self.watches.get_mut(fd as usize)
+                            && w.stream
+                        {
                             w.ready &= !(libc::EPOLLIN as u32);
                         }
                     }
@@ -734,8 +805,10 @@ impl Emulator {
         }
         if !self.watches[index].registered {
             self.register(fd, false)?;
+            let stream = exec::stream_socket(fd);
             let watch = &mut self.watches[index];
             watch.registered = true;
+            watch.stream = stream;
             // Adding reports what is ready now (edge-triggered registrations start with the
             // current state), so nothing that happened before is lost.
             watch.ready = 0;
@@ -748,6 +821,9 @@ impl Emulator {
         let p = &mut self.parked[slot as usize];
         if !matches!(p.wait, Wait::Fd { .. }) {
             self.fd_waiters += 1;
+            if p.sqe.opcode == Opcode::Splice as u8 {
+                self.elsewhere += 1;
+            }
         }
         p.wait = Wait::Fd { fd, events };
         if first {
