@@ -338,19 +338,7 @@ impl RawRing {
             sq: sq_map,
             cq: cq_map,
         };
-        let (sq_ring, cq_ring) = match &maps {
-            RingMaps::Single(m) => (m, m),
-            RingMaps::Split { sq, cq } => (sq, cq),
-        };
-        let layout = RingLayout {
-            sq_ring,
-            cq_ring,
-            sqes: &sqes,
-            params: &params,
-        };
-        let bad = |e: crate::queue::BadOffset| SetupError::BadLayout { field: e.0 };
-        let sq = SubmissionQueue::new(&layout).map_err(bad)?;
-        let cq = CompletionQueue::new(&layout).map_err(bad)?;
+        let (sq, cq) = views(&maps, &sqes, &params)?;
         let ops = crate::emulated::OPS;
         if let Some(missing) = options.required_ops.iter().find(|op| !ops.contains(*op)) {
             return Err(SetupError::KernelTooOld {
@@ -468,19 +456,7 @@ impl RawRing {
         };
         let sqes_len = params.sq_entries as usize * size_of::<crate::abi::io_uring_sqe>();
         let sqes = Mmap::map(raw, IORING_OFF_SQES, sqes_len).map_err(os("mmap sqes"))?;
-        let (sq_ring, cq_ring) = match &maps {
-            RingMaps::Single(m) => (m, m),
-            RingMaps::Split { sq, cq } => (sq, cq),
-        };
-        let layout = RingLayout {
-            sq_ring,
-            cq_ring,
-            sqes: &sqes,
-            params: &params,
-        };
-        let bad = |e: crate::queue::BadOffset| SetupError::BadLayout { field: e.0 };
-        let sq = SubmissionQueue::new(&layout).map_err(bad)?;
-        let cq = CompletionQueue::new(&layout).map_err(bad)?;
+        let (sq, cq) = views(&maps, &sqes, &params)?;
         let ops = match syscall::probe_opcodes(raw) {
             Ok(ops) => ops,
             Err(Errno::EINVAL) => {
@@ -646,6 +622,29 @@ impl RawRing {
     pub fn queues(&mut self) -> (&mut SubmissionQueue, &mut CompletionQueue) {
         (&mut self.sq, &mut self.cq)
     }
+}
+
+/// The typed views of a ring's queues, with the fields where `params` places them (checked
+/// against the mappings).
+fn views(
+    maps: &RingMaps,
+    sqes: &Mmap,
+    params: &io_uring_params,
+) -> Result<(SubmissionQueue, CompletionQueue), SetupError> {
+    let (sq_ring, cq_ring) = match maps {
+        RingMaps::Single(m) => (m, m),
+        RingMaps::Split { sq, cq } => (sq, cq),
+    };
+    let layout = RingLayout {
+        sq_ring,
+        cq_ring,
+        sqes,
+        params,
+    };
+    let bad = |e: crate::queue::BadOffset| SetupError::BadLayout { field: e.0 };
+    let sq = SubmissionQueue::new(&layout).map_err(bad)?;
+    let cq = CompletionQueue::new(&layout).map_err(bad)?;
+    Ok((sq, cq))
 }
 
 /// [`SetupError::UnsupportedFlags`] for flags outside [`SetupFlags::DRIVEN`].

@@ -86,6 +86,14 @@ fn nothing_more(ring: &mut RawRing) {
     assert!(got.is_empty(), "unexpected completions {got:?}");
 }
 
+/// A `RECV` of `buf.len()` bytes into `buf` on `fd`.
+fn recv_into(fd: i32, user_data: u64, buf: &mut [u8]) -> io_uring_sqe {
+    let mut r = sqe(Opcode::Recv, fd, user_data);
+    r.addr = buf.as_mut_ptr() as u64;
+    r.len = buf.len() as u32;
+    r
+}
+
 fn pair() -> (UnixStream, UnixStream) {
     UnixStream::pair().expect("socketpair")
 }
@@ -103,9 +111,7 @@ fn two_waits_on_one_socket_both_complete_when_it_becomes_readable() {
         // The receive takes 2 of the 5 bytes: the socket stays readable for the poll, whichever
         // the kernel wakes first.
         let mut buf = [0u8; 2];
-        let mut recv = sqe(Opcode::Recv, a.as_raw_fd(), 1);
-        recv.addr = buf.as_mut_ptr() as u64;
-        recv.len = buf.len() as u32;
+        let recv = recv_into(a.as_raw_fd(), 1, &mut buf);
         let mut poll = sqe(Opcode::PollAdd, a.as_raw_fd(), 2);
         poll.op_flags = libc::POLLIN as u32;
         // A poll for writability on the same socket completes at once.
@@ -137,10 +143,7 @@ fn cancels_by_user_data_by_fd_and_of_everything() {
         let mut recvs = Vec::new();
         for (i, buf) in bufs.iter_mut().enumerate() {
             let fd = if i < 3 { a.as_raw_fd() } else { c.as_raw_fd() };
-            let mut r = sqe(Opcode::Recv, fd, 10 + i as u64);
-            r.addr = buf.as_mut_ptr() as u64;
-            r.len = 8;
-            recvs.push(r);
+            recvs.push(recv_into(fd, 10 + i as u64, buf));
         }
         // SAFETY: `bufs` outlives every completion waited for below.
         unsafe { submit(&mut ring, &recvs) };
@@ -273,9 +276,7 @@ fn waitall_gathers_every_byte_and_dontwait_does_not_wait() {
     for mut ring in rings(8) {
         let (a, mut b) = pair();
         let mut buf = [0u8; 10];
-        let mut recv = sqe(Opcode::Recv, a.as_raw_fd(), 1);
-        recv.addr = buf.as_mut_ptr() as u64;
-        recv.len = 10;
+        let mut recv = recv_into(a.as_raw_fd(), 1, &mut buf);
         recv.op_flags = libc::MSG_WAITALL as u32;
         // SAFETY: `buf` outlives the wait below.
         unsafe { submit(&mut ring, &[recv]) };
@@ -294,9 +295,7 @@ fn waitall_gathers_every_byte_and_dontwait_does_not_wait() {
             assert_eq!(got, [(1, 10)]);
             assert_eq!(&buf, b"0123456789");
         }
-        let mut dontwait = sqe(Opcode::Recv, a.as_raw_fd(), 2);
-        dontwait.addr = buf.as_mut_ptr() as u64;
-        dontwait.len = 10;
+        let mut dontwait = recv_into(a.as_raw_fd(), 2, &mut buf);
         dontwait.op_flags = libc::MSG_DONTWAIT as u32;
         // SAFETY: as above.
         unsafe { submit(&mut ring, &[dontwait]) };
@@ -395,12 +394,7 @@ fn a_receive_after_a_short_one_gets_what_arrived_in_between() {
     for mut ring in rings(8) {
         let (a, mut b) = pair();
         let mut buf = [0u8; 8];
-        let recv = |user_data, buf: &mut [u8; 8]| {
-            let mut r = sqe(Opcode::Recv, a.as_raw_fd(), user_data);
-            r.addr = buf.as_mut_ptr() as u64;
-            r.len = 8;
-            r
-        };
+        let recv = |user_data, buf: &mut [u8; 8]| recv_into(a.as_raw_fd(), user_data, buf);
         b.write_all(b"abc").expect("write");
         // SAFETY: `buf` outlives the wait below.
         unsafe { submit(&mut ring, &[recv(1, &mut buf)]) };
@@ -421,9 +415,7 @@ fn a_descriptor_number_closed_and_reused_elsewhere_still_gets_its_events() {
         let (a, _a_peer) = pair();
         let number = a.as_raw_fd();
         let mut buf = [0u8; 8];
-        let mut recv = sqe(Opcode::Recv, number, 1);
-        recv.addr = buf.as_mut_ptr() as u64;
-        recv.len = 8;
+        let recv = recv_into(number, 1, &mut buf);
         // SAFETY: `buf` outlives every wait below.
         unsafe { submit(&mut ring, &[recv]) };
         let mut cancel = sqe(Opcode::AsyncCancel, -1, 2);
@@ -435,9 +427,7 @@ fn a_descriptor_number_closed_and_reused_elsewhere_still_gets_its_events() {
         drop(a);
         let (c, mut c_peer) = pair();
         assert_eq!(c.as_raw_fd(), number, "the lowest free number is reused");
-        let mut recv = sqe(Opcode::Recv, number, 3);
-        recv.addr = buf.as_mut_ptr() as u64;
-        recv.len = 8;
+        let recv = recv_into(number, 3, &mut buf);
         // SAFETY: as above.
         unsafe { submit(&mut ring, &[recv]) };
         c_peer.write_all(b"again").expect("write");
@@ -455,9 +445,7 @@ fn closing_a_descriptor_under_a_waiting_op_ends_the_wait_on_epoll() {
     let mut ring = RawRing::emulated(&options).expect("epoll");
     let (a, _a_peer) = pair();
     let mut buf = [0u8; 8];
-    let mut recv = sqe(Opcode::Recv, a.as_raw_fd(), 1);
-    recv.addr = buf.as_mut_ptr() as u64;
-    recv.len = 8;
+    let recv = recv_into(a.as_raw_fd(), 1, &mut buf);
     // SAFETY: `buf` outlives the wait below.
     unsafe { submit(&mut ring, &[recv]) };
     nothing_more(&mut ring);
@@ -471,9 +459,7 @@ fn work_that_completes_at_once_does_not_starve_a_waiting_socket() {
     for mut ring in rings(8) {
         let (a, mut b) = pair();
         let mut buf = [0u8; 8];
-        let mut recv = sqe(Opcode::Recv, a.as_raw_fd(), 1);
-        recv.addr = buf.as_mut_ptr() as u64;
-        recv.len = 8;
+        let recv = recv_into(a.as_raw_fd(), 1, &mut buf);
         // SAFETY: `buf` outlives the loop below.
         unsafe { submit(&mut ring, &[recv]) };
         nothing_more(&mut ring);
@@ -505,9 +491,7 @@ fn waitall_on_datagrams_takes_one_datagram() {
         b.send(b"abc").expect("send");
         b.send(b"def").expect("send");
         let mut buf = [0u8; 6];
-        let mut recv = sqe(Opcode::Recv, a.as_raw_fd(), 1);
-        recv.addr = buf.as_mut_ptr() as u64;
-        recv.len = 6;
+        let mut recv = recv_into(a.as_raw_fd(), 1, &mut buf);
         recv.op_flags = libc::MSG_WAITALL as u32;
         // SAFETY: `buf` outlives the wait below.
         unsafe { submit(&mut ring, &[recv]) };
@@ -551,9 +535,7 @@ fn an_op_waiting_on_a_number_the_ring_closes_ends_with_ebadf_on_epoll() {
     let (a, _a_peer) = pair();
     let number = std::os::fd::IntoRawFd::into_raw_fd(a);
     let mut buf = [0u8; 8];
-    let mut recv = sqe(Opcode::Recv, number, 1);
-    recv.addr = buf.as_mut_ptr() as u64;
-    recv.len = 8;
+    let recv = recv_into(number, 1, &mut buf);
     let close = sqe(Opcode::Close, number, 2);
     // SAFETY: `buf` outlives the wait below; the close takes over `number`.
     unsafe { submit(&mut ring, &[recv, close]) };
@@ -589,12 +571,7 @@ fn datagrams_received_one_by_one_all_arrive() {
         let (a, b) = std::os::unix::net::UnixDatagram::pair().expect("pair");
         let mut buf = [0u8; 16];
         // A first receive waits, so the socket is registered before the burst.
-        let recv = |id: u64, buf: &mut [u8; 16]| {
-            let mut r = sqe(Opcode::Recv, a.as_raw_fd(), id);
-            r.addr = buf.as_mut_ptr() as u64;
-            r.len = 16;
-            r
-        };
+        let recv = |id: u64, buf: &mut [u8; 16]| recv_into(a.as_raw_fd(), id, buf);
         // SAFETY: `buf` outlives every wait below.
         unsafe { submit(&mut ring, &[recv(0, &mut buf)]) };
         for i in 0..20u8 {
