@@ -501,7 +501,7 @@ fn waitall_on_datagrams_takes_one_datagram() {
 }
 
 #[test]
-fn timers_due_together_fire_in_submission_order() {
+fn timers_due_together_all_fire_in_submission_order_on_epoll() {
     let _serial = common::serial();
     for mut ring in rings(8) {
         let now = xuring_sys::syscall::monotonic_now().expect("clock");
@@ -520,7 +520,12 @@ fn timers_due_together_fire_in_submission_order() {
             .collect();
         // SAFETY: `at` outlives the wait below.
         unsafe { submit(&mut ring, &timers) };
-        let got: Vec<u64> = wait(&mut ring, 4).iter().map(|&(id, _)| id).collect();
+        let mut got: Vec<u64> = wait(&mut ring, 4).iter().map(|&(id, _)| id).collect();
+        if ring.executor() == Executor::IoUring {
+            // The kernel promises no order among timers due together (6.1 fires an expired
+            // batch last first): all of them, once.
+            got.sort_unstable();
+        }
         assert_eq!(got, [1, 2, 3, 4], "{:?}", ring.executor());
     }
 }
