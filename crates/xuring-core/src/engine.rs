@@ -93,13 +93,13 @@ pub(crate) struct Engine<B: Backend> {
     pub(crate) mailbox_ctx: Option<Context<B>>,
     /// The ring's mailbox, once it talks to threads (real kernel only).
     pub(crate) mailbox: Option<std::sync::Arc<crate::Mailbox>>,
-    /// Kernel-made cancels the ring resubmitted since one of its resubmitted ops last got
-    /// through (see `reap`); at [`KERNEL_CANCEL_RETRIES`] the next one is delivered as it is.
+    /// Kernel-made cancels the ring resubmitted since an op of a kind the kernel cancels last
+    /// got through (see `reap`); at [`KERNEL_CANCEL_RETRIES`] the next one is delivered as it is.
     pub(crate) kernel_cancels: u32,
 }
 
-/// How many kernel-made cancels the ring resubmits, with none of its resubmitted ops getting
-/// through in between, before it delivers one: a bound for a kernel that keeps cancelling
+/// How many kernel-made cancels the ring resubmits, with no op of a kind the kernel cancels
+/// getting through in between, before it delivers one: a bound for a kernel that keeps cancelling
 /// (say, one that can never create an io-wq worker, about 20 attempts a second there), so
 /// that the loop ends with an error instead of spinning.
 pub(crate) const KERNEL_CANCEL_RETRIES: u32 = 1_000;
@@ -484,8 +484,11 @@ impl<B: Backend> Engine<B> {
                     submission_q.push_back(task);
                     return;
                 }
-            } else if t.has(RESUBMITTED) {
-                // A resubmitted op got through: the kernel is making progress again.
+            } else if t.kind.get().retries_kernel_cancel() {
+                // An op of a kind the kernel cancels on its own got through (a resubmitted one
+                // or a new one): the kernel is making progress, and the bound counts afresh.
+                // (Counting only resubmitted ones, a storm that cancels some ops while new
+                // ones keep getting through reached the bound in seconds.)
                 *kernel_cancels = 0;
             }
             t.state.set(TaskState::Ready);
