@@ -10,22 +10,11 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::{bin, kernel, run_binary};
+use common::{bin, field, kernel, run_binary};
 
 /// Runs the binary with `args`, checks it succeeded, returns its standard output's lines.
 fn lines(args: &[&str]) -> Vec<String> {
     run_binary(args).lines().map(str::to_owned).collect()
-}
-
-/// The value of `"key":` in a one-line JSON object, as written (a number or a string).
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let pattern = format!("\"{key}\":");
-    let start = line.find(&pattern)? + pattern.len();
-    let rest = &line[start..];
-    if let Some(s) = rest.strip_prefix('"') {
-        return s.split('"').next();
-    }
-    rest.split([',', '}']).next()
 }
 
 fn number(line: &str, key: &str) -> f64 {

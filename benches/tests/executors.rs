@@ -15,21 +15,10 @@ use xuring_core::Executor;
 use xuring_sys::SetupFlags;
 
 mod common;
-use common::bin;
+use common::{bin, field};
 
 #[allow(dead_code)]
 const _: fn() -> bool = common::kernel;
-
-/// The value of `"key":` in a one-line JSON object, as written.
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let pattern = format!("\"{key}\":");
-    let start = line.find(&pattern)? + pattern.len();
-    let rest = &line[start..];
-    if let Some(s) = rest.strip_prefix('"') {
-        return s.split('"').next();
-    }
-    rest.split([',', '}']).next()
-}
 
 /// Runs the binary with `args` and `XURING_BACKEND` as given; checks it succeeded and returns
 /// its standard output and standard error.

@@ -39,3 +39,15 @@ pub fn run_binary(args: &[&str]) -> String {
     );
     stdout
 }
+
+/// The value of `"key":` in a one-line JSON object, as written (a number or a string).
+#[allow(dead_code)]
+pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let pattern = format!("\"{key}\":");
+    let start = line.find(&pattern)? + pattern.len();
+    let rest = &line[start..];
+    if let Some(s) = rest.strip_prefix('"') {
+        return s.split('"').next();
+    }
+    rest.split([',', '}']).next()
+}
