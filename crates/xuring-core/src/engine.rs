@@ -37,9 +37,7 @@ use crate::ops::OpKind;
 use crate::pool::{TaskList, TaskPool, TaskRef};
 use crate::ready::ReadyQueue;
 use crate::ring::RingStats;
-use crate::task::{
-    BACKGROUND, CANCELLING, FALLBACK, NOT_A_TASK, OWNS, RESUBMITTED, THREAD_MAIL, TaskState,
-};
+use crate::task::{BACKGROUND, CANCELLING, FALLBACK, NOT_A_TASK, OWNS, THREAD_MAIL, TaskState};
 use crate::{Backend, BufferPool, Context, Op, OpResult, Task, TaskHandle, TaskId, Timespec};
 
 /// A ring's state. Lives in its own heap allocation, owned by a [`Ring`] handle (see
@@ -93,16 +91,52 @@ pub(crate) struct Engine<B: Backend> {
     pub(crate) mailbox_ctx: Option<Context<B>>,
     /// The ring's mailbox, once it talks to threads (real kernel only).
     pub(crate) mailbox: Option<std::sync::Arc<crate::Mailbox>>,
-    /// Kernel-made cancels the ring resubmitted since an op of a kind the kernel cancels last
-    /// got through (see `reap`); at [`KERNEL_CANCEL_RETRIES`] the next one is delivered as it is.
-    pub(crate) kernel_cancels: u32,
+    /// The current run of kernel-made cancels the ring resubmitted (see `reap`).
+    pub(crate) kernel_cancels: KernelCancels,
 }
 
-/// How many kernel-made cancels the ring resubmits, with no op of a kind the kernel cancels
-/// getting through in between, before it delivers one: a bound for a kernel that keeps cancelling
-/// (say, one that can never create an io-wq worker, about 20 attempts a second there), so
-/// that the loop ends with an error instead of spinning.
-pub(crate) const KERNEL_CANCEL_RETRIES: u32 = 1_000;
+/// A run of kernel-made cancels with no op of a kind the kernel cancels getting through in
+/// between. Kernels before about 6.2 cancel io-wq work they could not create a worker for; under
+/// a signal storm that can go on for hundreds of milliseconds (a thousand resubmissions and
+/// more on Debian's 6.1 without `COOP_TASKRUN`), and a kernel that can never create a worker
+/// (say, at `RLIMIT_NPROC`) would cancel forever. The ring resubmits for
+/// [`KERNEL_CANCEL_PATIENCE`] on the backend's clock, then delivers the `ECANCELED`; a clock
+/// that does not move (the mock's virtual one) ends the run after [`KERNEL_CANCEL_RETRIES`].
+#[derive(Default)]
+pub(crate) struct KernelCancels {
+    /// Resubmissions in this run.
+    count: u32,
+    /// When the run was first seen (after the `reap` that started it).
+    since: Option<Timespec>,
+    /// The run has lasted too long: the next kernel-made cancel is delivered.
+    give_up: bool,
+}
+
+impl KernelCancels {
+    /// An op of a kind the kernel cancels got through: the kernel is making progress.
+    #[inline(always)]
+    fn progress(&mut self) {
+        if self.count != 0 {
+            *self = KernelCancels::default();
+        }
+    }
+
+    /// Dates a run that started in the last `reap`, and decides whether it has lasted too long.
+    #[cold]
+    fn check(&mut self, now: Timespec) {
+        let since = *self.since.get_or_insert(now);
+        self.give_up = now.saturating_sub(since) >= KERNEL_CANCEL_PATIENCE
+            || self.count >= KERNEL_CANCEL_RETRIES;
+    }
+}
+
+/// How long the ring resubmits ops the kernel keeps cancelling on its own, with none of those
+/// kinds getting through, before it delivers the `ECANCELED`.
+pub(crate) const KERNEL_CANCEL_PATIENCE: core::time::Duration = core::time::Duration::from_secs(5);
+
+/// How many kernel-made cancels in a row the ring resubmits when its clock does not move
+/// (see [`KernelCancels`]).
+pub(crate) const KERNEL_CANCEL_RETRIES: u32 = 100_000;
 
 impl<B: Backend> Engine<B> {
     pub(crate) fn new(
@@ -132,7 +166,7 @@ impl<B: Backend> Engine<B> {
             message_ctx: None,
             mailbox_ctx: None,
             mailbox: None,
-            kernel_cancels: 0,
+            kernel_cancels: KernelCancels::default(),
         }
     }
 
@@ -473,23 +507,22 @@ impl<B: Backend> Engine<B> {
                 && !*shut
                 && t.kind.get().retries_kernel_cancel()
             {
-                if *kernel_cancels < KERNEL_CANCEL_RETRIES {
+                if !kernel_cancels.give_up {
                     // Nobody asked for this cancel: the kernel's (before about 6.2, io-wq
                     // cancels work it could not create a worker for, as under a signal
                     // storm). The op never ran, and is submitted again.
-                    *kernel_cancels += 1;
+                    kernel_cancels.count += 1;
                     stats.resubmitted += 1;
-                    t.mark(RESUBMITTED);
                     t.state.set(TaskState::Queued);
                     submission_q.push_back(task);
                     return;
                 }
             } else if t.kind.get().retries_kernel_cancel() {
                 // An op of a kind the kernel cancels on its own got through (a resubmitted one
-                // or a new one): the kernel is making progress, and the bound counts afresh.
-                // (Counting only resubmitted ones, a storm that cancels some ops while new
-                // ones keep getting through reached the bound in seconds.)
-                *kernel_cancels = 0;
+                // or a new one): the kernel is making progress, and the run ends. (Counting
+                // only resubmitted ones, a storm that cancels some ops while new ones keep
+                // getting through looks endless.)
+                kernel_cancels.progress();
             }
             t.state.set(TaskState::Ready);
             // Older kernels interrupt a cancelled op running in an io-wq worker with EINTR.
@@ -504,6 +537,9 @@ impl<B: Backend> Engine<B> {
             unsafe { Task::store_result(task.as_ptr(), res) };
             completions.push_back(task);
         });
+        if kernel_cancels.count != 0 {
+            kernel_cancels.check(backend.now());
+        }
     }
 
     /// Drops what a finished op owned, keeping `statx` buffers for the next stat. Runs after

@@ -199,9 +199,6 @@ pub(crate) const OWNS: u8 = 8;
 /// ring reports it as the `ECANCELED` the cancel contract promises. Without it, `ECANCELED`
 /// is the kernel's own (an io-wq worker it could not create), and the op never ran.
 pub(crate) const CANCELLING: u8 = 16;
-/// Task flag: the ring submitted the op again after the kernel cancelled it on its own; its
-/// completion (other than another such cancel) ends the ring's run of resubmissions.
-pub(crate) const RESUBMITTED: u8 = 32;
 
 // SAFETY: `link` projects to the `link` field with `&raw const`, keeping the node's
 // provenance and creating no reference; the field is an inline, aligned `Link<Task<B>>`.

@@ -352,7 +352,7 @@ fn set_itimer(interval_us: i64) {
 
 thread_local!(static STORM_DONE: Cell<u64> = const { Cell::new(0) });
 
-fn storm_count(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+fn storm_count(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     assert!(
         matches!(
             task.result,
@@ -365,8 +365,9 @@ fn storm_count(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
                     | OpResult::Cancel(Ok(()) | Err(Errno::ENOENT | Errno::EALREADY))
             )
         ),
-        "{:?}",
-        task.result
+        "{:?} ({:?})",
+        task.result,
+        ring.stats()
     );
     STORM_DONE.with(|d| d.set(d.get() + 1));
     Ok(())

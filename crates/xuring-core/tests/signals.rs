@@ -15,14 +15,15 @@ extern "C" fn on_signal(_: libc::c_int) {}
 
 thread_local!(static DONE: Cell<u32> = const { Cell::new(0) });
 
-fn count(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+fn count(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     assert!(
         matches!(
             task.result,
             Some(OpResult::Timer(Ok(())) | OpResult::Read(Ok(_)) | OpResult::Write(Ok(_)))
         ),
-        "{:?}",
-        task.result
+        "{:?} ({:?})",
+        task.result,
+        ring.stats()
     );
     DONE.with(|d| d.set(d.get() + 1));
     Ok(())

@@ -769,8 +769,10 @@ fn an_op_the_user_cancelled_is_not_submitted_again() {
     assert_eq!(ring.stats().resubmitted, 0);
 }
 
-/// A kernel that keeps cancelling does not keep the ring spinning: after a bound (1,000
-/// resubmissions with none getting through), the `ECANCELED` is delivered.
+/// A kernel that keeps cancelling does not keep the ring spinning: the ring resubmits for a
+/// while (5 s on the backend's clock; the mock's virtual clock does not move here, so the
+/// bound is the count of 100,000 resubmissions with none getting through), then the
+/// `ECANCELED` is delivered.
 #[test]
 #[cfg_attr(miri, ignore = "a thousand round trips")]
 fn a_kernel_that_keeps_cancelling_ends_in_ecanceled() {
@@ -785,7 +787,50 @@ fn a_kernel_that_keeps_cancelling_ends_in_ecanceled() {
         expect_result(write.id()),
         OpResult::Write(Err(Errno::ECANCELED))
     );
-    assert_eq!(ring.stats().resubmitted, 1_000);
+    assert_eq!(ring.stats().resubmitted, 100_000);
+}
+
+/// On a clock that moves, the patience is time: a kernel that cancels for 5 s is given up on
+/// after about 5 s, not after a count (a storm on a real kernel can take thousands of
+/// resubmissions to pass).
+#[test]
+#[cfg_attr(miri, ignore = "many round trips")]
+fn a_kernel_that_keeps_cancelling_is_given_five_seconds() {
+    track::reset();
+    let mut ring = Ring::init_mock();
+    let attempts = Rc::new(Cell::new(0u32));
+    let seen = Rc::clone(&attempts);
+    ring.backend_mut().handle(OpKind::Write, move |_| {
+        seen.set(seen.get() + 1);
+        Reply::Err(Errno::ECANCELED)
+    });
+    let write = track::expect(ring.write(5, b"hello", Offset::File, track::context()));
+    // One enter and reap: the first cancel is resubmitted and the run of cancels dated.
+    ring.run(RunCondition::NoWait).expect("run");
+    assert_eq!(ring.stats().resubmitted, 1);
+    // 4.9 s later the ring still resubmits; at 5 s it gives up on the next cancel.
+    ring.backend_mut().advance(Duration::from_millis(4_900));
+    ring.run(RunCondition::NoWait).expect("run");
+    assert_eq!(ring.stats().resubmitted, 2);
+    ring.backend_mut().advance(Duration::from_millis(100));
+    ring.run(RunCondition::NoWait).expect("run");
+    assert_eq!(
+        ring.stats().resubmitted,
+        3,
+        "still resubmitted: the run is dated after reaps"
+    );
+    ring.run(RunCondition::UntilDone).expect("run");
+    track::check_complete();
+    assert_eq!(
+        expect_result(write.id()),
+        OpResult::Write(Err(Errno::ECANCELED))
+    );
+    assert_eq!(ring.stats().resubmitted, 3);
+    assert_eq!(
+        attempts.get(),
+        4,
+        "offered once and resubmitted three times"
+    );
 }
 
 /// A read's `ECANCELED` can be its own answer (a `timerfd` read after the clock was set), so
