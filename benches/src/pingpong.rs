@@ -12,7 +12,7 @@
 //!
 //! Each second thread lives as long as its runner, so a run is only the round trips; it stops
 //! when told (a stop message or a closed channel) and is joined within
-//! [`STOP_LIMIT`](crate::threads::STOP_LIMIT).
+//! [`crate::threads::STOP_LIMIT`].
 //!
 //! # Safety
 //!

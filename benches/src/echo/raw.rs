@@ -10,7 +10,7 @@
 //! # Safety
 //!
 //! Pushing an entry is `unsafe`: every buffer it names must stay valid until its completion is
-//! reaped. The receives and sends name a range of one page of [`Pages`], the one of the
+//! reaped. The receives and sends name a range of one page of `Pages`, the one of the
 //! entry's connection: a connection has at most one operation in flight, the pages are
 //! allocated once for every expected connection and never resized, and the ring is declared
 //! after them in [`serve`], so it is dropped (closed, its operations gone) before they are

@@ -83,7 +83,7 @@ pub(crate) fn count_leaked(tasks: u64) {
 /// follow-up work.
 ///
 /// A callback may even assign, swap or drop the ring it was given: the run that called it
-/// stops with [`RingError::Replaced`], and the replaced ring's state stays valid until it is
+/// stops with [`RingError::Replaced`](crate::RingError::Replaced), and the replaced ring's state stays valid until it is
 /// torn down (nothing is freed under a running callback).
 pub struct Ring<B: Backend = Uring> {
     /// The ring's state, owned (see the module's `# Safety`).
