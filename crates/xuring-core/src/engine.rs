@@ -93,6 +93,8 @@ pub(crate) struct Engine<B: Backend> {
     pub(crate) mailbox: Option<std::sync::Arc<crate::Mailbox>>,
     /// The current run of kernel-made cancels the ring resubmitted (see `reap`).
     pub(crate) kernel_cancels: KernelCancels,
+    /// Values the ring holds for its callbacks, one per type ([`Ring::with_state`]).
+    pub(crate) states: Vec<crate::state::StateSlot>,
 }
 
 /// A run of kernel-made cancels with no op of a kind the kernel cancels getting through in
@@ -167,6 +169,7 @@ impl<B: Backend> Engine<B> {
             mailbox_ctx: None,
             mailbox: None,
             kernel_cancels: KernelCancels::default(),
+            states: Vec::new(),
         }
     }
 

@@ -52,6 +52,9 @@ pub enum RingError {
     /// arrived: their sender kept them unsubmitted (its `enter` was refused) and did not run
     /// again within the child's stop limit.
     MessagesLost(u64),
+    /// [`Ring::with_state`](crate::Ring::with_state) found no value of the type named (never
+    /// inserted, removed, or already out in an enclosing `with_state`).
+    NoState(&'static str),
     /// A callback failed; the value is the callback's own error.
     Callback(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
@@ -87,6 +90,11 @@ impl fmt::Display for RingError {
             Self::MessagesLost(n) => write!(
                 f,
                 "a stopping child thread gave up on {n} admitted messages that never arrived"
+            ),
+            Self::NoState(ty) => write!(
+                f,
+                "the ring holds no {ty} (insert it with Ring::insert_state; inside \
+                 Ring::with_state it is out of the ring)"
             ),
             Self::Callback(e) => write!(f, "callback failed: {e}"),
         }

@@ -88,6 +88,7 @@ mod run;
 mod sockaddr;
 #[allow(unsafe_code)]
 mod stat;
+mod state;
 #[allow(unsafe_code)]
 mod task;
 #[allow(unsafe_code)]
@@ -106,6 +107,7 @@ pub use ring::{Ring, RingStats, leaked_tasks};
 pub use run::RunCondition;
 pub use sockaddr::SockAddrBuf;
 pub use stat::Stat;
+pub use state::{Key, Slab};
 pub use task::{Callback, Context, Task, TaskHandle, TaskId, TaskState};
 pub use thread::{Handler, Mail, Mailbox, Peer, Thread};
 pub use time::Timespec;

@@ -562,3 +562,66 @@ fn other_ops_allocate_nothing() {
         libc::close(pair[1]);
     }
 }
+
+/// A connection's state in `keyed_state_allocates_nothing`.
+struct Conn {
+    remaining: u32,
+    done: u32,
+}
+
+/// A noop chain per connection whose state is reached by key through the ring: the taught
+/// pattern for stateful servers (`Slab`, `Context::keyed`, `Ring::with_state`), no `unsafe`.
+fn on_keyed_noop(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    assert_eq!(task.result, Some(OpResult::Noop(Ok(()))));
+    let key = task.key().expect("keyed");
+    ring.with_state(|ring, conns: &mut xuring_core::Slab<Conn>| {
+        let conn = conns.get_mut(key).expect("a live connection");
+        conn.done += 1;
+        if conn.remaining == 0 {
+            return;
+        }
+        conn.remaining -= 1;
+        ring.noop(Context::keyed(on_keyed_noop, key));
+    })
+}
+
+#[test]
+fn keyed_state_allocates_nothing() {
+    let _serial = serial();
+    let mut ring = Ring::builder(32).build().expect("ring");
+    ring.insert_state(xuring_core::Slab::<Conn>::with_capacity(DEPTH as usize));
+    let per_chain = OPS / DEPTH;
+    for round in 0..2 {
+        COUNTING.with(|c| c.set(round == 1));
+        ALLOCATIONS.store(0, Ordering::SeqCst);
+        let keys = ring
+            .with_state(|ring, conns: &mut xuring_core::Slab<Conn>| {
+                // Connections come and go: the slab reuses the slots of the last round.
+                conns.retain(|_, _| false);
+                (0..DEPTH)
+                    .map(|_| {
+                        let key = conns.insert(Conn {
+                            remaining: per_chain - 1,
+                            done: 0,
+                        });
+                        ring.noop(Context::keyed(on_keyed_noop, key));
+                        key
+                    })
+                    .count()
+            })
+            .expect("state");
+        ring.run(RunCondition::UntilDone).expect("run");
+        COUNTING.with(|c| c.set(false));
+        let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+        assert_eq!(keys, DEPTH as usize);
+        let done: u32 = ring
+            .with_state(|_, conns: &mut xuring_core::Slab<Conn>| {
+                conns.iter().map(|(_, c)| c.done).sum()
+            })
+            .expect("state");
+        assert_eq!(done, per_chain * DEPTH, "every chain ran to its end");
+        if round == 1 {
+            assert_eq!(allocations, 0, "{allocations} allocations after warm-up");
+        }
+    }
+}

@@ -78,7 +78,7 @@ use core::ptr::NonNull;
 
 use std::os::fd::RawFd;
 
-use xuring_core::{Backend, Errno, IoBuf, Ring, RingError, Uring};
+use xuring_core::{Backend, Errno, IoBuf, Key, Ring, RingError, Uring};
 
 mod chunk;
 pub mod fs;
@@ -123,6 +123,13 @@ impl<T, B: Backend> Then<T, B> {
     pub fn with_userdata(self, userdata: Option<NonNull<()>>) -> Self {
         Then { userdata, ..self }
     }
+
+    /// `cb` with `key` as its userdata (read it back with [`Done::key`]), as
+    /// [`Context::keyed`](xuring_core::Context::keyed) does for an op: the caller's state for
+    /// this job lives in a [`Slab`](xuring_core::Slab) the ring holds.
+    pub fn keyed(cb: DoneFn<T, B>, key: Key) -> Self {
+        Then::new(cb).with_userdata(Some(key.to_userdata()))
+    }
 }
 
 impl<T, B: Backend> Clone for Then<T, B> {
@@ -163,6 +170,13 @@ pub struct Done<T> {
     pub msg: u16,
     /// [`Then::userdata`].
     pub userdata: Option<NonNull<()>>,
+}
+
+impl<T> Done<T> {
+    /// The key in the [`Then`] (see [`Then::keyed`]), if it had a `userdata`.
+    pub fn key(&self) -> Option<Key> {
+        self.userdata.map(Key::from_userdata)
+    }
 }
 
 /// The outcome of a transfer over one fd ([`net::send_all`], [`net::recv_exact`],

@@ -10,16 +10,23 @@
 //! connection receives into one of the ring's pool buffers
 //! ([`recv_some`](xuring::stda::net::recv_some)), sends the same buffer back with its length
 //! set to what arrived ([`send_all`](xuring::stda::net::send_all), which finishes short sends),
-//! and receives again, until the client closes. The connection's fd and buffer travel in each
-//! helper's result, so a connection needs no state of its own. When more connections are
-//! open than the pool has buffers, the extra ones get a `Vec`.
+//! and receives again, until the client closes. When more connections are open than the pool
+//! has buffers, the extra ones get a `Vec`.
+//!
+//! State, the pattern for stateful servers: the server's state is a value the ring holds
+//! ([`Ring::insert_state`]); each connection's is an entry of a [`Slab`] in it, named by a
+//! [`Key`] that travels with every helper the connection starts ([`Then::keyed`]). A callback
+//! reaches both with [`Ring::with_state`], which lends the ring and the state at once, so it
+//! can submit the next op while it updates the connection. No `unsafe`, no thread-locals, and
+//! a completion for a connection that is gone finds nothing.
 
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use xuring::io_uring::{BufferPool, Context, IoBuf, Ring, RingError, RunCondition};
+use std::os::fd::RawFd;
+
+use xuring::io_uring::{BufferPool, Context, IoBuf, Key, Ring, RingError, RunCondition, Slab};
 use xuring::stda::net::{self, AcceptEvent};
 use xuring::stda::{Done, Then, Transfer};
 
@@ -35,10 +42,31 @@ pub struct Stats {
     pub connections: u64,
     /// Bytes echoed.
     pub bytes: u64,
+    /// Bytes echoed on the busiest connection.
+    pub busiest: u64,
 }
 
-thread_local! {
-    static STATS: Cell<Stats> = const { Cell::new(Stats { connections: 0, bytes: 0 }) };
+/// One connection.
+struct Conn {
+    fd: RawFd,
+    echoed: u64,
+}
+
+/// What the ring holds for the server's callbacks.
+#[derive(Default)]
+struct Server {
+    stats: Stats,
+    conns: Slab<Conn>,
+}
+
+impl Server {
+    /// Closes the connection `key` names and forgets it.
+    fn close(&mut self, ring: &mut Ring, key: Key) {
+        if let Some(conn) = self.conns.remove(key) {
+            self.stats.busiest = self.stats.busiest.max(conn.echoed);
+            ring.close(conn.fd, Context::default());
+        }
+    }
 }
 
 /// A ring with the pool the server uses.
@@ -73,50 +101,58 @@ fn with_len(ring: &Ring, buf: IoBuf, len: usize) -> IoBuf {
 
 fn on_event(ring: &mut Ring, done: Done<AcceptEvent>) -> Result<(), RingError> {
     match done.result {
-        AcceptEvent::Connected(conn) => {
-            STATS.with(|s| {
-                let mut stats = s.get();
-                stats.connections += 1;
-                s.set(stats);
+        AcceptEvent::Connected(conn) => ring.with_state(|ring, server: &mut Server| {
+            server.stats.connections += 1;
+            let key = server.conns.insert(Conn {
+                fd: conn.fd,
+                echoed: 0,
             });
             let buf = buffer(ring);
-            net::recv_some(ring, conn.fd, buf, Then::new(on_received));
+            net::recv_some(ring, conn.fd, buf, Then::keyed(on_received, key));
+        }),
+        AcceptEvent::Failed(e) => {
+            eprintln!("echo_server: accept: {e} (still listening)");
+            Ok(())
         }
-        AcceptEvent::Failed(e) => eprintln!("echo_server: accept: {e} (still listening)"),
         AcceptEvent::Stopped { result, .. } => {
             // The listener is dropped (closed) here; open connections carry on.
-            result.map_err(|e| RingError::callback(std::io::Error::from(e)))?;
+            result.map_err(|e| RingError::callback(std::io::Error::from(e)))
         }
     }
-    Ok(())
 }
 
 fn on_received(ring: &mut Ring, done: Done<Transfer>) -> Result<(), RingError> {
+    let key = done.key();
     let t = done.result;
-    if t.status.is_err() || t.len == 0 {
-        // The client closed (or failed): close our side; the buffer returns to the pool.
-        ring.close(t.fd, Context::default());
-        return Ok(());
-    }
-    STATS.with(|s| {
-        let mut stats = s.get();
-        stats.bytes += t.len as u64;
-        s.set(stats);
-    });
-    let buf = with_len(ring, t.buf, t.len);
-    net::send_all(ring, t.fd, buf, Then::new(on_sent));
-    Ok(())
+    ring.with_state(|ring, server: &mut Server| {
+        let Some(key) = key else { return };
+        if t.status.is_err() || t.len == 0 {
+            // The client closed (or failed): close our side; the buffer returns to the pool.
+            server.close(ring, key);
+            return;
+        }
+        let Some(conn) = server.conns.get_mut(key) else {
+            return;
+        };
+        conn.echoed += t.len as u64;
+        server.stats.bytes += t.len as u64;
+        let buf = with_len(ring, t.buf, t.len);
+        net::send_all(ring, t.fd, buf, Then::keyed(on_sent, key));
+    })
 }
 
 fn on_sent(ring: &mut Ring, done: Done<Transfer>) -> Result<(), RingError> {
+    let key = done.key();
     let t = done.result;
-    if t.status.is_err() {
-        ring.close(t.fd, Context::default());
-        return Ok(());
-    }
-    let buf = with_len(ring, t.buf, BUF_SIZE);
-    net::recv_some(ring, t.fd, buf, Then::new(on_received));
-    Ok(())
+    ring.with_state(|ring, server: &mut Server| {
+        let Some(key) = key else { return };
+        if t.status.is_err() {
+            server.close(ring, key);
+            return;
+        }
+        let buf = with_len(ring, t.buf, BUF_SIZE);
+        net::recv_some(ring, t.fd, buf, Then::keyed(on_received, key));
+    })
 }
 
 /// Serves `listener` until `max_connections` connections (`None`: no limit) have been
@@ -126,10 +162,20 @@ pub fn serve(
     listener: TcpListener,
     max_connections: Option<u64>,
 ) -> Result<Stats, RingError> {
-    STATS.set(Stats::default());
+    ring.insert_state(Server::default());
     net::accept_loop(ring, listener, max_connections, Then::new(on_event));
-    ring.run(RunCondition::UntilDone)?;
-    Ok(STATS.get())
+    let run = ring.run(RunCondition::UntilDone);
+    let server: Server = ring
+        .remove_state()
+        .ok_or(RingError::NoState("echo_server::Server"))?;
+    run?;
+    if !server.conns.is_empty() {
+        return Err(RingError::callback(std::io::Error::other(format!(
+            "{} connections still open after the run",
+            server.conns.len()
+        ))));
+    }
+    Ok(server.stats)
 }
 
 /// A `std` client: one connection per message; checks that each comes back whole.

@@ -16,14 +16,14 @@
 /// The runtime, under the seed's paths: `use xuring::io_uring::*;`.
 pub mod io_uring {
     // What a program on xuring names: the ring and its tasks, results and errors, buffers,
-    // threads, and `Backend`/`Uring` for code generic over the backend (the mock in tests).
+    // threads, per-task state (`Slab`, `Key`), and `Backend`/`Uring` for code generic over the backend (the mock in tests).
     // What only a backend implementation needs (`Op`, `Completion`, the op argument structs)
     // stays in `xuring_core`.
     pub use xuring_core::{
         Accepted, Backend, BufferPool, CPath, Callback, Context, Errno, Executor, ExecutorChoice,
-        Features, Handler, IoBuf, IoVecs, KernelLevel, Mail, Message, Offset, OpKind, OpResult,
-        Peer, PoolBuf, Ring, RingBuilder, RingError, RingStats, RunCondition, Stat, Task,
-        TaskHandle, TaskId, TaskState, Thread, Timespec, Uring, leaked_tasks,
+        Features, Handler, IoBuf, IoVecs, KernelLevel, Key, Mail, Message, Offset, OpKind,
+        OpResult, Peer, PoolBuf, Ring, RingBuilder, RingError, RingStats, RunCondition, Slab, Stat,
+        Task, TaskHandle, TaskId, TaskState, Thread, Timespec, Uring, leaked_tasks,
     };
     pub use xuring_mock::{Mock, MockRingExt};
 }

@@ -41,6 +41,10 @@ fn echo_server_self_test_serves_and_checks_three_connections() {
     let stats = echo_server::self_test(messages).expect("self-test");
     assert_eq!(stats.connections, 3);
     assert_eq!(stats.bytes, total as u64);
+    assert_eq!(
+        stats.busiest, 300_000,
+        "the largest message, on its own connection"
+    );
     assert_eq!(xuring::stda::jobs_in_flight(), 0);
 }
 
@@ -70,6 +74,8 @@ fn echo_server_serves_more_open_connections_than_its_pool_has_buffers() {
     let stats = echo_server::serve(&mut ring, listener, Some(5)).expect("serve");
     clients.join().expect("clients");
     assert_eq!(stats.connections, 5);
+    assert_eq!(stats.bytes, 5 * 8, "\"client i\" from each");
+    assert_eq!(stats.busiest, 8);
     assert_eq!(
         ring.buffers().expect("pool").available(),
         2,
