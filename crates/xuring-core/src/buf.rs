@@ -20,12 +20,29 @@ use std::rc::Rc;
 /// Build one from a `Vec<u8>`, a `Box<[u8]>`, a [`PoolBuf`], or (for writes only) a
 /// `&'static [u8]`; memory the caller owns comes in through
 /// [`from_raw_parts_mut`](IoBuf::from_raw_parts_mut), or, read-only and for writes only,
-/// [`from_raw_parts`](IoBuf::from_raw_parts). The kernel reads (write ops) or writes (read ops) the first
-/// [`len`](IoBuf::len) bytes; the length never changes, and the completion tells how many bytes
-/// were transferred. Take the buffer back with [`Task::take_buf`](crate::Task::take_buf) in the
-/// callback to reuse it without allocating.
+/// [`from_raw_parts`](IoBuf::from_raw_parts). The kernel reads (write ops) or writes (read ops) its
+/// [`len`](IoBuf::len) bytes, and the completion tells how many bytes were transferred. Take
+/// the buffer back with [`Task::take_buf`](crate::Task::take_buf) in the callback to reuse it
+/// without allocating.
+///
+/// A buffer is a window: [`advance`](IoBuf::advance) skips bytes at its front, so the rest of a
+/// short send goes out in place, and a receive appends after the bytes already there:
+///
+/// ```
+/// use xuring_core::IoBuf;
+///
+/// let mut buf = IoBuf::from(b"GET / HTTP/1.1\r\n".to_vec());
+/// buf.advance(4); // say the kernel sent 4 bytes: resubmit `buf` for the rest
+/// assert_eq!(buf.as_slice(), b"/ HTTP/1.1\r\n");
+/// assert_eq!(buf.offset(), 4);
+/// ```
 #[derive(Debug)]
-pub struct IoBuf(Repr);
+pub struct IoBuf {
+    repr: Repr,
+    /// Bytes at the front the next op skips (see [`advance`](IoBuf::advance)); at most the
+    /// length of `repr`.
+    start: usize,
+}
 
 #[derive(Debug)]
 enum Repr {
@@ -64,7 +81,7 @@ impl IoBuf {
     /// running: the memory must then stay valid for as long as the process lives. Nothing may
     /// write the memory meanwhile.
     pub unsafe fn from_raw_parts(ptr: NonNull<u8>, len: usize) -> IoBuf {
-        IoBuf(Repr::RawRead { ptr, len })
+        IoBuf::whole(Repr::RawRead { ptr, len })
     }
 
     /// A writable buffer over memory the caller keeps ownership of, for any operation: the
@@ -80,12 +97,17 @@ impl IoBuf {
     /// operation running: the memory must then stay valid for as long as the process lives.
     /// Nothing else may access the memory meanwhile.
     pub unsafe fn from_raw_parts_mut(ptr: NonNull<u8>, len: usize) -> IoBuf {
-        IoBuf(Repr::RawMut { ptr, len })
+        IoBuf::whole(Repr::RawMut { ptr, len })
     }
 
-    /// The number of bytes the operation transfers at most.
-    pub fn len(&self) -> usize {
-        match &self.0 {
+    /// A buffer over all of `repr`.
+    const fn whole(repr: Repr) -> IoBuf {
+        IoBuf { repr, start: 0 }
+    }
+
+    /// The length of the whole buffer, window aside.
+    fn full_len(&self) -> usize {
+        match &self.repr {
             Repr::Vec(v) => v.len(),
             Repr::Boxed(b) => b.len(),
             Repr::Static(s) => s.len(),
@@ -94,50 +116,43 @@ impl IoBuf {
         }
     }
 
-    /// Whether [`len`](Self::len) is zero.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// The number of bytes the operation transfers at most: the buffer's, less those
+    /// [`advance`](Self::advance) skipped.
+    pub fn len(&self) -> usize {
+        self.full_len() - self.start
     }
 
-    /// Whether the kernel may write into the buffer (everything but `&'static [u8]` and
-    /// [`from_raw_parts`](Self::from_raw_parts)).
-    pub fn is_writable(&self) -> bool {
-        !matches!(self.0, Repr::Static(_) | Repr::RawRead { .. })
+    /// Skips `n` more bytes at the front: the next op reads or fills the rest of the buffer
+    /// in place (after a short send, the unsent rest; after a partial receive, the room after
+    /// what arrived). Nothing moves or is copied. [`offset`](Self::offset) tells how many
+    /// bytes are skipped, [`rewind`](Self::rewind) undoes it, and the `into_*` methods give
+    /// the whole buffer back.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is more than [`len`](Self::len), as slicing past the end does.
+    pub fn advance(&mut self, n: usize) {
+        assert!(
+            n <= self.len(),
+            "IoBuf::advance({n}) past the end ({} bytes left)",
+            self.len()
+        );
+        self.start += n;
     }
 
-    /// Whether the memory is the caller's ([`from_raw_parts`](Self::from_raw_parts) or
-    /// [`from_raw_parts_mut`](Self::from_raw_parts_mut)): the ring cannot keep it alive, so it
-    /// must wait for the op however long that takes, never leak it and move on.
-    pub fn is_borrowed(&self) -> bool {
-        matches!(self.0, Repr::RawRead { .. } | Repr::RawMut { .. })
+    /// How many bytes at the front the next op skips ([`advance`](Self::advance)).
+    pub fn offset(&self) -> usize {
+        self.start
     }
 
-    /// The start of the bytes, for the kernel to read.
-    pub fn as_ptr(&self) -> *const u8 {
-        match &self.0 {
-            Repr::Vec(v) => v.as_ptr(),
-            Repr::Boxed(b) => b.as_ptr(),
-            Repr::Static(s) => s.as_ptr(),
-            Repr::Pool(p) => p.as_ptr(),
-            Repr::RawRead { ptr, .. } | Repr::RawMut { ptr, .. } => ptr.as_ptr(),
-        }
+    /// Makes the next op use the whole buffer again.
+    pub fn rewind(&mut self) {
+        self.start = 0;
     }
 
-    /// The start of the bytes, for the kernel to write; `None` for a read-only buffer
-    /// (`&'static [u8]`, [`from_raw_parts`](Self::from_raw_parts)).
-    pub fn as_mut_ptr(&mut self) -> Option<*mut u8> {
-        Some(match &mut self.0 {
-            Repr::Vec(v) => v.as_mut_ptr(),
-            Repr::Boxed(b) => b.as_mut_ptr(),
-            Repr::Static(_) | Repr::RawRead { .. } => return None,
-            Repr::Pool(p) => p.as_mut_ptr(),
-            Repr::RawMut { ptr, .. } => ptr.as_ptr(),
-        })
-    }
-
-    /// The bytes, for a backend that copies them (the mock).
-    pub fn as_slice(&self) -> &[u8] {
-        match &self.0 {
+    /// The whole buffer, skipped bytes included (what a receive appended to, say).
+    pub fn whole_slice(&self) -> &[u8] {
+        match &self.repr {
             Repr::Vec(v) => v,
             Repr::Boxed(b) => b,
             Repr::Static(s) => s,
@@ -151,10 +166,61 @@ impl IoBuf {
         }
     }
 
-    /// The bytes, for a backend that fills them (the mock); `None` for a read-only buffer
-    /// (`&'static [u8]`, [`from_raw_parts`](Self::from_raw_parts)).
+    /// Whether [`len`](Self::len) is zero.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the kernel may write into the buffer (everything but `&'static [u8]` and
+    /// [`from_raw_parts`](Self::from_raw_parts)).
+    pub fn is_writable(&self) -> bool {
+        !matches!(self.repr, Repr::Static(_) | Repr::RawRead { .. })
+    }
+
+    /// Whether the memory is the caller's ([`from_raw_parts`](Self::from_raw_parts) or
+    /// [`from_raw_parts_mut`](Self::from_raw_parts_mut)): the ring cannot keep it alive, so it
+    /// must wait for the op however long that takes, never leak it and move on.
+    pub fn is_borrowed(&self) -> bool {
+        matches!(self.repr, Repr::RawRead { .. } | Repr::RawMut { .. })
+    }
+
+    /// The start of the bytes (after the skipped ones), for the kernel to read.
+    pub fn as_ptr(&self) -> *const u8 {
+        let base = match &self.repr {
+            Repr::Vec(v) => v.as_ptr(),
+            Repr::Boxed(b) => b.as_ptr(),
+            Repr::Static(s) => s.as_ptr(),
+            Repr::Pool(p) => p.as_ptr(),
+            Repr::RawRead { ptr, .. } | Repr::RawMut { ptr, .. } => ptr.as_ptr(),
+        };
+        // In bounds: `start` is at most the buffer's length (one past its end at most).
+        base.wrapping_add(self.start)
+    }
+
+    /// The start of the bytes (after the skipped ones), for the kernel to write; `None` for
+    /// a read-only buffer (`&'static [u8]`, [`from_raw_parts`](Self::from_raw_parts)).
+    pub fn as_mut_ptr(&mut self) -> Option<*mut u8> {
+        let base = match &mut self.repr {
+            Repr::Vec(v) => v.as_mut_ptr(),
+            Repr::Boxed(b) => b.as_mut_ptr(),
+            Repr::Static(_) | Repr::RawRead { .. } => return None,
+            Repr::Pool(p) => p.as_mut_ptr(),
+            Repr::RawMut { ptr, .. } => ptr.as_ptr(),
+        };
+        // In bounds, as in `as_ptr`.
+        Some(base.wrapping_add(self.start))
+    }
+
+    /// The bytes after the skipped ones, for a backend that copies them (the mock).
+    pub fn as_slice(&self) -> &[u8] {
+        &self.whole_slice()[self.start..]
+    }
+
+    /// The bytes after the skipped ones, for a backend that fills them (the mock); `None` for
+    /// a read-only buffer (`&'static [u8]`, [`from_raw_parts`](Self::from_raw_parts)).
     pub fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
-        Some(match &mut self.0 {
+        let start = self.start;
+        let whole: &mut [u8] = match &mut self.repr {
             Repr::Vec(v) => v,
             Repr::Boxed(b) => b,
             Repr::Static(_) | Repr::RawRead { .. } => return None,
@@ -166,36 +232,37 @@ impl IoBuf {
                 // here: `from_raw_parts` makes a `RawRead`.
                 unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), *len) }
             }
-        })
+        };
+        whole.get_mut(start..)
     }
 
     /// The pool buffer's index, if this is a buffer of `pool` (for fixed-buffer ops).
     pub fn pool_index(&self, pool: &BufferPool) -> Option<u16> {
-        match &self.0 {
+        match &self.repr {
             Repr::Pool(p) if Rc::ptr_eq(&p.shared, &pool.shared) => Some(p.index),
             _ => None,
         }
     }
 
-    /// The `Vec` back, if the buffer was made from one.
+    /// The `Vec` back, if the buffer was made from one (all of it: skipped bytes included).
     pub fn into_vec(self) -> Option<Vec<u8>> {
-        match self.0 {
+        match self.repr {
             Repr::Vec(v) => Some(v),
             _ => None,
         }
     }
 
-    /// The pool buffer back, if it is one.
+    /// The pool buffer back, if it is one (all of it: skipped bytes included).
     pub fn into_pool_buf(self) -> Option<PoolBuf> {
-        match self.0 {
+        match self.repr {
             Repr::Pool(p) => Some(p),
             _ => None,
         }
     }
 
-    /// The `Box` back, if the buffer was made from one.
+    /// The `Box` back, if the buffer was made from one (all of it: skipped bytes included).
     pub fn into_boxed_slice(self) -> Option<Box<[u8]>> {
-        match self.0 {
+        match self.repr {
             Repr::Boxed(b) => Some(b),
             _ => None,
         }
@@ -205,43 +272,43 @@ impl IoBuf {
 impl Default for IoBuf {
     /// An empty, read-only buffer (what a task keeps once its buffer was taken back).
     fn default() -> IoBuf {
-        IoBuf(Repr::Static(&[]))
+        IoBuf::whole(Repr::Static(&[]))
     }
 }
 
 impl From<Vec<u8>> for IoBuf {
     fn from(v: Vec<u8>) -> IoBuf {
-        IoBuf(Repr::Vec(v))
+        IoBuf::whole(Repr::Vec(v))
     }
 }
 
 impl From<Box<[u8]>> for IoBuf {
     fn from(b: Box<[u8]>) -> IoBuf {
-        IoBuf(Repr::Boxed(b))
+        IoBuf::whole(Repr::Boxed(b))
     }
 }
 
 impl From<&'static [u8]> for IoBuf {
     fn from(s: &'static [u8]) -> IoBuf {
-        IoBuf(Repr::Static(s))
+        IoBuf::whole(Repr::Static(s))
     }
 }
 
 impl<const N: usize> From<&'static [u8; N]> for IoBuf {
     fn from(s: &'static [u8; N]) -> IoBuf {
-        IoBuf(Repr::Static(s))
+        IoBuf::whole(Repr::Static(s))
     }
 }
 
 impl From<&'static str> for IoBuf {
     fn from(s: &'static str) -> IoBuf {
-        IoBuf(Repr::Static(s.as_bytes()))
+        IoBuf::whole(Repr::Static(s.as_bytes()))
     }
 }
 
 impl From<PoolBuf> for IoBuf {
     fn from(p: PoolBuf) -> IoBuf {
-        IoBuf(Repr::Pool(p))
+        IoBuf::whole(Repr::Pool(p))
     }
 }
 
@@ -598,5 +665,65 @@ impl IoVecs {
             });
         }
         Some(&self.iovecs)
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    #[test]
+    fn advance_skips_bytes_in_place_and_rewind_brings_them_back() {
+        let mut buf = IoBuf::from(b"hello world".to_vec());
+        let base = buf.as_ptr();
+        buf.advance(6);
+        assert_eq!(
+            (buf.len(), buf.offset(), buf.as_slice()),
+            (5, 6, &b"world"[..])
+        );
+        assert_eq!(buf.as_ptr(), base.wrapping_add(6), "no copy");
+        buf.as_mut_slice().expect("writable")[0] = b'W';
+        assert_eq!(buf.whole_slice(), b"hello World");
+        buf.advance(5);
+        assert!(buf.is_empty());
+        assert_eq!(buf.as_mut_slice().map(|s| s.len()), Some(0));
+        buf.rewind();
+        assert_eq!(buf.len(), 11);
+        buf.advance(2);
+        assert_eq!(
+            buf.into_vec().as_deref(),
+            Some(&b"hello World"[..]),
+            "all of it"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "past the end")]
+    fn advancing_past_the_end_panics() {
+        let mut buf = IoBuf::from(&b"abc"[..]);
+        buf.advance(2);
+        buf.advance(2);
+    }
+
+    #[test]
+    fn a_read_only_window_stays_read_only() {
+        let mut buf = IoBuf::from("static");
+        buf.advance(3);
+        assert_eq!(buf.as_slice(), b"tic");
+        assert!(buf.as_mut_ptr().is_none() && buf.as_mut_slice().is_none());
+    }
+
+    #[test]
+    fn pool_buffer_windows_stay_inside_their_buffer() {
+        let pool = BufferPool::new(2, 16).expect("pool");
+        let mut p = pool.get().expect("buffer");
+        p.set_len(10);
+        let start = p.as_ptr();
+        let mut buf = IoBuf::from(p);
+        buf.advance(4);
+        assert_eq!(buf.as_ptr(), start.wrapping_add(4));
+        assert_eq!(buf.len(), 6);
+        let p = buf.into_pool_buf().expect("pool buffer");
+        assert_eq!(p.len(), 10, "the whole buffer back");
     }
 }

@@ -128,6 +128,7 @@ suite![
     files_openat2,
     files_fstat,
     pipes,
+    buffer_windows,
     sockets,
     shutdown,
     splice,

@@ -847,3 +847,35 @@ fn multi_step_socket_connect_write_read() {
     assert_eq!(conn.error, None);
     assert_eq!(conn.reply, b"hello client");
 }
+
+/// Windows of pool buffers: a fixed write of the rest of a buffer, and a fixed read into the
+/// room after bytes already there (the address the kernel checks against the registered
+/// buffer is inside it, past the skipped bytes).
+#[test]
+fn pool_buffer_windows_use_fixed_ops_in_place() {
+    let _serial = serial();
+    let mut ring = Ring::builder(8).buffer_pool(2, 64).build().expect("ring");
+    let (r, w) = pipe();
+    let pool = ring.buffers().expect("pool").clone();
+    let mut out = pool.get().expect("a buffer");
+    out.set_len(11);
+    out.copy_from_slice(b"hello world");
+    let mut out = IoBuf::from(out);
+    out.advance(6);
+    let (result, _) = one(&mut ring, |ring, c| {
+        ring.write(w.raw(), out, Offset::File, c);
+    });
+    assert_eq!(result, OpResult::Write(Ok(5)));
+    let mut room = pool.get().expect("a buffer");
+    room.set_len(8);
+    room[..3].copy_from_slice(b"abc");
+    let mut room = IoBuf::from(room);
+    room.advance(3);
+    let (result, buf) = one(&mut ring, |ring, c| {
+        ring.read(r.raw(), room, Offset::File, c);
+    });
+    assert_eq!(result, OpResult::Read(Ok(5)));
+    let buf = buf.expect("the buffer back");
+    assert_eq!((buf.offset(), buf.whole_slice()), (3, &b"abcworld"[..]));
+    assert!(buf.pool_index(&pool).is_some());
+}

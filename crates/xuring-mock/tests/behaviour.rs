@@ -160,6 +160,7 @@ suite![
     files_openat2,
     files_fstat,
     pipes,
+    buffer_windows,
     sockets,
     shutdown,
     splice,

@@ -1227,6 +1227,58 @@ pub fn files_open_and_stat<B: Backend>(f: &Fixture<B>) {
     drop(keep);
 }
 
+thread_local! {
+    /// A buffer taken back whole by `rec_whole`: its offset and all of its bytes.
+    static WHOLE: RefCell<Option<(usize, Vec<u8>)>> = const { RefCell::new(None) };
+}
+
+/// Records the task like `rec`, and its buffer whole (skipped bytes included).
+fn rec_whole<B: Backend>(ring: &mut Ring<B>, task: &Task<B>) -> Result<(), RingError> {
+    let whole = task
+        .take_buf()
+        .map(|buf| (buf.offset(), buf.whole_slice().to_vec()));
+    WHOLE.with(|w| *w.borrow_mut() = whole);
+    rec(ring, task)
+}
+
+/// A buffer advanced past its first bytes: a write sends only the rest, and a read fills
+/// only the room after them, in place, with the skipped bytes untouched.
+pub fn buffer_windows<B: Backend>(f: &Fixture<B>) {
+    op_reset();
+    let mut ring = f.ring();
+    let (r, w) = (f.pipe)(&mut ring);
+    let mut sent = IoBuf::from(b"hello world".to_vec());
+    sent.advance(6);
+    assert_eq!((sent.len(), sent.as_slice()), (5, &b"world"[..]));
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.write(w, sent, Offset::File, c)),
+        OpResult::Write(Ok(5))
+    );
+    let mut room = IoBuf::from(b"abc\0\0\0\0\0".to_vec());
+    room.advance(3);
+    let read = ring
+        .read(
+            r,
+            room,
+            Offset::File,
+            Context {
+                cb: rec_whole::<B>,
+                ..Context::default()
+            },
+        )
+        .id();
+    ring.run(RunCondition::UntilDone).expect("run");
+    f.check(&ring);
+    assert_eq!(result_of(read), Some(OpResult::Read(Ok(5))));
+    assert_eq!(
+        WHOLE.with(|w| w.borrow_mut().take()),
+        Some((3, b"abcworld".to_vec())),
+        "the read filled the window; the skipped bytes stayed"
+    );
+    close(f, &mut ring, r);
+    close(f, &mut ring, w);
+}
+
 /// Pipes: a read of an empty pipe waits for a write; poll reports `POLLOUT` on the write
 /// end and waits for `POLLIN` on the read end; recv and send are for sockets (`ENOTSOCK`);
 /// once the write end is closed reads return 0 and poll reports `POLLHUP`; once the read end
@@ -1676,6 +1728,7 @@ pub fn all<B: Backend>(f: &Fixture<B>) {
     files_openat2(f);
     files_fstat(f);
     pipes(f);
+    buffer_windows(f);
     sockets(f);
     splice(f);
     msg_ring(f);
