@@ -1,9 +1,9 @@
-//! Scratch buffers and the transfer window: how a helper finishes a short transfer.
+//! Scratch buffers, and the transfer window: how a helper finishes a short transfer.
 //!
-//! An [`IoBuf`] always starts at its first byte, so the rest of a buffer cannot be resubmitted
-//! in place after a short send or read. [`Window`] submits the caller's buffer once, and if
-//! the kernel moves fewer bytes than it holds, moves the rest through a scratch [`Chunk`]
-//! (copying out of or into the caller's buffer), reused for every later step of the job.
+//! [`Window`] submits the caller's buffer, and if the kernel moves fewer bytes than it holds,
+//! submits the same buffer again advanced past what moved ([`IoBuf::advance`]): the rest goes
+//! out, or comes in, in place, with no copy and no scratch memory. [`Chunk`]s are the scratch
+//! buffers of the helpers that need their own memory (a file copy).
 
 use std::os::fd::RawFd;
 
@@ -102,13 +102,6 @@ impl Chunk {
         }
     }
 
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
-        match self {
-            Chunk::Vec(v) => v,
-            Chunk::Pool(p) => p,
-        }
-    }
-
     pub(crate) fn into_buf(self) -> IoBuf {
         match self {
             Chunk::Vec(v) => v.into(),
@@ -141,14 +134,6 @@ impl Io {
     }
 }
 
-/// What is in flight for a window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flight {
-    Nothing,
-    Caller,
-    Chunk(ChunkKind),
-}
-
 /// What a window's completion amounted to.
 pub(crate) enum Moved<B: Backend> {
     /// The whole buffer was transferred (or, for a single-shot window, the one op finished).
@@ -159,19 +144,20 @@ pub(crate) enum Moved<B: Backend> {
     Failed(Error),
 }
 
-/// Transfers a whole buffer over one fd: the caller's buffer first, the rest through a
-/// scratch chunk.
+/// Transfers a whole buffer over one fd, resubmitting the caller's buffer advanced past what
+/// each op moved.
 #[derive(Debug)]
 pub(crate) struct Window {
     io: Io,
     fd: RawFd,
     /// The caller's buffer, whenever it is not in flight.
     caller: Option<IoBuf>,
+    /// The buffer's own offset when the caller handed it over, restored when it goes back.
+    origin: usize,
     total: usize,
     done: usize,
-    /// The scratch chunk, whenever it is not in flight.
-    scratch: Option<Chunk>,
-    flight: Flight,
+    /// Whether the caller's buffer is with an op.
+    in_flight: bool,
     /// Whether to keep going until the buffer is full (false: one op only).
     whole: bool,
 }
@@ -182,10 +168,10 @@ impl Window {
             io,
             fd,
             total: buf.len(),
+            origin: buf.offset(),
             caller: Some(buf),
             done: 0,
-            scratch: None,
-            flight: Flight::Nothing,
+            in_flight: false,
             whole,
         }
     }
@@ -204,7 +190,7 @@ impl Window {
             .caller
             .take()
             .unwrap_or_else(|| IoBuf::from(Vec::new()));
-        self.flight = Flight::Caller;
+        self.in_flight = true;
         self.submit(ring, buf, ctx)
     }
 
@@ -230,29 +216,15 @@ impl Window {
         ctx: Context<B>,
         stop: bool,
     ) -> Moved<B> {
-        let buf = task.take_buf();
-        let flight = core::mem::replace(&mut self.flight, Flight::Nothing);
-        match flight {
-            Flight::Caller => self.caller = buf,
-            Flight::Chunk(kind) => self.scratch = buf.and_then(|b| Chunk::back(b, kind)),
-            Flight::Nothing => {}
+        if core::mem::replace(&mut self.in_flight, false) {
+            self.caller = task.take_buf();
         }
         let n = match transferred(task.result) {
             Ok(n) => n,
             Err(e) => return Moved::Failed(Error::Os(e)),
         };
-        if flight != Flight::Caller && self.io.incoming() {
-            // The bytes landed in the scratch chunk: move them to their place.
-            let (Some(scratch), Some(dst)) = (
-                self.scratch.as_ref(),
-                self.caller.as_mut().and_then(IoBuf::as_mut_slice),
-            ) else {
-                return Moved::Failed(Error::Os(UNEXPECTED));
-            };
-            let n = n.min(scratch.as_slice().len()).min(dst.len() - self.done);
-            dst[self.done..self.done + n].copy_from_slice(&scratch.as_slice()[..n]);
-        }
-        self.done = (self.done + n).min(self.total);
+        let n = n.min(self.total - self.done);
+        self.done += n;
         if self.done == self.total || !self.whole {
             return Moved::Done;
         }
@@ -266,32 +238,25 @@ impl Window {
                 Error::WriteZero
             });
         }
-        let rest = self.total - self.done;
-        let mut chunk = self
-            .scratch
-            .take()
-            .unwrap_or_else(|| Chunk::new(ring, rest));
-        chunk.set_len(rest);
-        if !self.io.incoming() {
-            let Some(src) = self.caller.as_ref() else {
-                return Moved::Failed(Error::Os(UNEXPECTED));
-            };
-            let len = chunk.as_slice().len();
-            chunk
-                .as_mut_slice()
-                .copy_from_slice(&src.as_slice()[self.done..self.done + len]);
-        }
-        self.flight = Flight::Chunk(chunk.kind());
-        Moved::More(self.submit(ring, chunk.into_buf(), ctx))
+        let Some(mut buf) = self.caller.take() else {
+            return Moved::Failed(Error::Os(UNEXPECTED));
+        };
+        // The rest of the same buffer, in place: `n` is at most what is left of it.
+        buf.advance(n.min(buf.len()));
+        self.in_flight = true;
+        Moved::More(self.submit(ring, buf, ctx))
     }
 
-    /// The caller's buffer and the bytes moved, once nothing is in flight.
+    /// The caller's buffer (at the offset it came with) and the bytes moved, once nothing is
+    /// in flight.
     pub(crate) fn take(&mut self) -> (IoBuf, usize) {
-        debug_assert_eq!(self.flight, Flight::Nothing);
-        let buf = self
+        debug_assert!(!self.in_flight);
+        let mut buf = self
             .caller
             .take()
             .unwrap_or_else(|| IoBuf::from(Vec::new()));
+        buf.rewind();
+        buf.advance(self.origin.min(buf.len()));
         (buf, self.done)
     }
 }

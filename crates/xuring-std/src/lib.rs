@@ -63,12 +63,10 @@
 //! ## Buffers and short transfers
 //!
 //! Buffers are owned ([`IoBuf`]), as in the core ops, and come back in
-//! the result. A helper that must finish a short transfer submits the caller's buffer once;
-//! if the kernel moves fewer bytes, the rest goes through a scratch buffer (one of the ring's
-//! [pool buffers](xuring_core::BufferPool) if it has a free one, else a `Vec` allocated once
-//! per job) and is copied in or out: an `IoBuf` has no way to name "the bytes from offset
-//! `n`", so the rest cannot be resubmitted in place. The common case, a complete first
-//! transfer, copies nothing and allocates nothing.
+//! the result. A helper that must finish a short transfer submits the caller's buffer again,
+//! advanced past the bytes already moved ([`IoBuf::advance`]): the rest goes out, or comes
+//! in, in place. No transfer copies or allocates, short or not; the buffer comes back at the
+//! offset it was handed over with.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

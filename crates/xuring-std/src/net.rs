@@ -375,9 +375,9 @@ impl<B: Backend + 'static> Machine<B> for TransferJob<B> {
 
 /// Sends all of `buf` on the connected socket `fd`.
 ///
-/// Steps: one `send` (`MSG_NOSIGNAL`) of the whole buffer; after a short send, the rest is
-/// copied into a scratch buffer (a free pool buffer of the ring, else one `Vec`) and sent from
-/// there, until everything is sent. `then` receives a [`Transfer`] with the buffer back and
+/// Steps: one `send` (`MSG_NOSIGNAL`) of the whole buffer; after a short send, the same
+/// buffer again, advanced past what went out ([`IoBuf::advance`]: no copy), until everything
+/// is sent. `then` receives a [`Transfer`] with the buffer back and
 /// `len` = bytes sent. Errors: the send's errno (`EPIPE`/`ECONNRESET` when the peer is gone,
 /// `EBADF`, `ENOTSOCK`, ...), [`Error::WriteZero`](crate::Error::WriteZero) if a send moved
 /// nothing, `ECANCELED` after [`Handle::cancel`]; `len` says how much went out before.
@@ -392,8 +392,8 @@ pub fn send_all<B: Backend + 'static>(
 
 /// Receives exactly `buf.len()` bytes from the connected socket `fd` into `buf`.
 ///
-/// Steps: one `recv` into the whole buffer; after a short receive, the rest is received into
-/// a scratch buffer and copied into place, until the buffer is full. Errors: the receive's
+/// Steps: one `recv` into the whole buffer; after a short receive, another into the rest of
+/// the same buffer (advanced past what arrived: no copy), until it is full. Errors: the receive's
 /// errno, [`Error::UnexpectedEof`](crate::Error::UnexpectedEof) if the peer closed first
 /// (`len` bytes arrived), `EFAULT` for a read-only (`&'static`) buffer, `ECANCELED` after
 /// [`Handle::cancel`].

@@ -20,30 +20,30 @@ type MockRing = Ring<Mock>;
 
 const FD: RawFd = 5;
 
-/// A write handler that accepts at most `max` bytes per write and records them.
-fn short_writes(ring: &mut MockRing, max: usize) -> Rc<RefCell<Vec<u8>>> {
+/// What the writes took, in order, and where each write's bytes started in memory.
+type Recorded = (Rc<RefCell<Vec<u8>>>, Rc<RefCell<Vec<usize>>>);
+
+fn write_addresses(ring: &mut MockRing, max: usize) -> Recorded {
     let sink = Rc::new(RefCell::new(Vec::new()));
-    let record = Rc::clone(&sink);
+    let addresses = Rc::new(RefCell::new(Vec::new()));
+    let (record, at) = (Rc::clone(&sink), Rc::clone(&addresses));
     ring.backend_mut().handle(OpKind::Write, move |req| {
         let n = req.data.len().min(max);
         record.borrow_mut().extend_from_slice(&req.data[..n]);
+        at.borrow_mut().push(req.data.as_ptr().addr());
         Reply::Complete(n as i32)
     });
-    sink
+    (sink, addresses)
 }
 
 #[test]
-fn write_all_finishes_short_writes_through_a_scratch_vec() {
+fn write_all_finishes_short_writes_in_place() {
     let mut ring = MockRing::init_mock();
-    let sink = short_writes(&mut ring, 7);
+    let (sink, addresses) = write_addresses(&mut ring, 7);
     let data = pattern(1000);
-    fs::write_all(
-        &mut ring,
-        FD,
-        data.clone(),
-        Offset::File,
-        Then::new(keep_cb),
-    );
+    let sent = data.clone();
+    let base = sent.as_ptr().addr();
+    fs::write_all(&mut ring, FD, sent, Offset::File, Then::new(keep_cb));
     run_bounded(&mut ring);
     let t = one::<Transfer>();
     assert_eq!((t.fd, t.len, t.status), (FD, 1000, Ok(())));
@@ -53,22 +53,30 @@ fn write_all_finishes_short_writes_through_a_scratch_vec() {
         data,
         "the buffer comes back as it was"
     );
-    // 1000 bytes, 7 at a time.
+    // 1000 bytes, 7 at a time, each write from the caller's buffer past what went before.
     assert_eq!(ring.stats().submitted, 1000_u64.div_ceil(7));
+    let expected: Vec<usize> = (0..1000).step_by(7).map(|skip| base + skip).collect();
+    assert_eq!(
+        *addresses.borrow(),
+        expected,
+        "no copy: the rest of the same buffer"
+    );
     xuring_mock::check_invariants(&ring);
 }
 
 #[test]
-fn short_writes_use_a_pool_buffer_when_the_ring_has_one() {
+fn short_writes_leave_the_pool_alone() {
     let mut ring = MockBuilder::new()
         .build_ring_with(RingBuilder::new(16).buffer_pool(2, 64))
         .expect("ring");
-    let sink = short_writes(&mut ring, 50);
+    let (sink, addresses) = write_addresses(&mut ring, 50);
     let data = pattern(300);
+    let sent = data.clone();
+    let base = sent.as_ptr().addr();
     fs::write_all(
         &mut ring,
         FD,
-        IoBuf::from(data.clone()),
+        IoBuf::from(sent),
         Offset::At(0),
         Then::new(keep_cb),
     );
@@ -76,11 +84,14 @@ fn short_writes_use_a_pool_buffer_when_the_ring_has_one() {
     let t = one::<Transfer>();
     assert_eq!((t.len, t.status), (300, Ok(())));
     assert_eq!(*sink.borrow(), data);
-    assert_eq!(
-        ring.buffers().expect("pool").available(),
-        2,
-        "the scratch buffer went back"
+    assert!(
+        addresses
+            .borrow()
+            .iter()
+            .all(|&a| a >= base && a < base + 300),
+        "every write from the caller's buffer"
     );
+    assert_eq!(ring.buffers().expect("pool").available(), 2);
 }
 
 #[test]
