@@ -295,8 +295,8 @@ impl<B: Backend + 'static> Machine<B> for WriteFile<B> {
 /// Writes `buf` to the file at `path`, creating it (mode [`CREATE_MODE`] before the umask) or
 /// truncating it, and makes it durable.
 ///
-/// Steps: `open(O_WRONLY | O_CREAT | O_TRUNC)`, writes until all of `buf` is written (a short
-/// write's rest goes through a scratch buffer), `fsync`, `close`. `then` receives [`Written`]
+/// Steps: `open(O_WRONLY | O_CREAT | O_TRUNC)`, writes until all of `buf` is written (after a
+/// short write, the same buffer advanced past what went out), `fsync`, `close`. `then` receives [`Written`]
 /// with the buffer back. Errors (after closing the file, if it was opened): `open`'s
 /// (`ENOENT` for a missing directory, `EACCES`, `EISDIR`, ...), a write's (`ENOSPC`, `EIO`,
 /// ...), [`Error::WriteZero`], `fsync`'s, `close`'s, `ECANCELED` after [`Handle::cancel`].
@@ -600,8 +600,8 @@ pub fn copy_file<B: Backend + 'static>(
 /// Writes all of `buf` to `fd` at `offset` ([`Offset::File`]: at the file position, the only
 /// choice for pipes and terminals).
 ///
-/// Steps: one write of the whole buffer; after a short write the rest goes through a scratch
-/// buffer until all is written. `then` receives a [`Transfer`] with the buffer back. Errors:
+/// Steps: one write of the whole buffer; after a short write, the same buffer advanced past
+/// what went out ([`IoBuf::advance`]: no copy), until all is written. `then` receives a [`Transfer`] with the buffer back. Errors:
 /// a write's errno (`EBADF`, `EPIPE`, `ENOSPC`, ...), [`Error::WriteZero`], `ECANCELED` after
 /// [`Handle::cancel`]; `len` says how much was written before.
 pub fn write_all<B: Backend + 'static>(
@@ -616,8 +616,8 @@ pub fn write_all<B: Backend + 'static>(
 
 /// Reads exactly `buf.len()` bytes from `fd` at `offset` into `buf`.
 ///
-/// Steps: one read into the whole buffer; after a short read, the rest is read into a
-/// scratch buffer and copied into place. Errors: a read's errno, [`Error::UnexpectedEof`] if
+/// Steps: one read into the whole buffer; after a short read, another into the rest of the
+/// same buffer (advanced past what arrived: no copy). Errors: a read's errno, [`Error::UnexpectedEof`] if
 /// the file ended first (`len` bytes were read), `EFAULT` for a read-only buffer,
 /// `ECANCELED` after [`Handle::cancel`].
 pub fn read_exact<B: Backend + 'static>(
