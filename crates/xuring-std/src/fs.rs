@@ -8,7 +8,7 @@
 use std::io::{PipeReader, PipeWriter};
 use std::os::fd::{AsRawFd, RawFd};
 
-use xuring_core::{Backend, CPath, Errno, IoBuf, Offset, OpResult, Ring, Task, TaskHandle};
+use xuring_core::{Backend, CPath, Errno, IoBuf, IoVecs, Offset, OpResult, Ring, Task, TaskHandle};
 
 use crate::chunk::{Chunk, ChunkKind, Io, Moved, UNEXPECTED, Window, new_fd, transferred, unit};
 use crate::job::{self, Machine, Progress, Step};
@@ -628,4 +628,148 @@ pub fn read_exact<B: Backend + 'static>(
     then: Then<Transfer, B>,
 ) -> Handle<B> {
     TransferJob::start(ring, Io::Read(offset), fd, buf.into(), true, then)
+}
+
+// ----- vectored writes -----
+
+/// The outcome of [`writev_all`].
+#[derive(Debug)]
+pub struct VectoredTransfer {
+    /// The fd written to (still open: the caller owns it).
+    pub fd: RawFd,
+    /// The caller's buffers, back, each at the offset it came with.
+    pub bufs: IoVecs,
+    /// Bytes written (all of the buffers' on success).
+    pub len: usize,
+    /// `Ok` when everything was written; otherwise why it stopped after `len` bytes.
+    pub status: Result<(), Error>,
+}
+
+const WRITEV: u16 = 0;
+
+/// A `writev` until every buffer is written.
+struct WritevAll<B: Backend> {
+    fd: RawFd,
+    offset: Offset,
+    /// The buffers, whenever they are not in flight.
+    bufs: Option<IoVecs>,
+    /// Each buffer's offset when handed over, if any was not 0 (else all are 0: no allocation).
+    origins: Option<Vec<usize>>,
+    total: usize,
+    done: usize,
+    then: Then<VectoredTransfer, B>,
+}
+
+impl<B: Backend + 'static> WritevAll<B> {
+    fn submit(&self, ring: &mut Ring<B>, bufs: IoVecs, step: &Step<B, Self>) -> TaskHandle<B> {
+        let at = match self.offset {
+            Offset::File => Offset::File,
+            Offset::At(o) => Offset::At(o.saturating_add(self.done as u64)),
+        };
+        ring.writev(self.fd, bufs, at, step.ctx(WRITEV))
+    }
+
+    fn finish(&mut self, status: Result<(), Error>) -> Progress<VectoredTransfer, B> {
+        let mut bufs = self.bufs.take().unwrap_or_else(|| IoVecs::new(Vec::new()));
+        for (i, buf) in bufs.bufs_mut().iter_mut().enumerate() {
+            buf.rewind();
+            let origin = self.origins.as_ref().and_then(|o| o.get(i)).copied();
+            buf.advance(origin.unwrap_or(0).min(buf.len()));
+        }
+        Progress::Finish(VectoredTransfer {
+            fd: self.fd,
+            bufs,
+            len: self.done,
+            status,
+        })
+    }
+}
+
+impl<B: Backend + 'static> Machine<B> for WritevAll<B> {
+    type Output = VectoredTransfer;
+
+    fn start(&mut self, ring: &mut Ring<B>, step: &Step<B, Self>) -> TaskHandle<B> {
+        let bufs = self.bufs.take().unwrap_or_else(|| IoVecs::new(Vec::new()));
+        self.submit(ring, bufs, step)
+    }
+
+    fn advance(
+        &mut self,
+        ring: &mut Ring<B>,
+        task: &Task<B>,
+        step: &Step<B, Self>,
+    ) -> Progress<Self::Output, B> {
+        self.bufs = task.take_iovecs();
+        let n = match task.result {
+            Some(OpResult::Writev(r)) => r,
+            _ => Err(UNEXPECTED),
+        };
+        let n = match n {
+            Ok(n) => n.min(self.total - self.done),
+            Err(e) => return self.finish(Err(e.into())),
+        };
+        self.done += n;
+        if self.done == self.total {
+            return self.finish(Ok(()));
+        }
+        if step.cancelled() {
+            return self.finish(Err(Errno::ECANCELED.into()));
+        }
+        if n == 0 {
+            return self.finish(Err(Error::WriteZero));
+        }
+        let Some(mut bufs) = self.bufs.take() else {
+            return self.finish(Err(UNEXPECTED.into()));
+        };
+        // Skip what went out: whole buffers first, then part of the next, in place.
+        let mut left = n;
+        for buf in bufs.bufs_mut() {
+            let skip = left.min(buf.len());
+            buf.advance(skip);
+            left -= skip;
+        }
+        Progress::Wait(self.submit(ring, bufs, step))
+    }
+
+    fn then(&self) -> Then<Self::Output, B> {
+        self.then
+    }
+}
+
+/// Writes all of `bufs`, in order, to `fd` at `offset` ([`Offset::File`]: at the file
+/// position; the only choice for pipes and sockets), as one `writev` when the kernel takes it
+/// all (a response's headers and body in one call, say).
+///
+/// Steps: one `writev` of every buffer; after a short write, another of the same buffers
+/// advanced past what went out ([`IoBuf::advance`]: no copy), until all is written. `then`
+/// receives a [`VectoredTransfer`] with the buffers back, each at the offset it came with.
+/// Allocates nothing unless a buffer came with a non-zero offset. Errors: a write's errno
+/// (`EBADF`, `EPIPE`, `ENOSPC`, ...), [`Error::WriteZero`], `ECANCELED` after
+/// [`Handle::cancel`]; `len` says how much was written before. On a socket, `writev` is
+/// `write`, which raises `SIGPIPE` when the peer is gone (ignore the signal, or use
+/// [`send_all`](crate::net::send_all) per buffer, which does not).
+pub fn writev_all<B: Backend + 'static>(
+    ring: &mut Ring<B>,
+    fd: RawFd,
+    bufs: IoVecs,
+    offset: Offset,
+    then: Then<VectoredTransfer, B>,
+) -> Handle<B> {
+    let origins = bufs
+        .bufs()
+        .iter()
+        .any(|b| b.offset() != 0)
+        .then(|| bufs.bufs().iter().map(IoBuf::offset).collect());
+    job::start(
+        ring,
+        WritevAll {
+            fd,
+            offset,
+            total: bufs.total_len(),
+            bufs: Some(bufs),
+            origins,
+            done: 0,
+            then,
+        },
+    )
 }

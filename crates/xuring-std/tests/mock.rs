@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
-use xuring_core::{Errno, IoBuf, Offset, Ring, RingBuilder};
+use xuring_core::{Errno, IoBuf, IoVecs, Offset, Ring, RingBuilder};
 use xuring_mock::{Faults, Mock, MockBuilder, MockRingExt, OpKind, Reply, run_seeded};
 use xuring_std::net::{self, AcceptEvent};
 use xuring_std::{Done, Error, Then, Transfer, fs, jobs_in_flight};
@@ -335,4 +335,62 @@ fn the_accept_loop_retries_per_connection_errors_and_stops_on_fatal_ones() {
         ]
     );
     assert_eq!(jobs_in_flight(), 0);
+}
+
+#[test]
+fn writev_all_finishes_short_writes_across_buffers_in_place() {
+    let mut ring = MockRing::init_mock();
+    let sink = Rc::new(RefCell::new(Vec::new()));
+    let record = Rc::clone(&sink);
+    ring.backend_mut().handle(OpKind::Writev, move |req| {
+        // 5 bytes at a time: a short write ends inside a buffer or on its edge.
+        let n = req.data.len().min(5);
+        record.borrow_mut().extend_from_slice(&req.data[..n]);
+        Reply::Complete(n as i32)
+    });
+    let mut skipped = IoBuf::from(b"XXhead".to_vec());
+    skipped.advance(2); // handed over at an offset: only "head" goes out
+    let bufs = IoVecs::new(vec![
+        skipped,
+        IoBuf::from(b"er: 1\r\n".to_vec()),
+        IoBuf::from(&b""[..]),
+        IoBuf::from(&b"body"[..]),
+    ]);
+    fs::writev_all(&mut ring, FD, bufs, Offset::File, Then::new(keep_cb));
+    run_bounded(&mut ring);
+    let t = one::<fs::VectoredTransfer>();
+    assert_eq!((t.fd, t.len, t.status), (FD, 15, Ok(())));
+    assert_eq!(&*sink.borrow(), b"header: 1\r\nbody");
+    assert_eq!(ring.stats().submitted, 3, "15 bytes, 5 at a time");
+    let back: Vec<(usize, &[u8])> = t
+        .bufs
+        .bufs()
+        .iter()
+        .map(|b| (b.offset(), b.as_slice()))
+        .collect();
+    assert_eq!(
+        back,
+        vec![(2, &b"head"[..]), (0, b"er: 1\r\n"), (0, b""), (0, b"body")],
+        "every buffer back at the offset it came with"
+    );
+}
+
+#[test]
+fn writev_all_reports_an_error_after_a_short_write() {
+    let mut ring = MockRing::init_mock();
+    let mut calls = 0;
+    ring.backend_mut().handle(OpKind::Writev, move |_| {
+        calls += 1;
+        if calls == 1 {
+            Reply::Complete(3)
+        } else {
+            Reply::Err(Errno::EPIPE)
+        }
+    });
+    let bufs = IoVecs::new(vec![IoBuf::from(&b"ab"[..]), IoBuf::from(&b"cd"[..])]);
+    fs::writev_all(&mut ring, FD, bufs, Offset::File, Then::new(keep_cb));
+    run_bounded(&mut ring);
+    let t = one::<fs::VectoredTransfer>();
+    assert_eq!((t.len, t.status), (3, Err(Error::Os(Errno::EPIPE))));
+    assert_eq!(t.bufs.total_len(), 4, "rewound");
 }

@@ -770,3 +770,49 @@ fn transfers_on_a_bad_fd_report_ebadf_and_return_the_buffer() {
         assert!(!t.buf.is_empty());
     }
 }
+
+/// `writev_all` on a connected socket whose reader drains it while the ring writes: every
+/// byte of every buffer arrives once, in order, however the kernel splits the writes.
+#[test]
+fn writev_all_delivers_every_buffer_in_order_on_a_socket() {
+    let _serial = serial();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let writer = TcpStream::connect(addr).expect("connect");
+    let (reader, _) = listener.accept().expect("accept");
+    let head = pattern(300_000);
+    let body = pattern(200_000);
+    let expected: Vec<u8> = [&head[..], b"\r\n", &body[..]].concat();
+    let reading = thread::spawn(move || {
+        let mut reader = reader;
+        reader
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).map(|_| got)
+    });
+    let mut ring = ring();
+    let bufs = xuring_core::IoVecs::new(vec![
+        IoBuf::from(head),
+        IoBuf::from(&b"\r\n"[..]),
+        IoBuf::from(body),
+    ]);
+    xuring_std::fs::writev_all(
+        &mut ring,
+        std::os::fd::AsRawFd::as_raw_fd(&writer),
+        bufs,
+        xuring_core::Offset::File,
+        Then::new(keep_cb),
+    );
+    run_bounded(&mut ring);
+    let t = one::<xuring_std::fs::VectoredTransfer>();
+    assert_eq!((t.len, t.status), (expected.len(), Ok(())));
+    drop(writer);
+    let got = reading.join().expect("reader").expect("read");
+    assert!(
+        got == expected,
+        "{} bytes arrived of {}",
+        got.len(),
+        expected.len()
+    );
+}
