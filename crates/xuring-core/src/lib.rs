@@ -111,7 +111,7 @@ pub use state::{Key, Slab};
 pub use task::{Callback, Context, Task, TaskHandle, TaskId, TaskState};
 pub use thread::{Handler, Mail, Mailbox, Peer, Thread};
 pub use time::Timespec;
-pub use xuring_sys::{Errno, Executor, ExecutorChoice, Features, KernelLevel};
+pub use xuring_sys::{Errno, Executor, ExecutorChoice, Features, KernelLevel, SignalFd};
 
 /// The most a task may weigh, inline payload included.
 pub const MAX_TASK_SIZE: usize = 256;

@@ -69,6 +69,9 @@ pub mod runtime_fds;
 #[allow(unsafe_code)]
 mod setup;
 #[allow(unsafe_code)]
+mod signalfd;
+pub use signalfd::SignalFd;
+#[allow(unsafe_code)]
 pub mod syscall;
 mod version;
 

@@ -33,7 +33,9 @@ pub mod io_uring {
 /// See the [`xuring_std`] crate documentation for how helpers report ([`stda::Then`],
 /// [`stda::Done`]) and where their state lives.
 pub mod stda {
-    pub use xuring_std::{Done, DoneFn, Error, Handle, Then, Transfer, fs, jobs_in_flight, net};
+    pub use xuring_std::{
+        Done, DoneFn, Error, Handle, Then, Transfer, fs, jobs_in_flight, net, signal,
+    };
 }
 
 /// The kernel-free backend for tests: handlers per operation, faults, seeds and replay,
