@@ -36,8 +36,10 @@ fn the_first_signal_is_delivered_as_a_callback_and_the_mask_restored() {
     assert!(GOT.with(Cell::take).is_none(), "no signal yet");
     assert!(handle.is_active());
     assert!(blocked(libc::SIGWINCH) && blocked(libc::SIGUSR2));
+    // SAFETY: `pthread_self` has no preconditions.
+    let me = unsafe { libc::pthread_self() };
     // SAFETY: sent to this thread, which blocks the signal.
-    unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGWINCH) };
+    unsafe { libc::pthread_kill(me, libc::SIGWINCH) };
     ring.run(RunCondition::UntilDone).expect("run");
     assert_eq!(GOT.with(Cell::take), Some(Ok(libc::SIGWINCH)));
     assert!(

@@ -141,8 +141,10 @@ mod tests {
         let fd = SignalFd::new(&[libc::SIGUSR2]).expect("signalfd");
         assert!(blocked(libc::SIGUSR2));
         assert_eq!(fd.take(), Ok(None), "nothing pending yet");
+        // SAFETY: `pthread_self` has no preconditions.
+        let me = unsafe { libc::pthread_self() };
         // SAFETY: the signal goes to this thread, which blocks it.
-        unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR2) };
+        unsafe { libc::pthread_kill(me, libc::SIGUSR2) };
         assert_eq!(fd.take(), Ok(Some(libc::SIGUSR2)));
         assert_eq!(fd.take(), Ok(None), "taken once");
         drop(fd);
