@@ -97,46 +97,79 @@ pub(crate) struct Engine<B: Backend> {
     pub(crate) states: Vec<crate::state::StateSlot>,
 }
 
-/// A run of kernel-made cancels with no op of a kind the kernel cancels getting through in
-/// between. Kernels before about 6.2 cancel io-wq work they could not create a worker for; under
-/// a signal storm that can go on for hundreds of milliseconds (a thousand resubmissions and
-/// more on Debian's 6.1 without `COOP_TASKRUN`), and a kernel that can never create a worker
-/// (say, at `RLIMIT_NPROC`) would cancel forever. The ring resubmits for
-/// [`KERNEL_CANCEL_PATIENCE`] on the backend's clock, then delivers the `ECANCELED`; a clock
-/// that does not move (the mock's virtual one) ends the run after [`KERNEL_CANCEL_RETRIES`].
+/// The ops the kernel cancelled on its own and the ring resubmitted, each with its own
+/// patience. Kernels before about 6.2 cancel io-wq work they could not create a worker for;
+/// under a signal storm that can go on for hundreds of milliseconds (a thousand resubmissions
+/// and more on Debian's 6.1 without `COOP_TASKRUN`), and a kernel that can never create a
+/// worker (say, at `RLIMIT_NPROC`), or a file system whose answer is `ECANCELED`, would
+/// cancel forever. The ring resubmits an op for [`KERNEL_CANCEL_PATIENCE`] on the backend's
+/// clock from its first such cancel, then delivers the `ECANCELED`; a clock that does not move
+/// (the mock's virtual one) ends it after [`KERNEL_CANCEL_RETRIES`]. Other ops getting
+/// through, or being cancelled by the user, change nothing for it.
 #[derive(Default)]
 pub(crate) struct KernelCancels {
-    /// Resubmissions in this run.
+    /// The tasks being resubmitted; empty but for storms, so the normal path never looks.
+    retrying: Vec<Retry>,
+    /// The backend's clock after the last `reap` that resubmitted something.
+    now: Option<Timespec>,
+}
+
+/// One resubmitted task.
+struct Retry {
+    id: TaskId,
+    /// Its resubmissions so far.
     count: u32,
-    /// When the run was first seen (after the `reap` that started it).
+    /// Its first kernel-made cancel (dated after the `reap` that saw it).
     since: Option<Timespec>,
-    /// The run has lasted too long: the next kernel-made cancel is delivered.
-    give_up: bool,
 }
 
 impl KernelCancels {
-    /// An op of a kind the kernel cancels got through: the kernel is making progress.
-    #[inline(always)]
-    fn progress(&mut self) {
-        if self.count != 0 {
-            *self = KernelCancels::default();
+    /// Whether to resubmit task `id` after a kernel-made cancel (and counts it), or deliver
+    /// the `ECANCELED` (its patience ran out).
+    #[cold]
+    fn resubmit(&mut self, id: TaskId) -> bool {
+        let now = self.now;
+        let index = match self.retrying.iter().position(|r| r.id == id) {
+            Some(index) => index,
+            None => {
+                self.retrying.push(Retry {
+                    id,
+                    count: 0,
+                    since: None,
+                });
+                self.retrying.len() - 1
+            }
+        };
+        let retry = &mut self.retrying[index];
+        let waited = match (retry.since, now) {
+            (Some(since), Some(now)) => now.saturating_sub(since),
+            _ => core::time::Duration::ZERO,
+        };
+        if waited >= KERNEL_CANCEL_PATIENCE || retry.count >= KERNEL_CANCEL_RETRIES {
+            self.retrying.swap_remove(index);
+            return false;
         }
+        retry.count += 1;
+        true
     }
 
-    /// Dates a run that started in the last `reap`, and decides whether it has lasted too long.
+    /// After a `reap`: dates the new entries and forgets the tasks no longer being resubmitted
+    /// (they completed otherwise, or were cancelled while queued).
     #[cold]
-    fn check(&mut self, now: Timespec) {
-        let since = *self.since.get_or_insert(now);
-        self.give_up = now.saturating_sub(since) >= KERNEL_CANCEL_PATIENCE
-            || self.count >= KERNEL_CANCEL_RETRIES;
+    fn after_reap(&mut self, now: Timespec, still_retrying: impl Fn(TaskId) -> bool) {
+        self.now = Some(now);
+        self.retrying.retain(|r| still_retrying(r.id));
+        for retry in &mut self.retrying {
+            retry.since.get_or_insert(now);
+        }
     }
 }
 
-/// How long the ring resubmits ops the kernel keeps cancelling on its own, with none of those
-/// kinds getting through, before it delivers the `ECANCELED`.
+/// How long the ring resubmits an op the kernel keeps cancelling on its own before it delivers
+/// the `ECANCELED`.
 pub(crate) const KERNEL_CANCEL_PATIENCE: core::time::Duration = core::time::Duration::from_secs(5);
 
-/// How many kernel-made cancels in a row the ring resubmits when its clock does not move
+/// How many kernel-made cancels of one op the ring resubmits when its clock does not move
 /// (see [`KernelCancels`]).
 pub(crate) const KERNEL_CANCEL_RETRIES: u32 = 100_000;
 
@@ -509,23 +542,15 @@ impl<B: Backend> Engine<B> {
                 && !t.has(CANCELLING)
                 && !*shut
                 && t.kind.get().retries_kernel_cancel()
+                && kernel_cancels.resubmit(t.id.get())
             {
-                if !kernel_cancels.give_up {
-                    // Nobody asked for this cancel: the kernel's (before about 6.2, io-wq
-                    // cancels work it could not create a worker for, as under a signal
-                    // storm). The op never ran, and is submitted again.
-                    kernel_cancels.count += 1;
-                    stats.resubmitted += 1;
-                    t.state.set(TaskState::Queued);
-                    submission_q.push_back(task);
-                    return;
-                }
-            } else if t.kind.get().retries_kernel_cancel() {
-                // An op of a kind the kernel cancels on its own got through (a resubmitted one
-                // or a new one): the kernel is making progress, and the run ends. (Counting
-                // only resubmitted ones, a storm that cancels some ops while new ones keep
-                // getting through looks endless.)
-                kernel_cancels.progress();
+                // Nobody asked for this cancel: the kernel's (before about 6.2, io-wq cancels
+                // work it could not create a worker for, as under a signal storm). The op
+                // never ran, and is submitted again, for as long as its patience lasts.
+                stats.resubmitted += 1;
+                t.state.set(TaskState::Queued);
+                submission_q.push_back(task);
+                return;
             }
             t.state.set(TaskState::Ready);
             // Older kernels interrupt a cancelled op running in an io-wq worker with EINTR.
@@ -540,8 +565,15 @@ impl<B: Backend> Engine<B> {
             unsafe { Task::store_result(task.as_ptr(), res) };
             completions.push_back(task);
         });
-        if kernel_cancels.count != 0 {
-            kernel_cancels.check(backend.now());
+        if !kernel_cancels.retrying.is_empty() {
+            kernel_cancels.after_reap(backend.now(), |id| {
+                pool.lookup(id).is_some_and(|task| {
+                    matches!(
+                        task.get().state.get(),
+                        TaskState::Queued | TaskState::InFlight
+                    )
+                })
+            });
         }
     }
 

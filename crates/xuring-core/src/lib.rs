@@ -101,7 +101,7 @@ pub use backend::{Backend, Completion, Uring};
 pub use buf::{BufferPool, IoBuf, IoVecs, PoolBuf};
 pub use builder::RingBuilder;
 pub use error::RingError;
-pub use op::{Accepted, CPath, Message, Offset, OpenHow};
+pub use op::{Accepted, CPath, Message, Offset, OpenHow, Outcome};
 pub use ops::{Op, OpKind, OpResult};
 pub use ring::{Ring, RingStats, leaked_tasks};
 pub use run::RunCondition;

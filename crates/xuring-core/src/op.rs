@@ -163,6 +163,18 @@ pub(crate) fn read_only(writable: bool) -> Option<i32> {
     (!writable).then_some(libc::EFAULT)
 }
 
+/// An op's result type, named by the op's argument struct: what
+/// [`Task::output`](crate::Task::output) returns for it, so a callback for a read gets the
+/// read's `Result<usize, Errno>` without matching the other variants of
+/// [`OpResult`](crate::OpResult). Implemented by every op in [`ops`](crate::ops).
+pub trait Outcome {
+    /// What the op produces on success.
+    type Output: Copy;
+
+    /// This op's result, if `result` is one (`None` for another op's).
+    fn of(result: &crate::OpResult) -> Option<Result<Self::Output, crate::Errno>>;
+}
+
 /// What the engine needs to know about one declared op's arguments before it queues them
 /// (implemented by `declare_ops!` for each argument struct).
 pub(crate) trait Declared: Into<crate::Op> {
@@ -241,6 +253,18 @@ macro_rules! declare_ops {
                 #[inline(always)]
                 fn from(op: $Kind) -> Op {
                     Op::$Kind(op)
+                }
+            }
+
+            impl $crate::op::Outcome for $Kind {
+                type Output = $Out;
+
+                #[inline(always)]
+                fn of(result: &OpResult) -> Option<Result<$Out, Errno>> {
+                    match result {
+                        OpResult::$Kind(r) => Some(*r),
+                        _ => None,
+                    }
                 }
             }
 

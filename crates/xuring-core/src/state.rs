@@ -4,8 +4,10 @@
 //!
 //! A callback is a plain `fn`, so the state of a connection cannot be captured: it lives in a
 //! slab, and the connection's ops carry its key. The key travels in the context's `userdata`
-//! as an integer with no provenance, never dereferenced, so it is safe to forge: a made-up or
-//! stale key finds nothing (the slot's generation changes every time a value leaves it).
+//! as an integer with no provenance, never dereferenced, so it is safe to forge: a stale key
+//! finds nothing (the slot's generation changes every time a value leaves it, and a slot whose
+//! generations are used up is retired, never reused), and a made-up one finds nothing unless
+//! it happens to name a live value.
 //!
 //! ```
 //! use xuring_core::{Context, Key, Ring, RingError, RunCondition, Slab, Task};
@@ -99,6 +101,9 @@ pub struct Slab<T> {
     slots: Vec<Slot<T>>,
     /// Vacant slots, the most recently freed last.
     free: Vec<usize>,
+    /// Vacant slots whose generations are used up: never reused, so that no key of theirs can
+    /// ever find a new value (2^32 values in one slot on 64-bit targets).
+    retired: usize,
 }
 
 impl<T> Default for Slab<T> {
@@ -122,6 +127,7 @@ impl<T> Slab<T> {
         Slab {
             slots: Vec::new(),
             free: Vec::new(),
+            retired: 0,
         }
     }
 
@@ -130,12 +136,13 @@ impl<T> Slab<T> {
         Slab {
             slots: Vec::with_capacity(n),
             free: Vec::with_capacity(n),
+            retired: 0,
         }
     }
 
     /// How many values the slab holds.
     pub fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
+        self.slots.len() - self.free.len() - self.retired
     }
 
     /// Whether the slab holds no value.
@@ -201,16 +208,19 @@ impl<T> Slab<T> {
             Slot::Occupied { generation, .. } if *generation == key.generation => {}
             _ => return None,
         }
-        // The next generation skips 0 (a key is never a null `userdata`) and wraps within
-        // its half of the bits.
-        let next = match key.generation & GENERATION_MASK {
-            GENERATION_MASK => 1,
-            g => g + 1,
-        };
+        // Generations count up from 1 (a key is never a null `userdata`) within their half
+        // of the bits; a slot that used them all is retired rather than reused with an old
+        // generation, which a stale key could hold.
+        let used_up = key.generation >= GENERATION_MASK;
+        let next = key.generation + 1;
         let Slot::Occupied { value, .. } = core::mem::replace(slot, Slot::Vacant { next }) else {
             unreachable!("matched above")
         };
-        self.free.push(key.index);
+        if used_up {
+            self.retired += 1;
+        } else {
+            self.free.push(key.index);
+        }
         Some(value)
     }
 
@@ -323,6 +333,8 @@ impl<B: Backend> Ring<B> {
     /// back when `f` returns or unwinds: inside `f`, a nested `with_state` or a
     /// [`remove_state`](Self::remove_state) of the same type finds nothing, and a value
     /// inserted with [`insert_state`](Self::insert_state) is dropped when this one goes back.
+    /// If `f` assigns or swaps the ring, the value goes back into the ring the handle then
+    /// holds, replacing (and dropping) any value of the same type that ring held.
     ///
     /// Errors: [`RingError::NoState`] if the ring holds no `S` (never inserted, removed, or
     /// already out in an enclosing `with_state`).
@@ -343,7 +355,7 @@ impl<B: Backend> Ring<B> {
             return Err(RingError::NoState(core::any::type_name::<S>()));
         };
         /// Puts the value back into whichever ring the handle holds then (if `f` replaced
-        /// the ring, the new one: nothing is lost), on return and on unwind.
+        /// the ring, the new one), on return and on unwind.
         struct PutBack<'r, B: Backend, S: 'static> {
             ring: &'r mut Ring<B>,
             value: Option<Box<S>>,
@@ -416,10 +428,10 @@ mod tests {
     }
 
     #[test]
-    fn generations_wrap_without_reaching_zero() {
+    fn a_slot_whose_generations_are_used_up_is_retired_not_reused() {
         let mut slab = Slab::new();
         let key = slab.insert(());
-        // Pretend the slot has been reused until its generation is the largest one.
+        // Pretend the slot has been reused until its generation is the last one.
         slab.slots[key.index] = Slot::Occupied {
             generation: GENERATION_MASK,
             value: (),
@@ -429,9 +441,12 @@ mod tests {
             generation: GENERATION_MASK,
         };
         assert_eq!(slab.remove(old), Some(()));
+        assert_eq!(slab.len(), 0);
         let next = slab.insert(());
+        assert_ne!(next.index, old.index, "a new slot");
         assert_eq!(next.generation, 1);
-        assert_ne!(next.to_userdata().as_ptr().addr(), 0);
         assert_eq!(slab.get(old), None);
+        assert_eq!(slab.len(), 1);
+        assert_eq!(slab.keys(), vec![next]);
     }
 }

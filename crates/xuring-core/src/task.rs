@@ -321,6 +321,28 @@ impl<B: Backend> Task<B> {
         self.ctx.get().userdata
     }
 
+    /// The task's result as op `O`'s own type (`task.output::<ops::Read>()` is the read's
+    /// `Result<usize, Errno>`), or `None` if the task's op is another one (or has no result).
+    ///
+    /// ```
+    /// use xuring_core::{Context, Ring, RingError, RunCondition, Task, ops};
+    ///
+    /// fn on_noop(_ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    ///     assert_eq!(task.output::<ops::Noop>(), Some(Ok(())));
+    ///     assert_eq!(task.output::<ops::Read>(), None, "not a read");
+    ///     Ok(())
+    /// }
+    ///
+    /// let mut ring = Ring::init(4)?;
+    /// ring.noop(Context { cb: on_noop, ..Context::default() });
+    /// ring.run(RunCondition::UntilDone)?;
+    /// # Ok::<(), RingError>(())
+    /// ```
+    #[inline]
+    pub fn output<O: crate::Outcome>(&self) -> Option<Result<O::Output, crate::Errno>> {
+        self.result.as_ref().and_then(O::of)
+    }
+
     /// The task's context (to resubmit with the same callback and state).
     #[inline]
     pub fn context(&self) -> Context<B> {

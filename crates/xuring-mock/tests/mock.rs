@@ -833,6 +833,102 @@ fn a_kernel_that_keeps_cancelling_is_given_five_seconds() {
     );
 }
 
+/// The patience is each op's own: other writes getting through meanwhile (the kernel making
+/// progress elsewhere) do not keep one op that is always cancelled resubmitted forever (a file
+/// system whose answer is `ECANCELED`, say).
+#[test]
+#[cfg_attr(miri, ignore = "thousands of round trips")]
+fn one_op_always_cancelled_is_delivered_while_others_get_through() {
+    track::reset();
+    let mut ring = Ring::init_mock();
+    ring.backend_mut().handle(OpKind::Write, |req| {
+        if req.fd == Some(5) {
+            Reply::Err(Errno::ECANCELED)
+        } else {
+            Reply::Complete(req.len as i32)
+        }
+    });
+    let stuck = track::expect(ring.write(5, b"x", Offset::File, track::context()));
+    for _ in 0..1_000 {
+        track::expect(ring.write(6, b"y", Offset::File, track::context()));
+        ring.run(RunCondition::NoWait).expect("run");
+        ring.backend_mut().advance(Duration::from_millis(10));
+    }
+    // 10 s of virtual time: delivered once its own 5 s had passed.
+    ring.run(RunCondition::UntilDone).expect("run");
+    track::check_complete();
+    assert_eq!(
+        expect_result(stuck.id()),
+        OpResult::Write(Err(Errno::ECANCELED))
+    );
+    let resubmitted = ring.stats().resubmitted;
+    assert!(
+        (500..=510).contains(&resubmitted),
+        "about 5 s of them: {resubmitted}"
+    );
+    xuring_mock::check_invariants(&ring);
+}
+
+/// The user's own cancels of other ops do not extend an op's patience either.
+#[test]
+#[cfg_attr(miri, ignore = "hundreds of round trips")]
+fn the_users_cancels_do_not_extend_another_ops_patience() {
+    track::reset();
+    let mut ring = Ring::init_mock();
+    ring.backend_mut()
+        .handle(OpKind::Write, |req| match req.fd {
+            Some(5) => Reply::Err(Errno::ECANCELED),
+            _ => Reply::Pending,
+        });
+    let stuck = track::expect(ring.write(5, b"x", Offset::File, track::context()));
+    for _ in 0..100 {
+        let other = track::expect(ring.write(7, b"y", Offset::File, track::context()));
+        ring.run(RunCondition::NoWait).expect("run");
+        track::expect(other.cancel(&mut ring, track::context()));
+        ring.run(RunCondition::NoWait).expect("run");
+        ring.run(RunCondition::NoWait).expect("run");
+        ring.backend_mut().advance(Duration::from_millis(100));
+    }
+    // 10 s of virtual time.
+    assert_eq!(
+        track::result(stuck.id()),
+        Some(OpResult::Write(Err(Errno::ECANCELED)))
+    );
+    ring.run(RunCondition::UntilDone).expect("run");
+    track::check_complete();
+}
+
+/// Giving up on one op does not give up on the next: a single kernel-made cancel of a new op
+/// an hour later is resubmitted as usual.
+#[test]
+fn giving_up_on_one_op_leaves_the_next_its_own_patience() {
+    track::reset();
+    let mut ring = Ring::init_mock();
+    let first = Rc::new(Cell::new(true));
+    let once = Rc::clone(&first);
+    ring.backend_mut()
+        .handle(OpKind::Write, move |req| match req.fd {
+            Some(5) => Reply::Err(Errno::ECANCELED),
+            _ if once.replace(false) => Reply::Err(Errno::ECANCELED),
+            _ => Reply::Complete(req.len as i32),
+        });
+    let stuck = track::expect(ring.write(5, b"x", Offset::File, track::context()));
+    ring.run(RunCondition::NoWait).expect("run");
+    ring.backend_mut().advance(Duration::from_secs(5));
+    ring.run(RunCondition::UntilDone).expect("run");
+    assert_eq!(
+        expect_result(stuck.id()),
+        OpResult::Write(Err(Errno::ECANCELED))
+    );
+    ring.backend_mut().advance(Duration::from_secs(3600));
+    let before = ring.stats().resubmitted;
+    let next = track::expect(ring.write(8, b"z", Offset::File, track::context()));
+    ring.run(RunCondition::UntilDone).expect("run");
+    track::check_complete();
+    assert_eq!(expect_result(next.id()), OpResult::Write(Ok(1)));
+    assert_eq!(ring.stats().resubmitted, before + 1);
+}
+
 /// A read's `ECANCELED` can be its own answer (a `timerfd` read after the clock was set), so
 /// it is delivered, never taken for the kernel's cancel and resubmitted.
 #[test]
