@@ -17,13 +17,14 @@
 pub mod io_uring {
     // What a program on xuring names: the ring and its tasks, results and errors, buffers,
     // threads, per-task state (`Slab`, `Key`), and `Backend`/`Uring` for code generic over the backend (the mock in tests).
-    // What only a backend implementation needs (`Op`, `Completion`, the op argument structs)
-    // stays in `xuring_core`.
+    // What only a backend implementation needs (`Op`, `Completion`) stays in `xuring_core`;
+    // `ops` is here for its argument structs' names, which `Task::output` takes.
     pub use xuring_core::{
         Accepted, Backend, BufferPool, CPath, Callback, Context, Errno, Executor, ExecutorChoice,
         Features, Handler, IoBuf, IoVecs, KernelLevel, Key, Mail, Message, Offset, OpKind,
-        OpResult, Peer, PoolBuf, Ring, RingBuilder, RingError, RingStats, RunCondition, Slab, Stat,
-        Task, TaskHandle, TaskId, TaskState, Thread, Timespec, Uring, leaked_tasks,
+        OpResult, Outcome, Peer, PoolBuf, Ring, RingBuilder, RingError, RingStats, RunCondition,
+        Slab, Stat, Task, TaskHandle, TaskId, TaskState, Thread, Timespec, Uring, leaked_tasks,
+        ops,
     };
     pub use xuring_mock::{Mock, MockRingExt};
 }
