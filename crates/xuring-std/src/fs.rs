@@ -5,14 +5,14 @@
 //! `CString`. Relative paths are relative to the current directory. Every helper closes what
 //! it opened before it reports, on success and on every error path.
 
-use std::io::{PipeReader, PipeWriter};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 
 use xuring_core::{Backend, CPath, Errno, IoBuf, IoVecs, Offset, OpResult, Ring, Task, TaskHandle};
 
 use crate::chunk::{Chunk, ChunkKind, Io, Moved, UNEXPECTED, Window, new_fd, transferred, unit};
 use crate::job::{self, Machine, Progress, Step};
 use crate::net::TransferJob;
+use crate::pump::{Pump, Pumped};
 use crate::{Error, Handle, Then, Transfer};
 
 /// The size of the reads after the first in [`read_file`], and of each step of
@@ -322,10 +322,6 @@ pub fn write_file<B: Backend + 'static>(
 
 const OPEN_SRC: u16 = 0;
 const OPEN_DST: u16 = 1;
-const SPLICE_IN: u16 = 2;
-const SPLICE_OUT: u16 = 3;
-const FALLBACK_READ: u16 = 4;
-const FALLBACK_WRITE: u16 = 5;
 const CLOSE_DST: u16 = 6;
 const CLOSE_SRC: u16 = 7;
 
@@ -334,14 +330,9 @@ struct CopyFile<B: Backend> {
     to: CPath,
     src: RawFd,
     dst: RawFd,
-    pipe: Option<(PipeReader, PipeWriter)>,
-    /// Bytes in the pipe, not yet spliced out.
-    in_pipe: usize,
+    /// The copying, once both files are open.
+    pump: Option<Pump>,
     copied: u64,
-    /// The read/write fallback's buffer (when not in flight) and its write window.
-    chunk: Option<Chunk>,
-    chunk_kind: ChunkKind,
-    window: Option<Window>,
     error: Option<Error>,
     then: Then<Result<u64, Error>, B>,
 }
@@ -357,7 +348,9 @@ impl<B: Backend + 'static> CopyFile<B> {
         if self.error.is_none() {
             self.error = error;
         }
-        self.pipe = None;
+        if let Some(pump) = self.pump.take() {
+            self.copied = pump.moved();
+        }
         if self.dst >= 0 {
             let fd = core::mem::replace(&mut self.dst, -1);
             return Progress::closing(ring.close(fd, step.ctx(CLOSE_DST)));
@@ -372,55 +365,18 @@ impl<B: Backend + 'static> CopyFile<B> {
         })
     }
 
-    fn splice_in(&mut self, ring: &mut Ring<B>, step: &Step<B, Self>) -> Progress<Copied, B> {
-        if step.cancelled() {
-            return self.cleanup(ring, step, Some(Errno::ECANCELED.into()));
+    /// What a step of the pump came to, for the job.
+    fn pumped(
+        &mut self,
+        ring: &mut Ring<B>,
+        step: &Step<B, Self>,
+        pumped: Pumped<B>,
+    ) -> Progress<Copied, B> {
+        match pumped {
+            Pumped::Wait(next) => Progress::Wait(next),
+            Pumped::Done => self.cleanup(ring, step, None),
+            Pumped::Failed(e) => self.cleanup(ring, step, Some(e)),
         }
-        let Some((_, writer)) = &self.pipe else {
-            return self.cleanup(ring, step, Some(UNEXPECTED.into()));
-        };
-        Progress::Wait(ring.splice(
-            self.src,
-            None,
-            writer.as_raw_fd(),
-            None,
-            CHUNK_SIZE as u32,
-            0,
-            step.ctx(SPLICE_IN),
-        ))
-    }
-
-    fn splice_out(&mut self, ring: &mut Ring<B>, step: &Step<B, Self>) -> Progress<Copied, B> {
-        let Some((reader, _)) = &self.pipe else {
-            return self.cleanup(ring, step, Some(UNEXPECTED.into()));
-        };
-        Progress::Wait(ring.splice(
-            reader.as_raw_fd(),
-            None,
-            self.dst,
-            None,
-            u32::try_from(self.in_pipe).unwrap_or(u32::MAX),
-            0,
-            step.ctx(SPLICE_OUT),
-        ))
-    }
-
-    fn fallback_read(&mut self, ring: &mut Ring<B>, step: &Step<B, Self>) -> Progress<Copied, B> {
-        if step.cancelled() {
-            return self.cleanup(ring, step, Some(Errno::ECANCELED.into()));
-        }
-        let mut chunk = self
-            .chunk
-            .take()
-            .unwrap_or_else(|| Chunk::new(ring, CHUNK_SIZE));
-        chunk.set_len(CHUNK_SIZE);
-        self.chunk_kind = chunk.kind();
-        Progress::Wait(ring.read(
-            self.src,
-            chunk.into_buf(),
-            Offset::File,
-            step.ctx(FALLBACK_READ),
-        ))
     }
 }
 
@@ -463,82 +419,24 @@ impl<B: Backend + 'static> Machine<B> for CopyFile<B> {
             OPEN_DST => match new_fd(task.result) {
                 Ok(fd) => {
                     self.dst = fd;
-                    match std::io::pipe() {
-                        Ok(pipe) => {
-                            self.pipe = Some(pipe);
-                            self.splice_in(ring, step)
-                        }
-                        // No pipe (out of fds): the fallback needs none.
-                        Err(_) => self.fallback_read(ring, step),
-                    }
+                    let pump = self.pump.insert(Pump::new(
+                        self.src,
+                        None,
+                        fd,
+                        Io::Write(Offset::File),
+                        None,
+                    ));
+                    let pumped = pump.start(ring, step);
+                    self.pumped(ring, step, pumped)
                 }
                 Err(e) => self.cleanup(ring, step, Some(e.into())),
             },
-            SPLICE_IN => match transferred(task.result) {
-                Ok(0) => self.cleanup(ring, step, None),
-                Ok(n) => {
-                    self.in_pipe = n;
-                    self.splice_out(ring, step)
-                }
-                // The kernel has no SPLICE op (before 5.7), or a file system cannot splice:
-                // copy through user memory instead, from where we are (nothing is in the pipe).
-                Err(Errno::EOPNOTSUPP | Errno::EINVAL) if self.copied == 0 => {
-                    self.pipe = None;
-                    self.fallback_read(ring, step)
-                }
-                Err(e) => self.cleanup(ring, step, Some(e.into())),
-            },
-            SPLICE_OUT => match transferred(task.result) {
-                Ok(0) => self.cleanup(ring, step, Some(Error::WriteZero)),
-                Ok(n) => {
-                    let n = n.min(self.in_pipe);
-                    self.in_pipe -= n;
-                    self.copied += n as u64;
-                    if self.in_pipe > 0 {
-                        // What is in the pipe must come out, even after a cancel: the pipe is
-                        // ours alone, but the bytes belong to the destination.
-                        self.splice_out(ring, step)
-                    } else {
-                        self.splice_in(ring, step)
-                    }
-                }
-                Err(e) => self.cleanup(ring, step, Some(e.into())),
-            },
-            FALLBACK_READ => {
-                let chunk = task
-                    .take_buf()
-                    .and_then(|buf| Chunk::back(buf, self.chunk_kind));
-                match (transferred(task.result), chunk) {
-                    (Ok(0), _) => self.cleanup(ring, step, None),
-                    (Ok(n), Some(mut chunk)) => {
-                        chunk.set_len(n);
-                        let mut window =
-                            Window::new(Io::Write(Offset::File), self.dst, chunk.into_buf(), true);
-                        let next = window.submit_first(ring, step.ctx(FALLBACK_WRITE));
-                        self.window = Some(window);
-                        Progress::Wait(next)
-                    }
-                    (Ok(_), None) => self.cleanup(ring, step, Some(UNEXPECTED.into())),
-                    (Err(e), _) => self.cleanup(ring, step, Some(e.into())),
-                }
-            }
-            FALLBACK_WRITE => {
-                let Some(window) = self.window.as_mut() else {
+            msg if Pump::owns(msg) => {
+                let Some(pump) = self.pump.as_mut() else {
                     return self.cleanup(ring, step, Some(UNEXPECTED.into()));
                 };
-                match window.absorb(ring, task, step.ctx(FALLBACK_WRITE), step.cancelled()) {
-                    Moved::More(next) => Progress::Wait(next),
-                    done => {
-                        let (buf, len) = window.take();
-                        self.window = None;
-                        self.copied += len as u64;
-                        self.chunk = Chunk::back(buf, self.chunk_kind);
-                        match done {
-                            Moved::Failed(e) => self.cleanup(ring, step, Some(e)),
-                            _ => self.fallback_read(ring, step),
-                        }
-                    }
-                }
+                let pumped = pump.advance(ring, task, step);
+                self.pumped(ring, step, pumped)
             }
             CLOSE_DST => {
                 // A failed close of the destination can lose data: report it.
@@ -583,12 +481,8 @@ pub fn copy_file<B: Backend + 'static>(
             to: to.into(),
             src: -1,
             dst: -1,
-            pipe: None,
-            in_pipe: 0,
+            pump: None,
             copied: 0,
-            chunk: None,
-            chunk_kind: ChunkKind::Vec,
-            window: None,
             error: None,
             then,
         },

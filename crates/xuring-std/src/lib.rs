@@ -82,6 +82,7 @@ mod chunk;
 pub mod fs;
 mod job;
 pub mod net;
+mod pump;
 pub mod signal;
 
 pub use job::{Handle, jobs_in_flight};

@@ -23,7 +23,8 @@ use xuring_core::{Accepted, Backend, Errno, IoBuf, OpResult, Ring, Task, TaskHan
 
 use crate::chunk::{Io, Moved, UNEXPECTED, Window, new_fd, unit};
 use crate::job::{self, Machine, Progress, Step};
-use crate::{Handle, Then, Transfer};
+use crate::pump::{Pump, Pumped};
+use crate::{Error, Handle, Then, Transfer};
 
 // ----- connect -----
 
@@ -416,4 +417,90 @@ pub fn recv_some<B: Backend + 'static>(
     then: Then<Transfer, B>,
 ) -> Handle<B> {
     TransferJob::start(ring, Io::Recv, fd, buf.into(), false, then)
+}
+
+// ----- send_file -----
+
+/// Sends a file's bytes on a socket.
+struct SendFile<B: Backend> {
+    pump: Pump,
+    /// How the first step ended, if it ended at once (nothing to send).
+    early: Option<Result<u64, Error>>,
+    then: Then<Result<u64, Error>, B>,
+}
+
+impl<B: Backend + 'static> Machine<B> for SendFile<B> {
+    type Output = Result<u64, Error>;
+
+    fn start(&mut self, ring: &mut Ring<B>, step: &Step<B, Self>) -> TaskHandle<B> {
+        let early = match self.pump.start(ring, step) {
+            Pumped::Wait(next) => return next,
+            Pumped::Done => Ok(0),
+            Pumped::Failed(e) => Err(e),
+        };
+        // Nothing to send (a zero length): report at the next run, like every helper.
+        self.early = Some(early);
+        ring.noop(step.ctx(DONE))
+    }
+
+    fn advance(
+        &mut self,
+        ring: &mut Ring<B>,
+        task: &Task<B>,
+        step: &Step<B, Self>,
+    ) -> Progress<Self::Output, B> {
+        if let Some(early) = self.early.take() {
+            return Progress::Finish(early);
+        }
+        let pumped = if Pump::owns(task.msg()) {
+            self.pump.advance(ring, task, step)
+        } else {
+            Pumped::Failed(crate::chunk::UNEXPECTED.into())
+        };
+        match pumped {
+            Pumped::Wait(next) => Progress::Wait(next),
+            Pumped::Done => Progress::Finish(Ok(self.pump.moved())),
+            Pumped::Failed(e) => Progress::Finish(Err(e)),
+        }
+    }
+
+    fn then(&self) -> Then<Self::Output, B> {
+        self.then
+    }
+}
+
+const DONE: u16 = 0;
+
+/// Sends `len` bytes of the file `file`, from `offset`, on the connected socket `sock`: a
+/// response body straight from the page cache, never through user memory. The file's
+/// position is not used or moved (so one open file can serve many responses at once); both
+/// fds stay the caller's.
+///
+/// Steps: a pipe (`std::io::pipe`), then `splice` from the file into the pipe and from the
+/// pipe into the socket, [`CHUNK_SIZE`](crate::fs::CHUNK_SIZE) at a time, until `len` bytes
+/// are sent. Where `splice` is unavailable (`EOPNOTSUPP`: the kernel lacks the op) or
+/// refused (`EINVAL` on the first splice), or no pipe can be made, it reads into one buffer
+/// and sends it (`MSG_NOSIGNAL`). `then` receives the bytes sent.
+///
+/// Errors: a splice's, read's or send's errno (`EPIPE`/`ECONNRESET` when the peer is gone),
+/// [`Error::UnexpectedEof`] if the file ends before `len` bytes, [`Error::WriteZero`],
+/// `ECANCELED` after [`Handle::cancel`] (bytes already in the pipe are sent first). Where
+/// splice runs, a peer that is gone may also raise `SIGPIPE`, which Rust programs ignore by
+/// default.
+pub fn send_file<B: Backend + 'static>(
+    ring: &mut Ring<B>,
+    file: RawFd,
+    offset: u64,
+    len: u64,
+    sock: RawFd,
+    then: Then<Result<u64, Error>, B>,
+) -> Handle<B> {
+    job::start(
+        ring,
+        SendFile {
+            pump: Pump::new(file, Some(offset), sock, Io::Send, Some(len)),
+            early: None,
+            then,
+        },
+    )
 }

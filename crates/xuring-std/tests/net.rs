@@ -816,3 +816,90 @@ fn writev_all_delivers_every_buffer_in_order_on_a_socket() {
         expected.len()
     );
 }
+
+/// A connected pair of TCP sockets on loopback and a reader that collects what arrives on
+/// the second until the first is closed.
+fn sending_pair() -> (TcpStream, thread::JoinHandle<std::io::Result<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let writer = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (mut reader, _) = listener.accept().expect("accept");
+    let reading = thread::spawn(move || {
+        reader.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).map(|_| got)
+    });
+    (writer, reading)
+}
+
+/// `send_file` sends exactly the range asked for (spliced natively; read and sent at the
+/// 5.6 level, where the kernel has no SPLICE op), and leaves the file's position alone.
+#[test]
+fn send_file_sends_the_range_and_leaves_the_position_alone() {
+    let _serial = serial();
+    let path = common::temp_path("send-file");
+    let data = pattern(300_000);
+    std::fs::write(&path, &data).expect("write");
+    let mut file = std::fs::File::open(&path).expect("open");
+    let (writer, reading) = sending_pair();
+    let mut ring = ring();
+    net::send_file(
+        &mut ring,
+        std::os::fd::AsRawFd::as_raw_fd(&file),
+        1_000,
+        200_000,
+        std::os::fd::AsRawFd::as_raw_fd(&writer),
+        Then::new(keep_cb),
+    );
+    run_bounded(&mut ring);
+    assert_eq!(one::<Result<u64, Error>>(), Ok(200_000));
+    drop(writer);
+    let got = reading.join().expect("reader").expect("read");
+    assert!(got == data[1_000..201_000], "{} bytes arrived", got.len());
+    use std::io::Seek;
+    assert_eq!(file.stream_position().expect("position"), 0);
+    std::fs::remove_file(&path).expect("remove");
+}
+
+/// A file shorter than the range: what it has is sent, then `UnexpectedEof`.
+#[test]
+fn send_file_past_the_end_of_the_file_is_unexpected_eof() {
+    let _serial = serial();
+    let path = common::temp_path("send-file-short");
+    std::fs::write(&path, b"only this").expect("write");
+    let file = std::fs::File::open(&path).expect("open");
+    let (writer, reading) = sending_pair();
+    let mut ring = ring();
+    net::send_file(
+        &mut ring,
+        std::os::fd::AsRawFd::as_raw_fd(&file),
+        5,
+        100,
+        std::os::fd::AsRawFd::as_raw_fd(&writer),
+        Then::new(keep_cb),
+    );
+    run_bounded(&mut ring);
+    assert_eq!(one::<Result<u64, Error>>(), Err(Error::UnexpectedEof));
+    drop(writer);
+    assert_eq!(reading.join().expect("reader").expect("read"), b"this");
+    std::fs::remove_file(&path).expect("remove");
+}
+
+/// Nothing to send: `Ok(0)` at the next run, the socket untouched.
+#[test]
+fn send_file_of_nothing_reports_zero() {
+    let _serial = serial();
+    let (writer, reading) = sending_pair();
+    let mut ring = ring();
+    net::send_file(
+        &mut ring,
+        -1,
+        0,
+        0,
+        std::os::fd::AsRawFd::as_raw_fd(&writer),
+        Then::new(keep_cb),
+    );
+    run_bounded(&mut ring);
+    assert_eq!(one::<Result<u64, Error>>(), Ok(0));
+    drop(writer);
+    assert_eq!(reading.join().expect("reader").expect("read"), b"");
+}
