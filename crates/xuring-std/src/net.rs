@@ -380,7 +380,7 @@ impl<B: Backend + 'static> Machine<B> for TransferJob<B> {
 /// buffer again, advanced past what went out ([`IoBuf::advance`]: no copy), until everything
 /// is sent. `then` receives a [`Transfer`] with the buffer back and
 /// `len` = bytes sent. Errors: the send's errno (`EPIPE`/`ECONNRESET` when the peer is gone,
-/// `EBADF`, `ENOTSOCK`, ...), [`Error::WriteZero`](crate::Error::WriteZero) if a send moved
+/// `EBADF`, `ENOTSOCK`, ...), [`Error::WriteZero`] if a send moved
 /// nothing, `ECANCELED` after [`Handle::cancel`]; `len` says how much went out before.
 pub fn send_all<B: Backend + 'static>(
     ring: &mut Ring<B>,
@@ -395,7 +395,7 @@ pub fn send_all<B: Backend + 'static>(
 ///
 /// Steps: one `recv` into the whole buffer; after a short receive, another into the rest of
 /// the same buffer (advanced past what arrived: no copy), until it is full. Errors: the receive's
-/// errno, [`Error::UnexpectedEof`](crate::Error::UnexpectedEof) if the peer closed first
+/// errno, [`Error::UnexpectedEof`] if the peer closed first
 /// (`len` bytes arrived), `EFAULT` for a read-only (`&'static`) buffer, `ECANCELED` after
 /// [`Handle::cancel`].
 pub fn recv_exact<B: Backend + 'static>(
