@@ -84,6 +84,10 @@ pub(crate) struct Engine<B: Backend> {
     /// Boxed, because the kernel writes into a buffer while the box moves with its task.
     #[allow(clippy::vec_box)]
     pub(crate) statx_cache: Vec<Box<libc::statx>>,
+    /// Message headers of finished send-to and receive-from ops, for the next ones. Boxed on
+    /// purpose: each box moves into an op and back without allocating.
+    #[allow(clippy::vec_box)]
+    pub(crate) msg_cache: Vec<Box<crate::msghdr::MsgSpace>>,
     /// Where messages from other rings go (the user's [`Ring::on_message`] handler).
     pub(crate) message_ctx: Option<Context<B>>,
     /// Where [`Thread`](crate::Thread) messages go: the mailbox's own handler, which user
@@ -198,6 +202,7 @@ impl<B: Backend> Engine<B> {
             wake: None,
             background_in_flight: 0,
             statx_cache: Vec::new(),
+            msg_cache: Vec::new(),
             message_ctx: None,
             mailbox_ctx: None,
             mailbox: None,
@@ -392,6 +397,13 @@ impl<B: Backend> Engine<B> {
             .unwrap_or_else(crate::stat::zeroed_statx)
     }
 
+    /// A message header space for a send-to or receive-from, reused like `statx` buffers.
+    pub(crate) fn msg_space(&mut self) -> Box<crate::msghdr::MsgSpace> {
+        self.msg_cache
+            .pop()
+            .unwrap_or_else(crate::msghdr::MsgSpace::boxed)
+    }
+
     /// The task a handle this engine just made names (still queued, so its id is current).
     pub(crate) fn task_of(&self, handle: TaskHandle<B>) -> TaskRef<B> {
         match self.pool.lookup(handle.id()) {
@@ -577,11 +589,16 @@ impl<B: Backend> Engine<B> {
         }
     }
 
-    /// Drops what a finished op owned, keeping `statx` buffers for the next stat. Runs after
-    /// the task is back in the pool, so a panicking buffer drop cannot lose the task.
+    /// Drops what a finished op owned, keeping `statx` buffers and message headers for the
+    /// next ops. Runs after the task is back in the pool, so a panicking buffer drop cannot
+    /// lose the task.
     fn drop_op(&mut self, op: Op) {
         if let Op::Stat(stat) = op {
             self.statx_cache.push(stat.into_buf());
+        } else if let Op::SendTo(send) = op {
+            self.msg_cache.push(send.into_space());
+        } else if let Op::RecvFrom(recv) = op {
+            self.msg_cache.push(recv.into_space());
         }
     }
 

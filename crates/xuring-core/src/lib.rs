@@ -77,6 +77,8 @@ mod engine;
 mod error;
 #[macro_use]
 pub mod op;
+#[allow(unsafe_code)]
+mod msghdr;
 pub mod ops;
 #[allow(unsafe_code)]
 mod pool;
@@ -101,7 +103,7 @@ pub use backend::{Backend, Completion, Uring};
 pub use buf::{BufferPool, IoBuf, IoVecs, PoolBuf};
 pub use builder::RingBuilder;
 pub use error::RingError;
-pub use op::{Accepted, CPath, Message, Offset, OpenHow, Outcome};
+pub use op::{Accepted, CPath, Message, Offset, OpenHow, Outcome, Received};
 pub use ops::{Op, OpKind, OpResult};
 pub use ring::{Ring, RingStats, leaked_tasks};
 pub use run::RunCondition;

@@ -98,6 +98,16 @@ pub struct Message {
     pub value: i32,
 }
 
+/// What a [`recv_from`](crate::Ring::recv_from) got: a byte count and where they came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Bytes received (a datagram longer than the buffer is cut to it, as `recvfrom(2)` does).
+    pub len: usize,
+    /// The sender (`None` for families other than IPv4/IPv6, or a connected stream socket,
+    /// which reports none).
+    pub peer: Option<std::net::SocketAddr>,
+}
+
 /// The peer of an accepted connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Accepted {

@@ -16,12 +16,13 @@ use std::os::fd::RawFd;
 use xuring_sys::abi::{__kernel_timespec, IORING_MSG_DATA, io_uring_sqe};
 use xuring_sys::{CancelFlags, Errno, FsyncFlags, OpSet, Opcode, TimeoutFlags};
 
+use crate::msghdr::MsgSpace;
 use crate::op::{
     CPath, CancelVia, Message, Offset, OpenHow, PrepEnv, bad_offset, prep_rw, read_only,
     runtime_fd, sqe_len,
 };
 use crate::task::{NOT_A_TASK, THREAD_MAIL};
-use crate::{Accepted, IoBuf, IoVecs, SockAddrBuf, TaskId, Timespec};
+use crate::{Accepted, IoBuf, IoVecs, Received, SockAddrBuf, TaskId, Timespec};
 
 /// A byte count.
 #[inline(always)]
@@ -697,6 +698,74 @@ declare_ops! {
         }
     }
 
+    /// `IORING_OP_SENDMSG` with one buffer and a destination: `sendto(2)`.
+    SendTo -> usize {
+        /// The socket.
+        pub fd: RawFd,
+        /// The bytes.
+        pub buf: IoBuf,
+        /// `MSG_*` flags (`MSG_NOSIGNAL` is always added).
+        pub flags: i32,
+        /// The destination, and the header the kernel reads, pointing at `buf` and at it.
+        space: Box<MsgSpace>,
+    }
+    opcode: Sendmsg;
+    buffer: input buf;
+    refuse(op) { runtime_fd(op.fd) }
+    prep(op, sqe, _env) {
+        let (base, len) = (op.buf.as_ptr().cast_mut(), op.buf.len());
+        let MsgSpace { hdr, addr } = &mut *op.space;
+        let hdr = hdr.point(base, len, addr.as_mut_ptr(), addr.len());
+        prep_rw(sqe, Opcode::Sendmsg, op.fd, hdr, 1, 0);
+        sqe.op_flags = (op.flags | libc::MSG_NOSIGNAL) as u32;
+    }
+    decode(_op, res) { count(res) }
+    example {
+        SendTo::new(9, b"abcd".into(), std::net::SocketAddr::from(([127, 0, 0, 1], 9)), 0)
+    }
+    methods {
+        /// `IORING_OP_SENDMSG` (5.3), like `sendto(2)` with `MSG_NOSIGNAL`: sends `buf` to
+        /// `addr` (a datagram, on a UDP socket). Completes with `OpResult::SendTo(Ok(n))`.
+        fn send_to(fd: RawFd, buf: impl Into<IoBuf>, addr: std::net::SocketAddr, flags: i32) with engine {
+            SendTo::with_space(fd, buf.into(), addr, flags, engine.msg_space())
+        }
+    }
+
+    /// `IORING_OP_RECVMSG` with one buffer and room for the sender: `recvfrom(2)`.
+    RecvFrom -> Received {
+        /// The socket.
+        pub fd: RawFd,
+        /// Where the bytes go.
+        pub buf: IoBuf,
+        /// `MSG_*` flags.
+        pub flags: i32,
+        /// Where the kernel writes the sender, and the header it reads and fills in, pointing
+        /// at `buf` and at that.
+        space: Box<MsgSpace>,
+    }
+    opcode: Recvmsg;
+    buffer: output buf;
+    refuse(op) { read_only(op.buf.is_writable()).or(runtime_fd(op.fd)) }
+    prep(op, sqe, _env) {
+        let base = op.buf.as_mut_ptr().unwrap_or(core::ptr::null_mut());
+        let len = op.buf.len();
+        let MsgSpace { hdr, addr } = &mut *op.space;
+        *addr = SockAddrBuf::empty();
+        let hdr = hdr.point(base, len, addr.as_mut_ptr(), addr.len());
+        prep_rw(sqe, Opcode::Recvmsg, op.fd, hdr, 1, 0);
+        sqe.op_flags = op.flags as u32;
+    }
+    decode(op, res) { res.map(|n| Received { len: n as usize, peer: op.peer() }) }
+    example { RecvFrom::new(9, vec![0u8; 4].into(), 0) }
+    methods {
+        /// `IORING_OP_RECVMSG` (5.3), like `recvfrom(2)`: receives up to `buf.len()` bytes
+        /// (one datagram, on a UDP socket) and the sender's address. Completes with
+        /// `OpResult::RecvFrom(Ok(Received { len, peer }))`.
+        fn recv_from(fd: RawFd, buf: impl Into<IoBuf>, flags: i32) with engine {
+            RecvFrom::with_space(fd, buf.into(), flags, engine.msg_space())
+        }
+    }
+
     /// `IORING_OP_SHUTDOWN` (5.11).
     Shutdown -> () {
         /// The socket.
@@ -991,6 +1060,7 @@ impl OpKind {
             OpKind::Write
             | OpKind::Writev
             | OpKind::Send
+            | OpKind::SendTo
             | OpKind::Splice
             | OpKind::Open
             | OpKind::Openat2
@@ -1012,6 +1082,7 @@ impl OpKind {
             | OpKind::Read
             | OpKind::Readv
             | OpKind::Recv
+            | OpKind::RecvFrom
             | OpKind::Accept
             | OpKind::Poll
             | OpKind::MsgRing
@@ -1146,6 +1217,89 @@ impl Openat2 {
     /// The `struct open_how` the kernel reads.
     pub fn how(&self) -> &OpenHow {
         &self.how
+    }
+}
+
+impl SendTo {
+    /// A send of `buf` to `addr`.
+    pub fn new(fd: RawFd, buf: IoBuf, addr: std::net::SocketAddr, flags: i32) -> SendTo {
+        SendTo::with_space(fd, buf, addr, flags, MsgSpace::boxed())
+    }
+
+    pub(crate) fn with_space(
+        fd: RawFd,
+        buf: IoBuf,
+        addr: std::net::SocketAddr,
+        flags: i32,
+        mut space: Box<MsgSpace>,
+    ) -> SendTo {
+        space.addr = SockAddrBuf::new(addr);
+        SendTo {
+            fd,
+            buf,
+            flags,
+            space,
+        }
+    }
+
+    /// The destination.
+    pub fn addr(&self) -> Option<std::net::SocketAddr> {
+        self.space.addr.to_socket_addr()
+    }
+
+    /// Gives the header's space back for the next op.
+    pub(crate) fn into_space(self) -> Box<MsgSpace> {
+        self.space
+    }
+}
+
+impl RecvFrom {
+    /// A receive into `buf`.
+    pub fn new(fd: RawFd, buf: IoBuf, flags: i32) -> RecvFrom {
+        RecvFrom::with_space(fd, buf, flags, MsgSpace::boxed())
+    }
+
+    pub(crate) fn with_space(
+        fd: RawFd,
+        buf: IoBuf,
+        flags: i32,
+        mut space: Box<MsgSpace>,
+    ) -> RecvFrom {
+        // No sender until one is written (a reused space holds the last op's).
+        space.addr = SockAddrBuf::empty();
+        space.hdr.set_name_len(0);
+        RecvFrom {
+            fd,
+            buf,
+            flags,
+            space,
+        }
+    }
+
+    /// The sender, once the op completed.
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        match self.space.hdr.name_len() {
+            0 => None,
+            len => self.space.addr.with_len(len).to_socket_addr(),
+        }
+    }
+
+    /// Records the sender as the kernel does (for a backend that completes the op itself, like
+    /// the mock): `None` for none.
+    pub fn set_peer(&mut self, peer: Option<std::net::SocketAddr>) {
+        let space = &mut *self.space;
+        match peer {
+            Some(addr) => {
+                space.addr = SockAddrBuf::new(addr);
+                space.hdr.set_name_len(space.addr.len());
+            }
+            None => space.hdr.set_name_len(0),
+        }
+    }
+
+    /// Gives the header's space back for the next op.
+    pub(crate) fn into_space(self) -> Box<MsgSpace> {
+        self.space
     }
 }
 

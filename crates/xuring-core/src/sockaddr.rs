@@ -79,6 +79,13 @@ impl SockAddrBuf {
         }
     }
 
+    /// The same bytes, `len` of them valid (the length the kernel wrote back elsewhere, as
+    /// `recvmsg` does in its header).
+    pub(crate) fn with_len(mut self, len: u32) -> SockAddrBuf {
+        self.len = len.min(CAPACITY as u32);
+        self
+    }
+
     /// The address bytes, for the kernel.
     pub fn as_ptr(&self) -> *const u8 {
         self.bytes.as_ptr()

@@ -130,6 +130,7 @@ suite![
     pipes,
     buffer_windows,
     sockets,
+    send_to_and_recv_from,
     shutdown,
     splice,
     msg_ring,

@@ -879,3 +879,49 @@ fn pool_buffer_windows_use_fixed_ops_in_place() {
     assert_eq!((buf.offset(), buf.whole_slice()), (3, &b"abcworld"[..]));
     assert!(buf.pool_index(&pool).is_some());
 }
+
+/// Datagrams with addresses: `send_to` reaches the address, `recv_from` names the sender, a
+/// datagram longer than the buffer is cut to it, and the header space is reused across ops
+/// (a second exchange the other way round gets the other sender).
+#[test]
+fn udp_send_to_and_recv_from_carry_the_addresses() {
+    let _serial = serial();
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a");
+    let b = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind b");
+    let (a_addr, b_addr) = (a.local_addr().expect("a"), b.local_addr().expect("b"));
+    let mut ring = ring();
+    let (sent, _) = one(&mut ring, |ring, c| {
+        ring.send_to(a.as_raw_fd(), b"0123456789", b_addr, 0, c);
+    });
+    assert_eq!(sent, OpResult::SendTo(Ok(10)));
+    let (got, buf) = one(&mut ring, |ring, c| {
+        ring.recv_from(b.as_raw_fd(), vec![0u8; 4], 0, c);
+    });
+    assert_eq!(
+        got,
+        OpResult::RecvFrom(Ok(xuring_core::Received {
+            len: 4,
+            peer: Some(a_addr)
+        }))
+    );
+    assert_eq!(
+        buf.expect("buffer").as_slice(),
+        b"0123",
+        "cut to the buffer"
+    );
+    let (sent, _) = one(&mut ring, |ring, c| {
+        ring.send_to(b.as_raw_fd(), b"back", a_addr, 0, c);
+    });
+    assert_eq!(sent, OpResult::SendTo(Ok(4)));
+    let (got, buf) = one(&mut ring, |ring, c| {
+        ring.recv_from(a.as_raw_fd(), vec![0u8; 16], 0, c);
+    });
+    assert_eq!(
+        got,
+        OpResult::RecvFrom(Ok(xuring_core::Received {
+            len: 4,
+            peer: Some(b_addr)
+        }))
+    );
+    assert_eq!(&buf.expect("buffer").as_slice()[..4], b"back");
+}

@@ -495,6 +495,8 @@ enum Outcome {
 /// | accept | the oldest queued connection as a fresh fd, connected to the connecting socket, whose address it writes into the op; waits while none is queued; `-EINVAL` on a socket that does not listen, `-ENOTSOCK` on another fd |
 /// | recv | like read, on a socket only (`-ENOTSOCK` otherwise); `MSG_PEEK` leaves the bytes, `MSG_DONTWAIT` fails with `-EAGAIN` instead of waiting |
 /// | send | like write, on a socket only (`-ENOTSOCK` otherwise); `MSG_DONTWAIT` as in recv |
+/// | send_to | like send (a datagram socket's datagram goes nowhere; the address is in the `Request`) |
+/// | recv_from | like recv, with no sender (a connection has none; a datagram socket never receives) |
 /// | poll | the asked events the fd has (`POLLIN` with bytes to read or a queued connection, `POLLOUT` with room, `POLLHUP` on a pipe without writer, `POLLERR` on one without reader, `POLLRDHUP` on a hung-up connection); waits while there are none |
 /// | splice | moves bytes between a pipe and a file (at an offset, or at its position, which it moves), a pipe or a socket; waits on an empty pipe with a writer or a full one, returns 0 from one without writer; `-EINVAL` when neither side is a pipe, `-ESPIPE` for an offset on a pipe |
 /// | msg_ring | to the mock's own [ring fd](Self::ring_fd): posts the message into this ring, `0`; `-EBADFD` for another fd, `-EBADF` for one the mock does not have (it knows no other ring) |
@@ -941,6 +943,13 @@ impl Mock {
                 Op::Send(s) => {
                     (req.fd, req.len, req.flags) = (Some(s.fd), s.buf.len(), s.flags as u32);
                 }
+                Op::SendTo(s) => {
+                    (req.fd, req.len, req.flags) = (Some(s.fd), s.buf.len(), s.flags as u32);
+                    req.addr = s.addr();
+                }
+                Op::RecvFrom(r) => {
+                    (req.fd, req.len, req.flags) = (Some(r.fd), r.buf.len(), r.flags as u32);
+                }
                 Op::Timer(t) => {
                     req.timer = Some(t.time());
                     req.absolute = t.absolute;
@@ -1097,9 +1106,11 @@ impl Mock {
             Op::Read(r) => Todo::Read(r.fd, r.buf.len(), r.offset),
             Op::Readv(r) => Todo::Read(r.fd, r.bufs.total_len(), r.offset),
             Op::Recv(r) => Todo::Recv(r.fd, r.buf.len(), r.flags),
+            Op::RecvFrom(r) => Todo::Recv(r.fd, r.buf.len(), r.flags),
             Op::Write(w) => Todo::Write(w.fd, w.buf.len(), w.offset),
             Op::Writev(w) => Todo::Write(w.fd, w.bufs.total_len(), w.offset),
             Op::Send(s) => Todo::Send(s.fd, s.buf.len(), s.flags),
+            Op::SendTo(s) => Todo::Send(s.fd, s.buf.len(), s.flags),
             Op::Open(o) => Todo::Open(o.path.as_c_str().to_bytes().to_vec(), o.flags, o.mode),
             Op::Openat2(o) => Todo::Openat2(o.dir, o.path.as_c_str().to_bytes().to_vec(), *o.how()),
             Op::Unlink(u) => Todo::Unlink(u.path.as_c_str().to_bytes().to_vec(), u.flags),

@@ -162,6 +162,7 @@ suite![
     pipes,
     buffer_windows,
     sockets,
+    send_to_and_recv_from,
     shutdown,
     splice,
     msg_ring,

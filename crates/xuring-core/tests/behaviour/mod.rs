@@ -1467,6 +1467,59 @@ pub fn sockets<B: Backend>(f: &Fixture<B>) {
     assert!(ring.is_idle());
 }
 
+/// Send-to and receive-from on a connection: the bytes flow as with send and recv (a stream
+/// socket ignores the address it is given), the receive reports no sender, and a pipe is
+/// `ENOTSOCK`. (Datagrams with addresses: `tests/ops.rs`, on the kernel.)
+pub fn send_to_and_recv_from<B: Backend>(f: &Fixture<B>) {
+    op_reset();
+    let mut ring = f.ring();
+    let (listener, addr) = (f.listener)(&mut ring);
+    let client = match one(f, &mut ring, |r, c| {
+        r.socket(libc::AF_INET, libc::SOCK_STREAM, 0, c)
+    }) {
+        OpResult::Socket(Ok(fd)) => fd,
+        other => panic!("socket: {other:?}"),
+    };
+    let accept = waiting(f, &mut ring, |r, c| r.accept(listener, c));
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.connect(client, addr, c)),
+        OpResult::Connect(Ok(()))
+    );
+    let Some(OpResult::Accept(Ok(Accepted { fd: server, .. }))) = result_of(accept) else {
+        panic!("accept: {:?}", result_of(accept));
+    };
+    let recv = waiting(f, &mut ring, |r, c| r.recv_from(server, vec![0u8; 8], 0, c));
+    assert_eq!(
+        one(f, &mut ring, |r, c| r.send_to(client, b"ping", addr, 0, c)),
+        OpResult::SendTo(Ok(4))
+    );
+    assert_eq!(
+        result_of(recv),
+        Some(OpResult::RecvFrom(Ok(xuring_core::Received {
+            len: 4,
+            peer: None
+        })))
+    );
+    let (r, w) = (f.pipe)(&mut ring);
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.send_to(w, b"no", addr, 0, c)),
+        OpResult::SendTo(Err(Errno::ENOTSOCK))
+    );
+    assert_eq!(
+        one(f, &mut ring, |ring, c| ring.recv_from(
+            r,
+            vec![0u8; 2],
+            0,
+            c
+        )),
+        OpResult::RecvFrom(Err(Errno::ENOTSOCK))
+    );
+    for fd in [r, w, client, server, listener] {
+        close(f, &mut ring, fd);
+    }
+    assert!(ring.is_idle());
+}
+
 /// Shutdown (5.11): a connection whose client shut down its writing side reads as EOF at
 /// the server, which can still send back; the client cannot send any more. `ENOTSOCK` for a
 /// pipe, `ENOTCONN` for a socket without a connection, `EINVAL` for an unknown `how`.
@@ -1731,6 +1784,7 @@ pub fn all<B: Backend>(f: &Fixture<B>) {
     pipes(f);
     buffer_windows(f);
     sockets(f);
+    send_to_and_recv_from(f);
     splice(f);
     msg_ring(f);
 }

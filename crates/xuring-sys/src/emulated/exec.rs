@@ -54,6 +54,9 @@ pub const fn emulation(opcode: Opcode) -> Option<&'static str> {
             "`recv`/`send` with `MSG_DONTWAIT`, then a wait for readiness (`MSG_WAITALL`: \
              until all of it moved)"
         }
+        Opcode::Recvmsg | Opcode::Sendmsg => {
+            "`recvmsg`/`sendmsg` with `MSG_DONTWAIT`, then a wait for readiness"
+        }
         Opcode::Accept => "`accept4` on the listener made non-blocking (left so), then a wait",
         Opcode::Connect => {
             "`connect` on the socket made non-blocking (left so), then a wait for writability \
@@ -153,6 +156,8 @@ pub(super) fn attempt(sqe: &mut io_uring_sqe, progress: &mut u32, may_block: boo
         Opcode::Writev => rw(sqe, true, true, may_block),
         Opcode::Recv => transfer(sqe, progress, false),
         Opcode::Send => transfer(sqe, progress, true),
+        Opcode::Recvmsg => message(sqe, false),
+        Opcode::Sendmsg => message(sqe, true),
         Opcode::Accept => accept(sqe),
         Opcode::Connect => connect(sqe, progress),
         Opcode::PollAdd => poll_add(sqe),
@@ -251,6 +256,33 @@ fn transfer(sqe: &mut io_uring_sqe, progress: &mut u32, send: bool) -> Attempt {
                 events: if send { libc::EPOLLOUT } else { libc::EPOLLIN } as u32,
             },
             _ if *progress > 0 => Attempt::Done(*progress as i32),
+            n => Attempt::Done(n),
+        };
+    }
+}
+
+/// `sendmsg`/`recvmsg` with `MSG_DONTWAIT` on the SQE's message header (one call: a datagram
+/// is whole), then a wait for readiness.
+fn message(sqe: &io_uring_sqe, send: bool) -> Attempt {
+    let flags = sqe.op_flags as i32;
+    let hdr = sqe.addr as usize as *mut libc::msghdr;
+    loop {
+        let rc = if send {
+            // SAFETY: `hdr` is a message header whose buffers and address the submitter keeps
+            // valid until this entry completes (the module's contract).
+            unsafe { libc::sendmsg(sqe.fd, hdr, flags | libc::MSG_DONTWAIT) }
+        } else {
+            // SAFETY: as above; the header, its buffers and its address room are writable.
+            unsafe { libc::recvmsg(sqe.fd, hdr, flags | libc::MSG_DONTWAIT) }
+        };
+        return match res(rc) {
+            n if -n == libc::EINTR => continue,
+            // The caller's own MSG_DONTWAIT: "would block" is the answer, as with io_uring.
+            n if -n == libc::EAGAIN && flags & libc::MSG_DONTWAIT != 0 => Attempt::Done(n),
+            n if -n == libc::EAGAIN => Attempt::Wait {
+                fd: sqe.fd,
+                events: if send { libc::EPOLLOUT } else { libc::EPOLLIN } as u32,
+            },
             n => Attempt::Done(n),
         };
     }
