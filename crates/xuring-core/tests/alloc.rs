@@ -292,6 +292,38 @@ fn on_send_recv(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     Ok(())
 }
 
+thread_local! {
+    /// Where the UDP chain's datagrams go (the second socket's address).
+    static UDP_PEER: std::cell::Cell<Option<std::net::SocketAddr>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// A datagram out with `send_to` and back in with `recv_from`, each round (the message
+/// headers come from the ring's cache after the first rounds).
+fn on_datagram(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
+    let buf = task.take_buf().expect("buffer back");
+    let fds = chain(task).fds;
+    let mut ctx = task.context();
+    match task.result {
+        Some(OpResult::SendTo(Ok(64))) => {
+            ctx.msg = 1;
+            ring.recv_from(fds[1], buf, 0, ctx);
+        }
+        Some(OpResult::RecvFrom(Ok(xuring_core::Received {
+            len: 64,
+            peer: Some(_),
+        }))) => {
+            if next_round(task) {
+                ctx.msg = 0;
+                let to = UDP_PEER.get().expect("the peer's address");
+                ring.send_to(fds[0], buf, to, 0, ctx);
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}
+
 /// A receive that waits for its data (queued before the send that brings it), each round.
 fn on_waiting_recv(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     static DATA: [u8; 64] = [9; 64];
@@ -399,8 +431,17 @@ fn other_ops_allocate_nothing() {
     std::fs::write(&src_path, [7u8; 512]).expect("splice source");
     let src = std::fs::File::open(&src_path).expect("splice source");
     let src_fd = std::os::fd::AsRawFd::as_raw_fd(&src);
+    let udp_a = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let udp_b = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    UDP_PEER.set(Some(udp_b.local_addr().expect("udp address")));
+    let udp = [
+        std::os::fd::AsRawFd::as_raw_fd(&udp_a),
+        std::os::fd::AsRawFd::as_raw_fd(&udp_b),
+        -1,
+        -1,
+    ];
 
-    let cases: [(&str, u32, xuring_core::Callback, [i32; 4], ChainStart); 9] = [
+    let cases: [(&str, u32, xuring_core::Callback, [i32; 4], ChainStart); 10] = [
         ("stat", 10_000, on_stat, [-1; 4], |ring, _, ctx| {
             ring.stat(c"/dev/null", ctx);
         }),
@@ -429,6 +470,16 @@ fn other_ops_allocate_nothing() {
             [pair[0], pair[1], -1, -1],
             |ring, fds, ctx| {
                 ring.send(fds[0], vec![7u8; 64], 0, ctx);
+            },
+        ),
+        (
+            "send_to+recv_from",
+            10_000,
+            on_datagram,
+            udp,
+            |ring, fds, ctx| {
+                let to = UDP_PEER.get().expect("the peer's address");
+                ring.send_to(fds[0], vec![5u8; 64], to, 0, ctx);
             },
         ),
         (
@@ -541,7 +592,7 @@ fn other_ops_allocate_nothing() {
         }
         // The chains that start with a fresh buffer allocate exactly those, once per chain.
         let expected = match name {
-            "send+recv" | "waiting recv" => u64::from(depth),
+            "send+recv" | "send_to+recv_from" | "waiting recv" => u64::from(depth),
             // The Vec of buffers, its two buffers and the iovec array.
             "readv+writev" => 4 * u64::from(depth),
             _ => 0,
