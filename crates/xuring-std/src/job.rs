@@ -1,10 +1,11 @@
 //! Where a helper's state lives between its steps: a per-thread registry of typed slabs.
 //!
-//! Each kind of job (`M`, a [`Machine`]) has its own slab of [`Job<M>`] slots, found by type.
-//! A slot is named by a [`Token`] (index + generation) that travels in the `userdata` of every
-//! op the job submits, as an integer with no provenance: nothing ever dereferences it, so this
-//! needs no `unsafe`. A completion's token finds its slot only while the generation matches,
-//! so a completion for a job that already finished finds nothing.
+//! Each kind of job (`M`, a [`Machine`]) has its own slab of [`Job<M>`] slots, found by type:
+//! core's [`Slab`](xuring_core::Slab), the one user code keeps its own state in. A slot is
+//! named by a [`Token`] (core's [`Key`]: index + generation) that travels in the `userdata` of
+//! every op the job submits, as an integer with no provenance: nothing ever dereferences it,
+//! so this needs no `unsafe`. A completion's token finds its slot only while the generation
+//! matches, so a completion for a job that already finished finds nothing.
 //!
 //! A step checks its job *out* of the slab (the slot stays reserved), advances it with the
 //! ring, and either parks it again (its next op is in flight) or releases the slot. The
@@ -15,9 +16,8 @@ use core::any::Any;
 use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::marker::PhantomData;
-use core::ptr::NonNull;
 
-use xuring_core::{Backend, Context, Ring, RingError, Task, TaskHandle, Uring};
+use xuring_core::{Backend, Context, Key, Ring, RingError, Task, TaskHandle, Uring};
 
 use crate::{Done, Then};
 
@@ -36,55 +36,19 @@ pub fn jobs_in_flight() -> usize {
     LIVE.try_with(Cell::get).unwrap_or(0)
 }
 
-/// Half the bits of a `usize` hold the slot index, half the generation.
-const HALF: u32 = usize::BITS / 2;
-const GENERATION_MASK: usize = (1 << HALF) - 1;
+/// A slot's name: core's generation-checked [`Key`], carried in `userdata` as an integer.
+pub(crate) type Token = Key;
 
-/// A slot's name: index and generation (never 0, so the encoded value is never null).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Token {
-    index: usize,
-    generation: usize,
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Token({}#{})", self.index, self.generation)
-    }
-}
-
-impl Token {
-    /// The token as a `userdata` value: an address-only pointer that is never dereferenced.
-    fn to_userdata(self) -> NonNull<()> {
-        let bits = (self.index << HALF) | self.generation;
-        NonNull::new(core::ptr::without_provenance_mut(bits)).expect("the generation is never 0")
-    }
-
-    fn from_userdata(userdata: NonNull<()>) -> Token {
-        let bits = userdata.as_ptr().addr();
-        Token {
-            index: bits >> HALF,
-            generation: bits & GENERATION_MASK,
-        }
-    }
-}
-
+/// A job's slot: waiting for its op's completion, or checked out by the step running it.
 enum Slot<E> {
-    Free,
-    /// Waiting for its op's completion.
     Parked(E),
-    /// Checked out by the step running it.
     Running,
 }
 
-struct Entry<E> {
-    generation: usize,
-    slot: Slot<E>,
-}
-
+/// The slots of one kind of job: core's [`Slab`](xuring_core::Slab), whose keys a finished
+/// job's stale token never matches again.
 struct Slab<E> {
-    entries: Vec<Entry<E>>,
-    free: Vec<usize>,
+    slots: xuring_core::Slab<Slot<E>>,
 }
 
 impl<E: 'static> Slab<E> {
@@ -96,8 +60,7 @@ impl<E: 'static> Slab<E> {
                     Some(at) => at,
                     None => {
                         slabs.push(Box::new(Slab::<E> {
-                            entries: Vec::new(),
-                            free: Vec::new(),
+                            slots: xuring_core::Slab::new(),
                         }));
                         slabs.len() - 1
                     }
@@ -112,72 +75,38 @@ impl<E: 'static> Slab<E> {
 
     /// A new slot, checked out.
     fn reserve(&mut self) -> Token {
-        let index = match self.free.pop() {
-            Some(index) => index,
-            None => {
-                let index = self.entries.len();
-                assert!(index < 1 << HALF, "too many helper jobs in flight");
-                self.entries.push(Entry {
-                    generation: 1,
-                    slot: Slot::Free,
-                });
-                index
-            }
-        };
-        let entry = &mut self.entries[index];
-        entry.slot = Slot::Running;
-        Token {
-            index,
-            generation: entry.generation,
-        }
-    }
-
-    fn entry(&mut self, token: Token) -> Option<&mut Entry<E>> {
-        self.entries
-            .get_mut(token.index)
-            .filter(|e| e.generation == token.generation)
+        self.slots.insert(Slot::Running)
     }
 
     fn check_out(&mut self, token: Token) -> Option<E> {
-        let entry = self.entry(token)?;
-        match core::mem::replace(&mut entry.slot, Slot::Running) {
+        let slot = self.slots.get_mut(token)?;
+        match core::mem::replace(slot, Slot::Running) {
             Slot::Parked(e) => Some(e),
-            other => {
-                entry.slot = other;
-                None
-            }
+            Slot::Running => None,
         }
     }
 
     fn park(&mut self, token: Token, e: E) {
-        if let Some(entry) = self.entry(token) {
-            debug_assert!(matches!(entry.slot, Slot::Running));
-            entry.slot = Slot::Parked(e);
+        if let Some(slot) = self.slots.get_mut(token) {
+            debug_assert!(matches!(slot, Slot::Running));
+            *slot = Slot::Parked(e);
         }
     }
 
     fn release(&mut self, token: Token) {
-        if let Some(entry) = self.entry(token) {
-            debug_assert!(matches!(entry.slot, Slot::Running));
-            entry.slot = Slot::Free;
-            entry.generation = (entry.generation + 1) & GENERATION_MASK;
-            if entry.generation == 0 {
-                entry.generation = 1;
-            }
-            self.free.push(token.index);
-        }
+        let released = self.slots.remove(token);
+        debug_assert!(matches!(released, Some(Slot::Running)));
     }
 
     fn parked_mut<R>(&mut self, token: Token, f: impl FnOnce(&mut E) -> R) -> Option<R> {
-        match &mut self.entry(token)?.slot {
+        match self.slots.get_mut(token)? {
             Slot::Parked(e) => Some(f(e)),
-            _ => None,
+            Slot::Running => None,
         }
     }
 
     fn is_live(&mut self, token: Token) -> bool {
-        self.entry(token)
-            .is_some_and(|e| !matches!(e.slot, Slot::Free))
+        self.slots.contains(token)
     }
 }
 
@@ -420,14 +349,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_round_trip_through_userdata() {
-        for (index, generation) in [(0, 1), (7, 3), (1 << 20, GENERATION_MASK)] {
-            let t = Token { index, generation };
-            assert_eq!(Token::from_userdata(t.to_userdata()), t);
-        }
-    }
-
-    #[test]
     fn a_released_slot_gets_a_new_generation() {
         struct Marker;
         let (a, b) = Slab::<Marker>::with(|slab| {
@@ -441,8 +362,7 @@ mod tests {
             (a, b)
         })
         .expect("registry");
-        assert_eq!(a.index, b.index);
-        assert_ne!(a.generation, b.generation);
+        assert_ne!(a, b);
         Slab::<Marker>::with(|slab| {
             slab.park(b, Marker);
             assert!(slab.check_out(a).is_none(), "a stale token finds nothing");

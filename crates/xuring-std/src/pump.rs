@@ -122,16 +122,26 @@ impl Pump {
         self.left = self.left.map(|left| left.saturating_sub(n as u64));
     }
 
+    /// How much the next read or splice from the source asks for; the pump's end instead
+    /// once all is moved or the job was cancelled.
+    fn next<B: Backend + 'static, M: Machine<B>>(
+        &self,
+        step: &Step<B, M>,
+    ) -> Result<usize, Pumped<B>> {
+        if step.cancelled() {
+            return Err(Pumped::Failed(Errno::ECANCELED.into()));
+        }
+        self.want().ok_or(Pumped::Done)
+    }
+
     fn splice_in<B: Backend + 'static, M: Machine<B>>(
         &mut self,
         ring: &mut Ring<B>,
         step: &Step<B, M>,
     ) -> Pumped<B> {
-        if step.cancelled() {
-            return Pumped::Failed(Errno::ECANCELED.into());
-        }
-        let Some(want) = self.want() else {
-            return Pumped::Done;
+        let want = match self.next(step) {
+            Ok(want) => want,
+            Err(end) => return end,
         };
         let Some((_, writer)) = &self.pipe else {
             return Pumped::Failed(UNEXPECTED.into());
@@ -171,11 +181,9 @@ impl Pump {
         ring: &mut Ring<B>,
         step: &Step<B, M>,
     ) -> Pumped<B> {
-        if step.cancelled() {
-            return Pumped::Failed(Errno::ECANCELED.into());
-        }
-        let Some(want) = self.want() else {
-            return Pumped::Done;
+        let want = match self.next(step) {
+            Ok(want) => want,
+            Err(end) => return end,
         };
         let mut chunk = self
             .chunk
