@@ -61,7 +61,9 @@ impl MsgHdr {
         self.hdr.msg_control = core::ptr::null_mut();
         self.hdr.msg_controllen = 0;
         self.hdr.msg_flags = 0;
-        (&raw mut self.hdr).addr() as u64
+        // Exposed, as every address an SQE carries: the executor of the ring (the kernel, or
+        // the readiness executor in this process) turns it back into a pointer.
+        (&raw mut self.hdr).expose_provenance() as u64
     }
 
     /// The address length the kernel wrote back after a receive (0: no address).

@@ -101,7 +101,9 @@ pub struct Message {
 /// What a [`recv_from`](crate::Ring::recv_from) got: a byte count and where they came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Received {
-    /// Bytes received (a datagram longer than the buffer is cut to it, as `recvfrom(2)` does).
+    /// Bytes received: a datagram longer than the buffer is cut to it, as `recvfrom(2)` does,
+    /// except with `MSG_TRUNC` in the flags, where this is the datagram's whole length, which
+    /// can be more than the buffer holds (only `len.min(buf.len())` bytes are in it).
     pub len: usize,
     /// The sender (`None` for families other than IPv4/IPv6, or a connected stream socket,
     /// which reports none).

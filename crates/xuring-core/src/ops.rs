@@ -236,7 +236,7 @@ declare_ops! {
         /// The path.
         pub path: CPath,
         /// `O_*` flags (`O_CLOEXEC` is always added).
-        pub flags: u32,
+        pub flags: i32,
         /// Permission bits for a created file.
         pub mode: u32,
     }
@@ -245,7 +245,7 @@ declare_ops! {
     prep(op, sqe, _env) {
         let path = op.path.as_c_str().as_ptr() as u64;
         prep_rw(sqe, Opcode::Openat, libc::AT_FDCWD, path, op.mode, 0);
-        sqe.op_flags = op.flags | libc::O_CLOEXEC as u32;
+        sqe.op_flags = (op.flags | libc::O_CLOEXEC) as u32;
     }
     decode(_op, res) { new_fd(res) }
     created(fd) { fd }
@@ -254,7 +254,7 @@ declare_ops! {
         /// `IORING_OP_OPENAT` (5.6) relative to the current directory, like `open(2)`:
         /// completes with `OpResult::Open(Ok(fd))`. `O_CLOEXEC` is always added, as `std::fs`
         /// does. The path is `'static` (`c"/dev/null"`) or an owned `CString`.
-        fn open(path: impl Into<CPath>, flags: u32, mode: u32) {
+        fn open(path: impl Into<CPath>, flags: i32, mode: u32) {
             Open { path: path.into(), flags, mode }
         }
     }
@@ -288,7 +288,7 @@ declare_ops! {
         /// lookup inside `dir` (an absolute path, a `..` above it or a symlink out of it is
         /// `EXDEV`). Completes with `OpResult::Openat2(Ok(fd))`. `O_CLOEXEC` is always added.
         /// Unlike `open`, unknown flags and a `mode` without `O_CREAT` are `EINVAL`.
-        fn openat2(dir: RawFd, path: impl Into<CPath>, flags: u32, mode: u32, resolve: u64) {
+        fn openat2(dir: RawFd, path: impl Into<CPath>, flags: i32, mode: u32, resolve: u64) {
             Openat2::new(dir, path.into(), flags, mode, resolve)
         }
     }
@@ -1205,9 +1205,10 @@ impl CancelAll {
 
 impl Openat2 {
     /// The op for `openat2(dir, path, how)`, with `O_CLOEXEC` added to `flags`.
-    fn new(dir: RawFd, path: CPath, flags: u32, mode: u32, resolve: u64) -> Openat2 {
+    fn new(dir: RawFd, path: CPath, flags: i32, mode: u32, resolve: u64) -> Openat2 {
         let how = OpenHow {
-            flags: u64::from(flags | libc::O_CLOEXEC as u32),
+            // The kernel reads the flags as an unsigned 64-bit value: the bits, not the sign.
+            flags: u64::from((flags | libc::O_CLOEXEC) as u32),
             mode: u64::from(mode),
             resolve,
         };
@@ -1284,8 +1285,8 @@ impl RecvFrom {
         }
     }
 
-    /// Records the sender as the kernel does (for a backend that completes the op itself, like
-    /// the mock): `None` for none.
+    /// Records the sender as the kernel does, for a backend that completes the op itself (the
+    /// mock reports none, as a connection has none): `None` for none.
     pub fn set_peer(&mut self, peer: Option<std::net::SocketAddr>) {
         let space = &mut *self.space;
         match peer {

@@ -256,7 +256,7 @@ fn on_open_close(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
         }
         Some(OpResult::Close(Ok(()))) => {
             if next_round(task) {
-                ring.open(c"/dev/null", libc::O_RDONLY as u32, 0, task.context());
+                ring.open(c"/dev/null", libc::O_RDONLY, 0, task.context());
             }
         }
         other => panic!("{other:?}"),
@@ -451,7 +451,7 @@ fn other_ops_allocate_nothing() {
             on_open_close,
             [-1; 4],
             |ring, _, ctx| {
-                ring.open(c"/dev/null", libc::O_RDONLY as u32, 0, ctx);
+                ring.open(c"/dev/null", libc::O_RDONLY, 0, ctx);
             },
         ),
         (

@@ -211,7 +211,7 @@ fn open_then_close_in_the_callback() {
     let with_ring = open_fds();
     ring.open(
         c"/dev/null",
-        libc::O_RDONLY as u32,
+        libc::O_RDONLY,
         0,
         Context {
             cb: on_open,
@@ -239,7 +239,7 @@ fn open_creates_with_mode_and_owned_path() {
     let (r, _) = one(&mut ring, |ring, c| {
         ring.open(
             c_path(&path),
-            (libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL) as u32,
+            libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL,
             0o640,
             c,
         );
@@ -259,12 +259,7 @@ fn open_creates_with_mode_and_owned_path() {
     drop(file);
     // O_EXCL on an existing file, and a missing directory: errors in the result.
     let (r, _) = one(&mut ring, |ring, c| {
-        ring.open(
-            c_path(&path),
-            (libc::O_CREAT | libc::O_EXCL) as u32,
-            0o600,
-            c,
-        );
+        ring.open(c_path(&path), libc::O_CREAT | libc::O_EXCL, 0o600, c);
     });
     assert_eq!(r, OpResult::Open(Err(Errno::EEXIST)));
     let _ = std::fs::remove_file(&path);
@@ -520,7 +515,7 @@ fn refused_connection_is_a_result_and_leaks_nothing() {
         assert_eq!(errno, Errno::EBADF, "{name}");
     }
     let (r, _) = one(&mut ring, |ring, c| {
-        ring.open(c"/nonexistent/xuring", libc::O_RDONLY as u32, 0, c);
+        ring.open(c"/nonexistent/xuring", libc::O_RDONLY, 0, c);
     });
     assert_eq!(r, OpResult::Open(Err(Errno::ENOENT)));
     assert_eq!(open_fds(), before, "no fd leaked by any error case");

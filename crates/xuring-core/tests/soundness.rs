@@ -122,7 +122,7 @@ fn teardown_closes_undelivered_opens(level: KernelLevel, name: &str) {
     let mut ring = ring_at(level);
     ring.noop(ctx(stop));
     for _ in 0..10 {
-        ring.open(fifo.c_path(), libc::O_WRONLY as u32, 0, ctx(record));
+        ring.open(fifo.c_path(), libc::O_WRONLY, 0, ctx(record));
     }
     // The run stops at the noop's error; the opens finish in the kernel, uncalled back.
     assert!(matches!(

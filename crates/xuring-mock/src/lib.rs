@@ -56,7 +56,7 @@
 //! let mut ring = Ring::init_mock();
 //! ring.backend_mut().add_file("/data/greeting", b"hello");
 //! let ctx = Context { cb: opened, ..Context::default() };
-//! ring.open(c"/data/greeting", libc::O_RDONLY as u32, 0, ctx);
+//! ring.open(c"/data/greeting", libc::O_RDONLY, 0, ctx);
 //! ring.run(RunCondition::UntilDone)?;
 //! # Ok::<(), RingError>(())
 //! ```

@@ -955,7 +955,7 @@ impl Mock {
                     req.absolute = t.absolute;
                 }
                 Op::Cancel(c) => req.target = Some(c.target),
-                Op::Open(o) => (req.path, req.flags) = (Some(o.path.as_c_str()), o.flags),
+                Op::Open(o) => (req.path, req.flags) = (Some(o.path.as_c_str()), o.flags as u32),
                 Op::Openat2(o) => {
                     req.fd = (o.dir != libc::AT_FDCWD).then_some(o.dir);
                     (req.path, req.flags) = (Some(o.path.as_c_str()), o.how().flags as u32);
@@ -1111,7 +1111,11 @@ impl Mock {
             Op::Writev(w) => Todo::Write(w.fd, w.bufs.total_len(), w.offset),
             Op::Send(s) => Todo::Send(s.fd, s.buf.len(), s.flags),
             Op::SendTo(s) => Todo::Send(s.fd, s.buf.len(), s.flags),
-            Op::Open(o) => Todo::Open(o.path.as_c_str().to_bytes().to_vec(), o.flags, o.mode),
+            Op::Open(o) => Todo::Open(
+                o.path.as_c_str().to_bytes().to_vec(),
+                o.flags as u32,
+                o.mode,
+            ),
             Op::Openat2(o) => Todo::Openat2(o.dir, o.path.as_c_str().to_bytes().to_vec(), *o.how()),
             Op::Unlink(u) => Todo::Unlink(u.path.as_c_str().to_bytes().to_vec(), u.flags),
             Op::Rename(r) => Todo::Rename(
@@ -1546,7 +1550,7 @@ impl MockControl<'_> {
     ///
     /// let mut ring = Ring::init_mock();
     /// ring.backend_mut().add_file("/etc/motd", b"hello");
-    /// ring.open(c"/etc/motd", libc::O_RDONLY as u32, 0, Context::default());
+    /// ring.open(c"/etc/motd", libc::O_RDONLY, 0, Context::default());
     /// ring.stat(c"/etc/motd", Context::default());
     /// ring.run(RunCondition::UntilDone)?;
     /// # Ok::<(), xuring_core::RingError>(())

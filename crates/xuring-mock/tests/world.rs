@@ -280,14 +280,14 @@ fn paths_resolve_through_links_and_dot_dot() {
     assert_eq!(
         one(&mut ring, |r, c| r.open(
             c"/srv/latest",
-            libc::O_NOFOLLOW as u32,
+            libc::O_NOFOLLOW,
             0,
             c
         )),
         OpResult::Open(Err(Errno::ELOOP))
     );
     // A created file through a link lands where the link points.
-    let how = (libc::O_WRONLY | libc::O_CREAT) as u32;
+    let how = libc::O_WRONLY | libc::O_CREAT;
     assert!(matches!(
         one(&mut ring, |r, c| r.open(c"/srv/latest/new", how, 0o644, c)),
         OpResult::Open(Ok(_))
@@ -308,7 +308,7 @@ fn fallocate_modes_zero_what_they_cover() {
     track::reset();
     let mut ring = Ring::init_mock();
     ring.backend_mut().add_file("/f", b"abcdefgh");
-    let fd = match one(&mut ring, |r, c| r.open(c"/f", libc::O_RDWR as u32, 0, c)) {
+    let fd = match one(&mut ring, |r, c| r.open(c"/f", libc::O_RDWR, 0, c)) {
         OpResult::Open(Ok(fd)) => fd,
         other => panic!("{other:?}"),
     };

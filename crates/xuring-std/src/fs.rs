@@ -23,7 +23,7 @@ pub const CHUNK_SIZE: usize = 64 * 1024;
 /// (as `std::fs::File::create`).
 pub const CREATE_MODE: u32 = 0o666;
 
-const CREATE_FLAGS: u32 = (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as u32;
+const CREATE_FLAGS: i32 = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
 
 // ----- read_file -----
 
@@ -70,7 +70,7 @@ impl<B: Backend + 'static> Machine<B> for ReadFile<B> {
     type Output = Result<Vec<u8>, Error>;
 
     fn start(&mut self, ring: &mut Ring<B>, step: &Step<B, Self>) -> TaskHandle<B> {
-        ring.open(self.path.clone(), libc::O_RDONLY as u32, 0, step.ctx(OPEN))
+        ring.open(self.path.clone(), libc::O_RDONLY, 0, step.ctx(OPEN))
     }
 
     fn advance(
@@ -150,6 +150,9 @@ impl<B: Backend + 'static> Machine<B> for ReadFile<B> {
                 match (transferred(task.result), chunk) {
                     (Ok(0), _) => self.close(ring, step, None),
                     (Ok(n), Some(chunk)) => {
+                        // A backend never reports more than it was given room for; if one
+                        // did, the bytes past the chunk were never read.
+                        let n = n.min(chunk.as_slice().len());
                         self.data.extend_from_slice(&chunk.as_slice()[..n]);
                         self.scratch = Some(chunk);
                         Progress::Wait(self.read_more(ring, step))
@@ -386,12 +389,7 @@ impl<B: Backend + 'static> Machine<B> for CopyFile<B> {
     type Output = Copied;
 
     fn start(&mut self, ring: &mut Ring<B>, step: &Step<B, Self>) -> TaskHandle<B> {
-        ring.open(
-            self.from.clone(),
-            libc::O_RDONLY as u32,
-            0,
-            step.ctx(OPEN_SRC),
-        )
+        ring.open(self.from.clone(), libc::O_RDONLY, 0, step.ctx(OPEN_SRC))
     }
 
     fn advance(

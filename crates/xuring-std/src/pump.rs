@@ -244,6 +244,9 @@ impl Pump {
                         self.source_ended()
                     }
                     (Ok(n), Some(mut chunk)) => {
+                        // Never more than was read into (a backend reporting more would
+                        // otherwise send stale bytes of the buffer).
+                        let n = n.min(chunk.as_slice().len());
                         self.took(n);
                         chunk.set_len(n);
                         let mut window = Window::new(self.out, self.dst, chunk.into_buf(), true);

@@ -394,3 +394,55 @@ fn writev_all_reports_an_error_after_a_short_write() {
     assert_eq!((t.len, t.status), (3, Err(Error::Os(Errno::EPIPE))));
     assert_eq!(t.bufs.total_len(), 4, "rewound");
 }
+
+/// A backend that reports more than it read cannot make `send_file` send bytes it never read
+/// (with a pool buffer, stale ones): the count is clamped to the read's room.
+#[test]
+fn send_file_never_sends_more_than_was_read() {
+    let mut ring = MockRing::init_mock();
+    ring.backend_mut()
+        .handle(OpKind::Splice, |_| Reply::Err(Errno::EOPNOTSUPP));
+    let mut reads = 0;
+    ring.backend_mut().handle(OpKind::Read, move |req| {
+        reads += 1;
+        assert_eq!(req.len, 10, "asked for the range's 10 bytes");
+        if reads == 1 {
+            Reply::Complete(100)
+        } else {
+            Reply::Complete(0)
+        }
+    });
+    let sink = Rc::new(RefCell::new(Vec::new()));
+    let record = Rc::clone(&sink);
+    ring.backend_mut().handle(OpKind::Send, move |req| {
+        record.borrow_mut().extend_from_slice(req.data);
+        Reply::Complete(req.data.len() as i32)
+    });
+    net::send_file(&mut ring, 7, 0, 10, FD, Then::new(keep_cb));
+    run_bounded(&mut ring);
+    assert_eq!(one::<Result<u64, Error>>(), Ok(10));
+    assert_eq!(sink.borrow().len(), 10, "only the range");
+}
+
+/// Nor can it make `read_file` slice past its buffer (a panic in a callback).
+#[test]
+fn read_file_survives_a_read_that_reports_too_much() {
+    let mut ring = MockRing::init_mock();
+    ring.backend_mut().add_file("/f", pattern(0));
+    let mut reads = 0;
+    ring.backend_mut().handle(OpKind::Read, move |_| {
+        reads += 1;
+        if reads == 1 {
+            Reply::Complete(70_000)
+        } else {
+            Reply::Complete(0)
+        }
+    });
+    fs::read_file(&mut ring, c"/f", Then::new(keep_cb));
+    run_bounded(&mut ring);
+    assert_eq!(
+        kept::<Result<Vec<u8>, Error>>().len(),
+        1,
+        "one result, no panic"
+    );
+}

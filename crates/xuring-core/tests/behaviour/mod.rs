@@ -573,10 +573,6 @@ const POLLOUT: u32 = libc::POLLOUT as u32;
 const POLLERR: u32 = libc::POLLERR as u32;
 const POLLHUP: u32 = libc::POLLHUP as u32;
 
-fn flags(f: i32) -> u32 {
-    f as u32
-}
-
 thread_local! {
     /// The bytes each read-like task got (the first `n` of its buffers), by task.
     static BYTES: RefCell<Vec<(TaskId, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
@@ -670,7 +666,7 @@ fn open_fd<B: Backend>(
     how: i32,
     mode: u32,
 ) -> RawFd {
-    match one(f, ring, |r, c| r.open(cpath(path), flags(how), mode, c)) {
+    match one(f, ring, |r, c| r.open(cpath(path), how, mode, c)) {
         OpResult::Open(Ok(fd)) => fd,
         other => panic!("open {path}: {other:?}"),
     }
@@ -864,7 +860,7 @@ pub fn files_openat2<B: Backend>(f: &Fixture<B>) {
     let dfd = open_fd(f, &mut ring, &dir, libc::O_RDONLY | libc::O_DIRECTORY, 0);
     let at2 = |ring: &mut Ring<B>, path: &str, flags: i32, mode: u32, resolve: u64| {
         one(f, ring, |r, c| {
-            r.openat2(dfd, cpath(path), flags as u32, mode, resolve, c)
+            r.openat2(dfd, cpath(path), flags, mode, resolve, c)
         })
     };
     let read_back = |ring: &mut Ring<B>, result: OpResult| match result {
@@ -1167,7 +1163,7 @@ pub fn files_open_and_stat<B: Backend>(f: &Fixture<B>) {
     let a = format!("{dir}/a");
     (f.file)(&mut ring, &a, b"0123456789");
     let open = |ring: &mut Ring<B>, path: &str, how: i32| {
-        one(f, ring, |r, c| r.open(cpath(path), flags(how), 0o600, c))
+        one(f, ring, |r, c| r.open(cpath(path), how, 0o600, c))
     };
     let missing = format!("{dir}/missing");
     assert_eq!(
