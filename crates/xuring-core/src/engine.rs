@@ -95,7 +95,7 @@ pub(crate) struct Engine<B: Backend> {
     pub(crate) mailbox_ctx: Option<Context<B>>,
     /// The ring's mailbox, once it talks to threads (real kernel only).
     pub(crate) mailbox: Option<std::sync::Arc<crate::Mailbox>>,
-    /// The current run of kernel-made cancels the ring resubmitted (see `reap`).
+    /// The ops the kernel cancelled on its own that the ring is resubmitting (see `reap`).
     pub(crate) kernel_cancels: KernelCancels,
     /// Values the ring holds for its callbacks, one per type ([`Ring::with_state`]).
     pub(crate) states: Vec<crate::state::StateSlot>,
