@@ -327,6 +327,21 @@ impl<B: Backend> Ring<B> {
         Some(*value)
     }
 
+    /// Calls `f` with the ring and the value `key` names in the ring's `Slab<T>` (see
+    /// [`insert_state`](Self::insert_state)): a callback's `&mut ConnState` for its task, with
+    /// the ring to submit the next op. `Ok(None)` if the key finds nothing (the value was
+    /// removed: a completion for a connection that is gone). To remove the value itself, use
+    /// [`with_state`](Self::with_state), which lends the whole slab.
+    ///
+    /// Errors: [`RingError::NoState`] if the ring holds no `Slab<T>`.
+    pub fn with_entry<T: 'static, R>(
+        &mut self,
+        key: Key,
+        f: impl FnOnce(&mut Ring<B>, &mut T) -> R,
+    ) -> Result<Option<R>, RingError> {
+        self.with_state(|ring, slab: &mut Slab<T>| slab.get_mut(key).map(|value| f(ring, value)))
+    }
+
     /// Calls `f` with the ring and its value of type `S` (see
     /// [`insert_state`](Self::insert_state)): `f` can submit ops while it holds the state.
     /// The value is out of the ring for the call (moved as a pointer, no allocation) and goes

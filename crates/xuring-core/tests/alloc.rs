@@ -621,19 +621,20 @@ struct Conn {
 }
 
 /// A noop chain per connection whose state is reached by key through the ring: the taught
-/// pattern for stateful servers (`Slab`, `Context::keyed`, `Ring::with_state`), no `unsafe`.
+/// pattern for stateful servers (`Slab`, `Context::keyed`, `Ring::with_entry`), no `unsafe`.
 fn on_keyed_noop(ring: &mut Ring, task: &Task) -> Result<(), RingError> {
     assert_eq!(task.result, Some(OpResult::Noop(Ok(()))));
     let key = task.key().expect("keyed");
-    ring.with_state(|ring, conns: &mut xuring_core::Slab<Conn>| {
-        let conn = conns.get_mut(key).expect("a live connection");
+    let found = ring.with_entry(key, |ring, conn: &mut Conn| {
         conn.done += 1;
         if conn.remaining == 0 {
             return;
         }
         conn.remaining -= 1;
         ring.noop(Context::keyed(on_keyed_noop, key));
-    })
+    })?;
+    assert!(found.is_some(), "a live connection");
+    Ok(())
 }
 
 #[test]

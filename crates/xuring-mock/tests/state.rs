@@ -197,3 +197,30 @@ fn a_key_is_not_tied_to_its_slab() {
     );
     assert_eq!(a.get(ka), Some(&1));
 }
+
+#[test]
+fn with_entry_lends_the_keyed_value_and_finds_nothing_for_a_removed_one() {
+    let mut ring = Ring::init_mock();
+    let mut conns = Slab::new();
+    let live = conns.insert(Conn::default());
+    let gone = conns.insert(Conn::default());
+    conns.remove(gone);
+    ring.insert_state(conns);
+    let seen = ring.with_entry(live, |ring, conn: &mut Conn| {
+        conn.reads += 1;
+        ring.noop(Context::default());
+        conn.reads
+    });
+    assert!(matches!(seen, Ok(Some(1))), "{seen:?}");
+    assert!(matches!(
+        ring.with_entry(gone, |_, _: &mut Conn| ()),
+        Ok(None)
+    ));
+    assert!(matches!(
+        ring.with_entry(live, |_, _: &mut u8| ()),
+        Err(RingError::NoState(_))
+    ));
+    ring.run(RunCondition::UntilDone).expect("run");
+    let conns: Slab<Conn> = ring.remove_state().expect("state");
+    assert_eq!(conns.get(live).map(|c| c.reads), Some(1));
+}
